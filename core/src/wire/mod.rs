@@ -1,0 +1,64 @@
+//! The wire format: records (the unit of the protocol), stream framing, and the packets
+//! carried encrypted inside transport records. `docs/PROTOCOL.md` is normative; every
+//! constant here is named there.
+//!
+//! As in smoltcp, parsing is split from use: `Header::parse` validates a byte slice once
+//! at the boundary and returns a plain value; nothing past this module indexes raw input.
+
+pub mod frame;
+pub mod hello;
+pub mod packet;
+pub mod record;
+
+pub use frame::{FrameDecoder, FRAME_PREFIX_LEN, MAX_FRAME_LEN};
+pub use hello::{Hello, HELLO_MAX_LEN};
+pub use packet::{CloseReason, ErrorCode, Packet, PacketKind};
+pub use record::{Header, RecordType, RejectCode};
+
+/// The wire version. It is carried in every handshake initiation and bound into the
+/// Noise prologue, so peers of different versions fail cleanly with a typed error.
+pub const WIRE_VERSION: u8 = 1;
+
+/// Errors decoding bytes from the network. Each names the numbers a user needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// Fewer bytes than the structure needs.
+    Truncated { needed: usize, got: usize },
+    /// A record type byte this version does not know.
+    UnknownRecordType(u8),
+    /// A handshake initiation from a different wire version.
+    Version { got: u8, supported: u8 },
+    /// A handshake pattern id this node does not know.
+    UnknownPattern(u8),
+    /// A stream frame with length 0.
+    EmptyFrame,
+    /// A stream frame longer than this connection accepts.
+    FrameTooLarge { len: usize, max: usize },
+    /// A packet (inside a transport record) that does not decode.
+    MalformedPacket,
+    /// A packet kind this version does not know.
+    UnknownPacketKind(u8),
+    /// A field longer than its limit.
+    FieldTooLong { limit: usize },
+    /// Output buffer too small to encode into.
+    BufferTooSmall { required: usize },
+}
+
+impl core::fmt::Display for WireError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            WireError::Truncated { needed, got } => write!(f, "truncated: needed {needed} bytes, got {got}"),
+            WireError::UnknownRecordType(t) => write!(f, "unknown record type 0x{t:02x}"),
+            WireError::Version { got, supported } => {
+                write!(f, "wire version {got} not supported (this node speaks {supported})")
+            }
+            WireError::UnknownPattern(p) => write!(f, "unknown handshake pattern {p}"),
+            WireError::EmptyFrame => f.write_str("empty frame"),
+            WireError::FrameTooLarge { len, max } => write!(f, "frame of {len} bytes exceeds the limit of {max}"),
+            WireError::MalformedPacket => f.write_str("malformed packet"),
+            WireError::UnknownPacketKind(k) => write!(f, "unknown packet kind 0x{k:02x}"),
+            WireError::FieldTooLong { limit } => write!(f, "field longer than its limit of {limit} bytes"),
+            WireError::BufferTooSmall { required } => write!(f, "buffer too small: {required} bytes required"),
+        }
+    }
+}
