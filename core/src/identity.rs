@@ -55,7 +55,7 @@ impl PeerId {
 }
 
 /// The first 8 characters of a peer id's text form.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint([u8; 8]);
 
 impl fmt::Display for Fingerprint {

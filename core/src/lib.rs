@@ -1,5 +1,30 @@
+//! # meshlink-core
+//!
+//! The sans-IO core of meshlink, an encrypted peer-to-peer messaging protocol. It is
+//! `#![no_std]` and needs no allocator: the same code runs in the tokio host, in the
+//! browser (WASM), on Cortex-M firmware (embassy) and behind the C ABI.
+//!
+//! - No sockets, clocks, threads or global state: time comes in as [`Instant`], randomness
+//!   as a seed, bytes through `handle_*`, and output through `poll_*` (see [`Node`]).
+//! - Capacities are the caller's: [`Node<B, N>`](Node) holds `N` sessions with a slot
+//!   buffer `B` each.
+//! - Hostile input never panics and never allocates: it gets a typed [`Error`], the record
+//!   is dropped and every other session carries on.
+//!
+//! Modules, one per concept: [`identity`] (keys and peer ids), [`noise`] (our Noise
+//! XX/XXpsk3/IK state machine), [`wire`] (records, framing, packets, Hello), [`replay`]
+//! (datagram replay window), [`quality`] (RTT, jitter, loss, bandwidth, score),
+//! [`session`] (one peer), [`node`] (many peers), [`config`] (every limit, named).
+//! `docs/PROTOCOL.md` in the repository is the normative wire specification.
+//!
+//! ## Features
+//! - `std` (default): `std::error::Error` for [`Error`] and [`Instant::since`]. Nothing in
+//!   the protocol depends on it; build with `default-features = false` for firmware.
+
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
 #[cfg(feature = "std")]
 extern crate std;
 

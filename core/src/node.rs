@@ -60,7 +60,7 @@ use crate::error::Error;
 use crate::identity::{Keypair, PeerId};
 use crate::noise::Role;
 use crate::quality::Quality;
-use crate::session::{derive_psk, network_tag, prologue, Ctx, DisconnectReason, Phase, Session, TransportKind};
+use crate::session::{check_init, derive_psk, prologue, Ctx, DisconnectReason, Phase, Session, TransportKind};
 use crate::time::Instant;
 use crate::wire::{CloseReason, ErrorCode, Header, Hello, RejectCode, WireError, HELLO_MAX_LEN, WIRE_VERSION};
 
@@ -174,6 +174,16 @@ pub struct Node<B, const N: usize> {
     threats: Vec<(PeerId, f32), N>,
     stats: NodeStats,
     last_now: Instant,
+}
+
+impl<B, const N: usize> core::fmt::Debug for Node<B, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Node")
+            .field("peer_id", &self.keypair.peer_id())
+            .field("sessions", &self.slots.iter().filter(|s| s.sess.is_some()).count())
+            .field("capacity", &N)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
@@ -557,18 +567,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
             }
             Err(e) => {
                 // Handshake failures end the attempt; anything else only drops the datagram.
-                let fatal = was_handshake
-                    && (matches!(header, Header::Init { .. })
-                        || matches!(
-                            e,
-                            Error::Noise(_)
-                                | Error::PeerKeyMismatch { .. }
-                                | Error::NetworkMismatch
-                                | Error::VersionMismatch { .. }
-                                | Error::PatternMismatch
-                                | Error::Rejected(_)
-                                | Error::Threat
-                        ));
+                let refused = matches!(
+                    e,
+                    Error::Rejected(_)
+                        | Error::NetworkMismatch
+                        | Error::VersionMismatch { .. }
+                        | Error::PatternMismatch
+                );
+                let fatal = refused
+                    || was_handshake
+                        && (matches!(header, Header::Init { .. })
+                            || matches!(e, Error::Noise(_) | Error::PeerKeyMismatch { .. } | Error::Threat));
                 if fatal {
                     self.fail(slot, e);
                 }
@@ -580,7 +589,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
 
     fn reply_reject(&mut self, to: SocketAddr, code: RejectCode, receiver: u32) {
         let mut rec = [0u8; 8];
-        if (Header::Reject { code, receiver }).encode(&mut rec).is_ok() && self.replies.push_back((to, rec)).is_ok() {
+        if (Header::Reject { code, version: WIRE_VERSION, receiver }).encode(&mut rec).is_ok()
+            && self.replies.push_back((to, rec)).is_ok()
+        {
             self.stats.rejects_sent += 1;
         }
     }
@@ -869,15 +880,4 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
             self.slots.iter().filter_map(|s| s.sess.as_ref()).map(|s| s.quality.counters.msgs_out).sum::<u64>();
         st
     }
-}
-
-/// The checks an Init must pass before any state is created.
-fn check_init(config: &Config, version: u8, tag: u32) -> Result<(), (RejectCode, Error)> {
-    if version != WIRE_VERSION {
-        return Err((RejectCode::Version, Error::VersionMismatch { got: version, supported: WIRE_VERSION }));
-    }
-    if tag != network_tag(config) {
-        return Err((RejectCode::Network, Error::NetworkMismatch));
-    }
-    Ok(())
 }

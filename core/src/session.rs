@@ -239,6 +239,13 @@ impl Session {
             (false, Some(_)) if ctx.config.ik_fast_path => Pattern::Ik,
             _ => Pattern::Xx,
         };
+        s.start_handshake(ctx, pattern, now)?;
+        Ok(s)
+    }
+
+    /// Writes a fresh Init (new ephemeral) for `pattern` and schedules its retransmission.
+    fn start_handshake(&mut self, ctx: &mut Ctx<'_>, pattern: Pattern, now: Instant) -> Result<(), Error> {
+        let (expected, local_index) = (self.expected, self.local_index);
         let mut hs = HandshakeState::new(
             HandshakeParams {
                 pattern,
@@ -258,12 +265,12 @@ impl Session {
         };
         // XX sends nothing in message 1 (it would be cleartext); IK sends our Hello encrypted.
         let payload: &[u8] = if pattern == Pattern::Ik { ctx.hello } else { &[] };
-        s.write_handshake(&mut hs, header, payload)?;
-        s.hs = Some(hs);
-        s.hs_sent_at = now;
-        s.hs_retry_delay = ctx.config.handshake_retry;
-        s.schedule_retry(ctx, now);
-        Ok(s)
+        self.write_handshake(&mut hs, header, payload)?;
+        self.hs = Some(hs);
+        self.hs_sent_at = now;
+        self.hs_retry_delay = ctx.config.handshake_retry;
+        self.schedule_retry(ctx, now);
+        Ok(())
     }
 
     /// A session for an accepted stream connection, waiting for the peer's Init.
@@ -356,7 +363,15 @@ impl Session {
         let header = Header::parse(record)?;
         let body = range.start + header.len()..range.end;
         match header {
-            Header::Init { pattern, sender, .. } => self.on_init(ctx, buf, body, pattern, sender, now),
+            Header::Init { version, pattern, sender, network_tag: tag } => {
+                if let Err((code, e)) = check_init(ctx.config, version, tag) {
+                    if self.role == Role::Responder && self.hs.is_none() && self.phase == Phase::Handshake {
+                        self.queue_reject(code, sender);
+                    }
+                    return Err(e);
+                }
+                self.on_init(ctx, buf, body, pattern, sender, now)
+            }
             Header::Resp { sender, receiver } => self.on_resp(ctx, buf, body, sender, receiver, now),
             Header::Final { receiver } => self.on_final(ctx, buf, body, receiver, now),
             Header::Transport { phase, receiver, counter } => {
@@ -367,13 +382,27 @@ impl Session {
                 hdr.copy_from_slice(&buf[range.start..range.start + TRANSPORT_HEADER_LEN]);
                 self.on_transport(ctx, buf, body, &hdr, phase, counter, now)
             }
-            Header::Reject { code, receiver } => {
-                if receiver != self.local_index || self.role != Role::Initiator || self.phase != Phase::Handshake {
+            Header::Reject { code, version, receiver } => {
+                // Only a handshake in progress (or an unconfirmed one: Final can be refused)
+                // listens to a Reject; it is unauthenticated, so it is a hint, bound to our index.
+                if receiver != self.local_index
+                    || self.role != Role::Initiator
+                    || self.confirmed
+                    || self.phase == Phase::Closed
+                {
                     return Err(Error::UnexpectedRecord);
+                }
+                // IK failed at the responder: the key we expected is not the one it holds.
+                // Fall back to XX once, so the responder's real key is learnt and reported
+                // as `PeerKeyMismatch` (F04) instead of a bare refusal.
+                let in_ik = self.hs.as_ref().is_some_and(|h| h.pattern() == Pattern::Ik);
+                if code == RejectCode::Auth && in_ik && self.phase == Phase::Handshake {
+                    self.start_handshake(ctx, Pattern::Xx, now)?;
+                    return Ok(());
                 }
                 Err(match code {
                     RejectCode::Network => Error::NetworkMismatch,
-                    RejectCode::Version => Error::VersionMismatch { got: WIRE_VERSION, supported: 0 },
+                    RejectCode::Version => Error::VersionMismatch { got: version, supported: WIRE_VERSION },
                     RejectCode::Pattern => Error::PatternMismatch,
                     code => Error::Rejected(code),
                 })
@@ -402,8 +431,10 @@ impl Session {
             return Err(Error::UnexpectedRecord);
         }
         let pattern = pattern_from_id(pattern).ok_or(crate::wire::WireError::UnknownPattern(pattern))?;
-        let acceptable =
-            matches!((ctx.psk.is_some(), pattern), (true, Pattern::XxPsk3) | (false, Pattern::Xx) | (false, Pattern::Ik));
+        let acceptable = matches!(
+            (ctx.psk.is_some(), pattern),
+            (true, Pattern::XxPsk3) | (false, Pattern::Xx) | (false, Pattern::Ik)
+        );
         if !acceptable {
             return Err(Error::PatternMismatch);
         }
@@ -419,7 +450,19 @@ impl Session {
             ctx.rng,
         )?;
         let mut payload = [0u8; HELLO_MAX_LEN + TAG_LEN];
-        let n = hs.read_message(&buf[body], &mut payload)?;
+        let n = match hs.read_message(&buf[body], &mut payload) {
+            Ok(n) => n,
+            Err(crate::noise::NoiseError::Decrypt) if pattern == Pattern::Ik => {
+                // Encrypted to a key we do not hold: tell the initiator, which falls back
+                // to XX. A stream stays open for that second Init; a datagram slot ends.
+                self.queue_reject(RejectCode::Auth, sender);
+                return match self.kind {
+                    TransportKind::Stream => Ok(()),
+                    TransportKind::Datagram => Err(crate::noise::NoiseError::Decrypt.into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.remote_index = sender;
         if pattern == Pattern::Ik {
             self.hello = Some(Hello::decode(&payload[..n])?);
@@ -500,7 +543,7 @@ impl Session {
         let mut payload = [0u8; HELLO_MAX_LEN + TAG_LEN];
         let n = hs.read_message(&buf[body], &mut payload).map_err(|e| {
             // With a network key, a wrong key shows up here: tell the initiator.
-            self.queue_reject_auth();
+            self.queue_reject(RejectCode::Auth, self.remote_index);
             Error::from(e)
         })?;
         self.quality.on_rtt_sample(now.saturating_since(self.hs_sent_at));
@@ -513,9 +556,9 @@ impl Session {
         Ok(())
     }
 
-    fn queue_reject_auth(&mut self) {
+    fn queue_reject(&mut self, code: RejectCode, receiver: u32) {
         let mut out = [0u8; 16];
-        if let Ok(n) = (Header::Reject { code: RejectCode::Other, receiver: self.remote_index }).encode(&mut out) {
+        if let Ok(n) = (Header::Reject { code, version: WIRE_VERSION, receiver }).encode(&mut out) {
             self.hs_out.clear();
             let _ = self.hs_out.extend_from_slice(&out[..n]);
             self.hs_out_pending = true;
@@ -734,8 +777,8 @@ impl Session {
 
     pub fn wants_transmit(&self) -> bool {
         match self.phase {
-            Phase::Closed => false,
-            Phase::Handshake => self.hs_out_pending,
+            // A Reject still goes out after the session failed.
+            Phase::Closed | Phase::Handshake => self.hs_out_pending,
             Phase::Established => {
                 self.hs_out_pending || !self.ctrl.is_empty() || (!self.out.is_empty() && !self.closing)
             }
@@ -952,4 +995,15 @@ pub(crate) fn prologue(config: &Config, out: &mut [u8; 64]) -> usize {
 /// The pre-shared key used in XXpsk3: BLAKE2s("meshlink psk" || key || network_id).
 pub(crate) fn derive_psk(config: &Config) -> Option<[u8; 32]> {
     config.network_key.map(|k| crate::noise::symmetric::hash(&[b"meshlink psk", &k, &config.network_id]))
+}
+
+/// The checks an Init must pass before any state is created.
+pub(crate) fn check_init(config: &Config, version: u8, tag: u32) -> Result<(), (RejectCode, Error)> {
+    if version != WIRE_VERSION {
+        return Err((RejectCode::Version, Error::VersionMismatch { got: version, supported: WIRE_VERSION }));
+    }
+    if tag != network_tag(config) {
+        return Err((RejectCode::Network, Error::NetworkMismatch));
+    }
+    Ok(())
 }

@@ -246,7 +246,13 @@ impl HandshakeState {
     }
 
     /// Writes the next handshake message with `payload` into `out`; returns its length.
+    /// A buffer too small for the whole message is refused up front without touching the
+    /// state, so the caller may retry with a larger one.
     pub fn write_message(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, NoiseError> {
+        let required = self.next_message_len(payload.len())?;
+        if out.len() < required {
+            return Err(NoiseError::BufferTooSmall { required });
+        }
         let r = self.write_inner(payload, out);
         if r.is_err() {
             self.poisoned = true;
@@ -285,6 +291,24 @@ impl HandshakeState {
         at += self.ss.encrypt_and_hash(payload, dst)?;
         self.step += 1;
         Ok(at)
+    }
+
+    /// Length of the next message we write with a payload of `payload_len` bytes.
+    pub fn next_message_len(&self, payload_len: usize) -> Result<usize, NoiseError> {
+        let tokens = self.check_turn(true)?;
+        let mut keyed = self.ss.has_key();
+        let mut n = 0usize;
+        for &t in tokens {
+            match t {
+                E => {
+                    n += DH_LEN;
+                    keyed |= self.pattern.is_psk();
+                }
+                S => n += DH_LEN + if keyed { TAG_LEN } else { 0 },
+                _ => keyed = true,
+            }
+        }
+        Ok(n + payload_len + if keyed { TAG_LEN } else { 0 })
     }
 
     fn mix_psk(&mut self) -> Result<(), NoiseError> {
@@ -365,4 +389,31 @@ impl HandshakeState {
 
 fn take(msg: &[u8], at: usize, len: usize) -> Result<&[u8], NoiseError> {
     msg.get(at..at.checked_add(len).ok_or(NoiseError::Truncated)?).ok_or(NoiseError::Truncated)
+}
+
+// Debug output never shows key material.
+impl core::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Transport").field("send", &self.send).field("recv", &self.recv).finish_non_exhaustive()
+    }
+}
+
+impl core::fmt::Debug for HandshakeState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HandshakeState")
+            .field("pattern", &self.pattern)
+            .field("role", &self.role)
+            .field("step", &self.step)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl core::fmt::Debug for HandshakeParams<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HandshakeParams")
+            .field("pattern", &self.pattern)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }

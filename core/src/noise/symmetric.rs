@@ -138,3 +138,9 @@ impl SymmetricState {
         out
     }
 }
+
+impl core::fmt::Debug for SymmetricState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SymmetricState").field("has_key", &self.has_key()).finish_non_exhaustive()
+    }
+}

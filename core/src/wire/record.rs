@@ -5,7 +5,7 @@
 //! Resp      | 0x02 | 0 0 0 | sender u32le | receiver u32le | noise msg 2
 //! Final     | 0x03 | 0 0 0 | receiver u32le | noise msg 3
 //! Transport | 0x04 (key phase 0) or 0x05 (phase 1) | 0 0 0 | receiver u32le | counter u64le | AEAD(packet)
-//! Reject    | 0x06 | code | 0 0 | receiver u32le
+//! Reject    | 0x06 | code | version | 0 | receiver u32le
 //! ```
 //! The transport header (16 bytes) is the AEAD associated data. Reserved bytes are sent
 //! as zero and ignored on receipt.
@@ -42,6 +42,8 @@ pub enum RejectCode {
     Busy = 3,
     /// The pattern is not accepted (for example XX without the network key).
     Pattern = 4,
+    /// The handshake failed authentication (with a network key: the keys differ).
+    Auth = 5,
     /// Anything else.
     Other = 255,
 }
@@ -53,6 +55,7 @@ impl RejectCode {
             2 => RejectCode::Network,
             3 => RejectCode::Busy,
             4 => RejectCode::Pattern,
+            5 => RejectCode::Auth,
             _ => RejectCode::Other,
         }
     }
@@ -61,11 +64,31 @@ impl RejectCode {
 /// A parsed record header; the body follows at `Header::len()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Header {
-    Init { version: u8, pattern: u8, sender: u32, network_tag: u32 },
-    Resp { sender: u32, receiver: u32 },
-    Final { receiver: u32 },
-    Transport { phase: u8, receiver: u32, counter: u64 },
-    Reject { code: RejectCode, receiver: u32 },
+    Init {
+        version: u8,
+        pattern: u8,
+        sender: u32,
+        network_tag: u32,
+    },
+    Resp {
+        sender: u32,
+        receiver: u32,
+    },
+    Final {
+        receiver: u32,
+    },
+    Transport {
+        phase: u8,
+        receiver: u32,
+        counter: u64,
+    },
+    /// `version` is the sender's wire version, so a refused initiator learns what the
+    /// responder speaks.
+    Reject {
+        code: RejectCode,
+        version: u8,
+        receiver: u32,
+    },
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -93,7 +116,7 @@ impl Header {
             0x01 => Header::Init { version: b[1], pattern: b[2], sender: u32_at(b, 4), network_tag: u32_at(b, 8) },
             0x02 => Header::Resp { sender: u32_at(b, 4), receiver: u32_at(b, 8) },
             0x03 => Header::Final { receiver: u32_at(b, 4) },
-            0x06 => Header::Reject { code: RejectCode::from_u8(b[1]), receiver: u32_at(b, 4) },
+            0x06 => Header::Reject { code: RejectCode::from_u8(b[1]), version: b[2], receiver: u32_at(b, 4) },
             _ => {
                 let mut c = [0u8; 8];
                 c.copy_from_slice(&b[8..16]);
@@ -145,9 +168,10 @@ impl Header {
                 out[4..8].copy_from_slice(&receiver.to_le_bytes());
                 out[8..16].copy_from_slice(&counter.to_le_bytes());
             }
-            Header::Reject { code, receiver } => {
+            Header::Reject { code, version, receiver } => {
                 out[0] = RecordType::Reject as u8;
                 out[1] = code as u8;
+                out[2] = version;
                 out[4..8].copy_from_slice(&receiver.to_le_bytes());
             }
         }
