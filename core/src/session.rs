@@ -84,7 +84,6 @@ pub(crate) enum Phase {
 pub(crate) enum Ctrl {
     Ping,
     Pong(u32),
-    Close(CloseReason),
     Error(ErrorCode),
 }
 
@@ -129,8 +128,10 @@ pub(crate) struct Session {
     /// A transport record from the peer proved it holds the keys.
     pub confirmed: bool,
     pub close_reason: Option<DisconnectReason>,
-    /// Close once the control queue is flushed (after sending Close).
+    /// `close` was called: no new messages are accepted.
     pub closing: bool,
+    /// The Close packet to send once the queue is flushed.
+    close_pending: Option<CloseReason>,
 
     hs: Option<HandshakeState>,
     hs_out: Vec<u8, HANDSHAKE_RECORD_MAX>,
@@ -190,6 +191,7 @@ impl Session {
             confirmed: false,
             close_reason: None,
             closing: false,
+            close_pending: None,
             hs: None,
             hs_out: Vec::new(),
             hs_out_pending: false,
@@ -738,6 +740,9 @@ impl Session {
     }
 
     pub fn queue_ctrl(&mut self, c: Ctrl) {
+        if self.closing {
+            return; // only the Close (and queued messages) go out now
+        }
         if self.ctrl.push_back(c).is_err() {
             // A flood of pings from the peer: answering every one is not owed.
             self.dropped += 1;
@@ -747,7 +752,7 @@ impl Session {
     // ---------------------------------------------------------------- commands
 
     pub fn send(&mut self, ctx: &Ctx<'_>, buf: &mut [u8], data: &[u8]) -> Result<(), Error> {
-        if self.phase != Phase::Established {
+        if self.phase != Phase::Established || self.closing {
             return Err(Error::NotConnected);
         }
         let max = ctx.config.max_message.min(self.peer_max_message());
@@ -760,11 +765,20 @@ impl Session {
         Ok(())
     }
 
-    /// Queues a Close and marks the session to end once it is sent.
+    /// Ends the session with a Close packet. A graceful close (`Normal`, `Shutdown`) first
+    /// sends every queued message, so nothing queued is dropped silently; the others
+    /// (threat, duplicate, protocol) drop the queue at once and count what they dropped.
     pub fn close(&mut self, reason: CloseReason) {
+        if self.closing {
+            return;
+        }
         if self.phase == Phase::Established {
-            self.ctrl.clear();
-            self.queue_ctrl(Ctrl::Close(reason));
+            if !matches!(reason, CloseReason::Normal | CloseReason::Shutdown) {
+                self.dropped += self.out.count as u64;
+                self.out = Outbox::default();
+                self.ctrl.clear();
+            }
+            self.close_pending = Some(reason);
             self.closing = true;
             self.close_reason = Some(DisconnectReason::Local(reason));
         } else {
@@ -780,7 +794,7 @@ impl Session {
             // A Reject still goes out after the session failed.
             Phase::Closed | Phase::Handshake => self.hs_out_pending,
             Phase::Established => {
-                self.hs_out_pending || !self.ctrl.is_empty() || (!self.out.is_empty() && !self.closing)
+                self.hs_out_pending || !self.ctrl.is_empty() || !self.out.is_empty() || self.close_pending.is_some()
             }
         }
     }
@@ -829,15 +843,10 @@ impl Session {
                         Packet::Ping { seq }
                     }
                     Ctrl::Pong(seq) => Packet::Pong { seq },
-                    Ctrl::Close(reason) => Packet::Close { reason },
                     Ctrl::Error(code) => Packet::Error { code, detail: "" },
                 };
-                let n = self.seal(ctx, &pkt, dst, now)?;
-                if let Ctrl::Close(_) = c {
-                    self.phase = Phase::Closed;
-                }
-                n
-            } else if !self.out.is_empty() && !self.closing {
+                self.seal(ctx, &pkt, dst, now)?
+            } else if !self.out.is_empty() {
                 let overhead = TRANSPORT_HEADER_LEN + DATA_OVERHEAD + TAG_LEN;
                 let region = &buf[ctx.layout.out()];
                 let Some(msg) = self.out.front(region) else { break };
@@ -862,6 +871,11 @@ impl Session {
                     self.next_msg_id = self.next_msg_id.wrapping_add(1);
                     self.quality.on_msg_out();
                 }
+                n
+            } else if let Some(reason) = self.close_pending.take() {
+                // Last record of the session: everything queued went before it.
+                let n = self.seal(ctx, &Packet::Close { reason }, dst, now)?;
+                self.phase = Phase::Closed;
                 n
             } else {
                 break;

@@ -249,7 +249,13 @@ impl HandshakeState {
     /// A buffer too small for the whole message is refused up front without touching the
     /// state, so the caller may retry with a larger one.
     pub fn write_message(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, NoiseError> {
-        let required = self.next_message_len(payload.len())?;
+        let required = match self.next_message_len(payload.len()) {
+            Ok(n) => n,
+            Err(e) => {
+                self.poisoned = true;
+                return Err(e);
+            }
+        };
         if out.len() < required {
             return Err(NoiseError::BufferTooSmall { required });
         }
