@@ -26,9 +26,6 @@ impl Layout {
     pub fn rx(&self) -> Range<usize> {
         0..self.rx
     }
-    pub fn msg(&self) -> Range<usize> {
-        self.rx..self.rx + self.msg
-    }
     pub fn out(&self) -> Range<usize> {
         self.rx + self.msg..self.total()
     }

@@ -35,6 +35,7 @@ pub mod identity;
 pub mod node;
 pub mod noise;
 pub mod quality;
+pub mod reassembly;
 pub mod replay;
 pub mod session;
 pub mod time;

@@ -504,8 +504,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     }
 
     fn route_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), Error> {
-        if bytes.len() > self.layout.rx {
-            return Err(WireError::FrameTooLarge { len: bytes.len(), max: self.layout.rx }.into());
+        let max = self.config.max_datagram.min(self.layout.rx);
+        if bytes.len() > max {
+            return Err(WireError::FrameTooLarge { len: bytes.len(), max }.into());
         }
         let header = Header::parse(bytes)?;
         let slot = match header {
@@ -665,7 +666,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         let now = self.last_now;
         let conn = self.conn_of(slot);
         let timeout = self.config.pong_timeout;
-        let layout = self.layout;
         let s = &mut self.slots[slot];
         if bit == EV_DISCONNECTED {
             let sess = s.sess.take()?;
@@ -688,9 +688,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
                 Some(Event::Connected { conn, peer, addr: sess.addr, kind: sess.kind, hello, quality })
             }
             EV_MESSAGE => {
-                let len = sess.msg_ready.take()?;
+                let range = sess.msg_ready.take()?;
                 self.stats.msgs_in += 1;
-                let data = &s.buf.as_ref()[layout.msg()][..len];
+                let data = s.buf.as_ref().get(range)?;
                 Some(Event::Message { conn, peer, data })
             }
             EV_QUALITY => {
@@ -734,7 +734,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
 
     /// Re-examines a slot after any change: raises events, queues transmits, applies
     /// policies. Keeps readiness O(1): flags and queues, no scans on the hot path.
-    fn after(&mut self, slot: usize, now: Instant) {
+    fn after(&mut self, slot: usize, _now: Instant) {
         let threshold = self.config.threat_threshold;
         let mut duplicate_of = None;
         let mut refuse = false;
@@ -765,8 +765,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
                 let new = self.slots[slot].sess.as_ref();
                 match (old, new) {
                     (Some(old), Some(new)) => {
-                        let fresh =
-                            old.connected_at.is_some_and(|t| now.saturating_since(t) < self.config.handshake_timeout);
+                        // A simultaneous open only if the two handshakes overlapped; otherwise
+                        // (a restarted peer) the newer session wins at once.
+                        let fresh = old.connected_at.is_some_and(|t| t >= new.created);
                         if fresh {
                             let initiator_of =
                                 |s: &Session| if s.role == Role::Initiator { me } else { s.peer.unwrap_or(me) };

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::identity::{Keypair, PeerId};
 use crate::noise::{CipherState, HandshakeParams, HandshakeState, Pattern, Role, TAG_LEN};
 use crate::quality::QualityTracker;
+use crate::reassembly::{Chunk, Reassembly};
 use crate::replay::{ReplayWindow, REJECT_AFTER_MESSAGES};
 use crate::time::Instant;
 use crate::wire::frame::write_prefix;
@@ -29,6 +30,13 @@ use crate::wire::{FRAME_PREFIX_LEN, MAX_FRAME_LEN};
 
 /// Largest handshake record: header + e + encrypted s + encrypted Hello.
 pub const HANDSHAKE_RECORD_MAX: usize = INIT_HEADER_LEN + 32 + 48 + HELLO_MAX_LEN + TAG_LEN;
+
+/// Datagram Init records are padded to at least this many bytes, so that the largest
+/// Resp (HANDSHAKE_RECORD_MAX) fits the responder's 3x anti-amplification budget.
+pub const INIT_MIN_DATAGRAM: usize = HANDSHAKE_RECORD_MAX.div_ceil(AMPLIFICATION_FACTOR);
+/// Before an address is verified, a responder sends at most this many times the bytes it
+/// received from it (QUIC's rule, RFC 9000 §8.1).
+pub const AMPLIFICATION_FACTOR: usize = 3;
 
 /// How a session's bytes travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,16 +165,20 @@ pub(crate) struct Session {
     ctrl: Deque<Ctrl, CTRL_QUEUE>,
 
     frame: FrameDecoder,
-    msg_id: u32,
-    msg_total: usize,
-    msg_got: usize,
-    msg_active: bool,
-    /// A complete message of this length waits in the msg region for `poll_event`.
-    pub msg_ready: Option<usize>,
+    /// The id of an oversize message whose chunks are being dropped.
+    skip_msg: Option<u32>,
+    /// Chunked messages being assembled.
+    reasm: Reassembly,
+    /// A complete message waits at this range of the slot buffer for `poll_event`
+    /// (in the rx region when it came in one record, else in the msg region).
+    pub msg_ready: Option<core::ops::Range<usize>>,
     pub out: Outbox,
     next_msg_id: u32,
     /// Counters for things dropped, for stats.
     pub dropped: u64,
+    /// Bytes received from and sent to the peer's address before it was verified.
+    amp_in: usize,
+    amp_out: usize,
     /// A pong updated the figures since the last QualityUpdate event.
     pub quality_dirty: bool,
     /// The peer sent an Error packet not yet reported.
@@ -212,15 +224,15 @@ impl Session {
             quality: QualityTracker::new(),
             ctrl: Deque::new(),
             frame: FrameDecoder::new(),
-            msg_id: 0,
-            msg_total: 0,
-            msg_got: 0,
-            msg_active: false,
+            skip_msg: None,
             msg_ready: None,
+            reasm: Reassembly::default(),
             out: Outbox::default(),
             next_msg_id: 0,
             dropped: 0,
             quality_dirty: false,
+            amp_in: 0,
+            amp_out: 0,
             remote_error: None,
         }
     }
@@ -266,7 +278,18 @@ impl Session {
             network_tag: network_tag(ctx.config),
         };
         // XX sends nothing in message 1 (it would be cleartext); IK sends our Hello encrypted.
-        let payload: &[u8] = if pattern == Pattern::Ik { ctx.hello } else { &[] };
+        // IK sends our Hello (encrypted). XX's message 1 is cleartext, so it carries no
+        // Hello; on datagrams it is padded to INIT_MIN_DATAGRAM so that the responder's
+        // reply stays within its 3x anti-amplification budget.
+        let pad = [0u8; INIT_MIN_DATAGRAM];
+        let payload: &[u8] = match (pattern, self.kind) {
+            (Pattern::Ik, _) => ctx.hello,
+            (_, TransportKind::Stream) => &[],
+            (_, TransportKind::Datagram) => {
+                let tag = if pattern == Pattern::XxPsk3 { TAG_LEN } else { 0 };
+                &pad[..INIT_MIN_DATAGRAM - INIT_HEADER_LEN - 32 - tag]
+            }
+        };
         self.write_handshake(&mut hs, header, payload)?;
         self.hs = Some(hs);
         self.hs_sent_at = now;
@@ -298,6 +321,15 @@ impl Session {
         let jitter = if jitter_max == 0 { 0 } else { ctx.rng.next_u64() % (jitter_max + 1) };
         self.hs_next_retry = now + self.hs_retry_delay + Duration::from_micros(jitter);
         self.hs_retry_delay = (self.hs_retry_delay * 2).min(ctx.config.handshake_retry_max);
+    }
+
+    /// A datagram responder that has not yet verified the peer's address may send at
+    /// most `AMPLIFICATION_FACTOR` times what it received from it.
+    fn over_amplification_budget(&self) -> bool {
+        self.kind == TransportKind::Datagram
+            && self.role == Role::Responder
+            && !self.confirmed
+            && self.amp_out.saturating_add(self.hs_out.len()) > self.amp_in.saturating_mul(AMPLIFICATION_FACTOR)
     }
 
     pub fn is_half_open(&self) -> bool {
@@ -372,6 +404,8 @@ impl Session {
                     }
                     return Err(e);
                 }
+                // Bytes received from a not yet verified address, for the 3x budget.
+                self.amp_in = self.amp_in.saturating_add(range.len());
                 self.on_init(ctx, buf, body, pattern, sender, now)
             }
             Header::Resp { sender, receiver } => self.on_resp(ctx, buf, body, sender, receiver, now),
@@ -421,15 +455,17 @@ impl Session {
         sender: u32,
         now: Instant,
     ) -> Result<(), Error> {
-        if self.role != Role::Responder || self.phase != Phase::Handshake {
+        if self.role != Role::Responder {
             return Err(Error::UnexpectedRecord);
         }
-        if self.hs.is_some() {
-            // A retransmitted Init: answer with the same Resp, no new crypto.
-            if sender == self.remote_index && !self.hs_out.is_empty() {
-                self.hs_out_pending = true;
-                return Ok(());
-            }
+        // A retransmitted Init (our Resp was lost): answer with the same Resp, no new
+        // crypto. With IK we may already hold keys, still unconfirmed.
+        let resend = self.hs.is_some() || (self.phase == Phase::Established && !self.confirmed);
+        if resend && sender == self.remote_index && !self.hs_out.is_empty() {
+            self.hs_out_pending = true;
+            return Ok(());
+        }
+        if self.hs.is_some() || self.phase != Phase::Handshake {
             return Err(Error::UnexpectedRecord);
         }
         let pattern = pattern_from_id(pattern).ok_or(crate::wire::WireError::UnknownPattern(pattern))?;
@@ -438,6 +474,7 @@ impl Session {
             (true, Pattern::XxPsk3) | (false, Pattern::Xx) | (false, Pattern::Ik)
         );
         if !acceptable {
+            self.queue_reject(RejectCode::Pattern, sender);
             return Err(Error::PatternMismatch);
         }
         let mut hs = HandshakeState::new(
@@ -655,8 +692,16 @@ impl Session {
         range: core::ops::Range<usize>,
         now: Instant,
     ) -> Result<(), Error> {
-        let (rx, rest) = buf.split_at_mut(ctx.layout.rx);
-        let pkt = match Packet::decode(&rx[range]) {
+        // Chunks are assembled behind the record: in the msg region on a stream, and on a
+        // datagram session also in the unused tail of the rx region (datagrams only use
+        // its first `max_datagram` bytes), which makes room for neighbouring messages.
+        let split = match self.kind {
+            TransportKind::Stream => ctx.layout.rx,
+            TransportKind::Datagram => ctx.config.max_datagram.min(ctx.layout.rx),
+        };
+        let (head, rest) = buf.split_at_mut(split);
+        let tail = &mut rest[..ctx.layout.rx - split + ctx.layout.msg];
+        let pkt = match Packet::decode(head.get(range).ok_or(Error::UnexpectedRecord)?) {
             Ok(p) => p,
             Err(e) => {
                 self.queue_ctrl(Ctrl::Error(ErrorCode::Malformed));
@@ -671,8 +716,10 @@ impl Session {
                 }
             }
             Packet::Data { msg_id, total, offset, bytes } => {
-                let msg = &mut rest[..ctx.layout.msg];
-                self.on_data(ctx, msg, msg_id, total as usize, offset as usize, bytes)?;
+                // Where `bytes` sit in the slot buffer: a message that fits one record is
+                // delivered from there, without a copy.
+                let at = bytes.as_ptr() as usize - head.as_ptr() as usize;
+                self.on_data(ctx, tail, split, msg_id, total as usize, offset as usize, bytes, at)?;
             }
             Packet::Error { code, .. } => {
                 self.remote_error = Some(code);
@@ -689,54 +736,55 @@ impl Session {
         Ok(())
     }
 
+    /// Takes one Data chunk. `region` is where chunks are assembled; it starts at
+    /// `region_at` in the slot buffer. `bytes` start at `bytes_at` in the slot buffer.
+    #[allow(clippy::too_many_arguments)]
     fn on_data(
         &mut self,
         ctx: &Ctx<'_>,
-        msg: &mut [u8],
+        region: &mut [u8],
+        region_at: usize,
         id: u32,
         total: usize,
         offset: usize,
         bytes: &[u8],
+        bytes_at: usize,
     ) -> Result<(), Error> {
         if total > ctx.config.max_message {
-            self.queue_ctrl(Ctrl::Error(ErrorCode::TooLarge));
-            self.dropped += 1;
-            return Err(Error::TooLarge { size: total, max: ctx.config.max_message });
+            // Larger than we accept: tell the sender once per message (F29), drop every
+            // chunk of it, and keep the session: oversize is never a disconnect.
+            if self.skip_msg != Some(id) {
+                self.skip_msg = Some(id);
+                self.queue_ctrl(Ctrl::Error(ErrorCode::TooLarge));
+                self.dropped += 1;
+            }
+            return Ok(());
         }
         if self.msg_ready.is_some() {
             // Datagram mode only: the adapter did not drain events. Drop, counted.
             self.dropped += 1;
             return Err(Error::WouldBlock);
         }
-        let start_new = !self.msg_active || id != self.msg_id;
-        if start_new {
-            if self.msg_active {
-                self.dropped += 1; // an incomplete message abandoned for a newer one
-            }
-            if self.kind == TransportKind::Stream && offset != 0 {
-                return Err(Error::Wire(crate::wire::WireError::MalformedPacket));
-            }
-            self.msg_id = id;
-            self.msg_total = total;
-            self.msg_got = 0;
-            self.msg_active = true;
-        } else if total != self.msg_total {
-            return Err(Error::Wire(crate::wire::WireError::MalformedPacket));
-        }
-        if self.kind == TransportKind::Stream && offset != self.msg_got {
-            return Err(Error::Wire(crate::wire::WireError::MalformedPacket));
-        }
-        // Packet::decode guarantees offset + len <= total, and total <= max_message = msg.len().
-        let dst =
-            msg.get_mut(offset..offset + bytes.len()).ok_or(Error::Wire(crate::wire::WireError::MalformedPacket))?;
-        dst.copy_from_slice(bytes);
-        self.msg_got = self.msg_got.saturating_add(bytes.len());
-        if self.msg_got >= self.msg_total {
-            self.msg_active = false;
-            self.msg_ready = Some(self.msg_total);
+        let ordered = self.kind == TransportKind::Stream;
+        if offset == 0 && bytes.len() == total && !(ordered && self.reasm.busy()) {
+            // A whole message in one record: it leaves any reassembly in progress alone.
+            self.msg_ready = Some(bytes_at..bytes_at + total);
             self.quality.on_msg_in();
+            return Ok(());
         }
-        Ok(())
+        match self.reasm.on_chunk(region, id, total, offset, bytes, ordered) {
+            Chunk::Stored => Ok(()),
+            Chunk::Complete(r) => {
+                self.msg_ready = Some(region_at + r.start..region_at + r.end);
+                self.quality.on_msg_in();
+                Ok(())
+            }
+            Chunk::Dropped => {
+                self.dropped += 1;
+                Ok(())
+            }
+            Chunk::OutOfOrder => Err(Error::Wire(crate::wire::WireError::MalformedPacket)),
+        }
     }
 
     pub fn queue_ctrl(&mut self, c: Ctrl) {
@@ -810,8 +858,18 @@ impl Session {
     ) -> Result<usize, Error> {
         let prefix = if self.kind == TransportKind::Stream { FRAME_PREFIX_LEN } else { 0 };
         let mut at = 0;
+        if self.hs_out_pending && self.over_amplification_budget() {
+            // Never send more than 3x what an unverified address sent us (as QUIC): a
+            // spoofed Init cannot turn this node into an amplifier. The Init's padding
+            // buys the first Resp; retransmitted Inits buy the retransmissions.
+            self.hs_out_pending = false;
+            self.dropped += 1;
+        }
         if self.hs_out_pending {
             let n = self.hs_out.len();
+            if self.role == Role::Responder && !self.confirmed {
+                self.amp_out = self.amp_out.saturating_add(n);
+            }
             let dst = out.get_mut(at..at + prefix + n).ok_or(Error::BufferTooSmall { required: prefix + n })?;
             if prefix > 0 {
                 write_prefix(dst, n)?;

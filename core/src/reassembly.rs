@@ -1,0 +1,211 @@
+//! Reassembly of messages larger than one record (the base of F22).
+//!
+//! Streams deliver chunks in order, so one message is assembled at a time and every
+//! chunk must continue it. Datagrams may reorder chunks of neighbouring messages, so up
+//! to [`REASSEMBLY_SLOTS`] messages are assembled side by side, each placed in a gap of
+//! the caller's region (first fit). When no gap fits, the oldest incomplete message is
+//! given up, unless the newcomer is older than all of them: a late chunk never evicts a
+//! newer message. All bounds come from the local configuration, never from the peer.
+
+use core::ops::Range;
+
+/// Messages assembled at once on a datagram session.
+pub const REASSEMBLY_SLOTS: usize = 4;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    id: u32,
+    start: usize,
+    total: usize,
+    got: usize,
+    live: bool,
+}
+
+/// What a chunk did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Chunk {
+    /// Stored; the message is not complete yet.
+    Stored,
+    /// The message is complete at this range of the region.
+    Complete(Range<usize>),
+    /// Dropped: a chunk of a message older than every one in progress, with no room.
+    Dropped,
+    /// Breaks the rules of an ordered (stream) session.
+    OutOfOrder,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Reassembly {
+    entries: [Entry; REASSEMBLY_SLOTS],
+    /// Incomplete messages given up to make room (counted for stats).
+    pub evicted: u64,
+}
+
+fn newer(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+impl Reassembly {
+    /// Takes one chunk. `region` is where messages are assembled; the caller guarantees
+    /// `offset + bytes.len() <= total` (checked by the packet decoder) and `total <= region.len()`.
+    pub fn on_chunk(
+        &mut self,
+        region: &mut [u8],
+        id: u32,
+        total: usize,
+        offset: usize,
+        bytes: &[u8],
+        ordered: bool,
+    ) -> Chunk {
+        if total > region.len() || offset.saturating_add(bytes.len()) > total {
+            return Chunk::Dropped;
+        }
+        let idx = match self.entries.iter().position(|e| e.live && e.id == id) {
+            Some(i) if ordered && (self.entries[i].got != offset || self.entries[i].total != total) => {
+                return Chunk::OutOfOrder;
+            }
+            Some(i) if self.entries[i].total != total => return Chunk::OutOfOrder,
+            Some(i) => i,
+            None => {
+                if ordered && (offset != 0 || self.entries.iter().any(|e| e.live)) {
+                    return Chunk::OutOfOrder;
+                }
+                match self.place(region.len(), id, total) {
+                    Some(i) => i,
+                    None => return Chunk::Dropped,
+                }
+            }
+        };
+        let e = &mut self.entries[idx];
+        let dst = e.start + offset;
+        region[dst..dst + bytes.len()].copy_from_slice(bytes);
+        e.got = e.got.saturating_add(bytes.len());
+        if e.got >= e.total {
+            // The bytes stay where they are until the next input: the node hands out the
+            // range before it accepts more, so the entry can be freed now.
+            e.live = false;
+            return Chunk::Complete(e.start..e.start + e.total);
+        }
+        Chunk::Stored
+    }
+
+    /// Finds room for a new message, evicting the oldest incomplete ones if needed.
+    fn place(&mut self, cap: usize, id: u32, total: usize) -> Option<usize> {
+        loop {
+            if let Some(start) = self.gap(cap, total) {
+                let slot = self.entries.iter().position(|e| !e.live);
+                if let Some(i) = slot {
+                    self.entries[i] = Entry { id, start, total, got: 0, live: true };
+                    return Some(i);
+                }
+            }
+            // No gap or no free entry: give up the oldest message, if ours is newer.
+            let oldest = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.live)
+                .min_by(
+                    |(_, a), (_, b)| {
+                        if newer(a.id, b.id) {
+                            core::cmp::Ordering::Greater
+                        } else {
+                            core::cmp::Ordering::Less
+                        }
+                    },
+                )
+                .map(|(i, e)| (i, e.id))?;
+            if !newer(id, oldest.1) {
+                return None;
+            }
+            self.entries[oldest.0].live = false;
+            self.evicted += 1;
+        }
+    }
+
+    /// First gap of at least `len` bytes between live entries.
+    fn gap(&self, cap: usize, len: usize) -> Option<usize> {
+        let mut at = 0;
+        loop {
+            // The live entry that overlaps [at, at + len), if any: skip past it.
+            let blocking =
+                self.entries.iter().filter(|e| e.live && e.start < at + len && at < e.start + e.total.max(1));
+            match blocking.map(|e| e.start + e.total.max(1)).max() {
+                None if at + len <= cap => return Some(at),
+                None => return None,
+                Some(end) => at = end,
+            }
+            if at + len > cap {
+                return None;
+            }
+        }
+    }
+
+    /// Whether a message is being assembled.
+    pub fn busy(&self) -> bool {
+        self.entries.iter().any(|e| e.live)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleaved_datagram_messages_both_complete() {
+        let mut r = Reassembly::default();
+        let mut region = [0u8; 64];
+        assert_eq!(r.on_chunk(&mut region, 0, 10, 0, &[1; 5], false), Chunk::Stored);
+        assert_eq!(r.on_chunk(&mut region, 1, 10, 0, &[2; 5], false), Chunk::Stored);
+        let Chunk::Complete(m0) = r.on_chunk(&mut region, 0, 10, 5, &[1; 5], false) else { panic!() };
+        assert_eq!(&region[m0], &[1; 10]);
+        let Chunk::Complete(m1) = r.on_chunk(&mut region, 1, 10, 5, &[2; 5], false) else { panic!() };
+        assert_eq!(&region[m1], &[2; 10]);
+    }
+
+    #[test]
+    fn out_of_room_evicts_the_oldest_but_never_for_an_older_newcomer() {
+        let mut r = Reassembly::default();
+        let mut region = [0u8; 20];
+        assert_eq!(r.on_chunk(&mut region, 5, 10, 0, &[5; 4], false), Chunk::Stored);
+        assert_eq!(r.on_chunk(&mut region, 6, 10, 0, &[6; 4], false), Chunk::Stored);
+        // No room for a third: an older id is dropped, a newer one evicts id 5.
+        assert_eq!(r.on_chunk(&mut region, 4, 10, 0, &[4; 4], false), Chunk::Dropped);
+        assert_eq!(r.on_chunk(&mut region, 7, 10, 0, &[7; 4], false), Chunk::Stored);
+        assert_eq!(r.evicted, 1);
+        let Chunk::Complete(m6) = r.on_chunk(&mut region, 6, 10, 4, &[6; 6], false) else { panic!() };
+        assert_eq!(&region[m6], &[6; 10]);
+    }
+
+    #[test]
+    fn at_most_slots_messages_in_flight() {
+        let mut r = Reassembly::default();
+        let mut region = [0u8; 1000];
+        for id in 0..REASSEMBLY_SLOTS as u32 + 3 {
+            assert_eq!(r.on_chunk(&mut region, id, 10, 0, &[0; 1], false), Chunk::Stored);
+        }
+        assert_eq!(r.entries.iter().filter(|e| e.live).count(), REASSEMBLY_SLOTS);
+        assert_eq!(r.evicted, 3);
+    }
+
+    #[test]
+    fn ordered_sessions_take_one_message_in_order() {
+        let mut r = Reassembly::default();
+        let mut region = [0u8; 32];
+        assert_eq!(r.on_chunk(&mut region, 1, 8, 0, &[1; 4], true), Chunk::Stored);
+        assert_eq!(r.on_chunk(&mut region, 1, 8, 2, &[1; 4], true), Chunk::OutOfOrder);
+        assert_eq!(r.on_chunk(&mut region, 2, 8, 0, &[1; 4], true), Chunk::OutOfOrder);
+        assert_eq!(r.on_chunk(&mut region, 1, 8, 4, &[1; 4], true), Chunk::Complete(0..8));
+        assert_eq!(r.on_chunk(&mut region, 2, 8, 4, &[1; 4], true), Chunk::OutOfOrder);
+    }
+
+    #[test]
+    fn hostile_bounds_are_dropped_not_panicking() {
+        let mut r = Reassembly::default();
+        let mut region = [0u8; 16];
+        assert_eq!(r.on_chunk(&mut region, 1, 17, 0, &[0; 1], false), Chunk::Dropped);
+        assert_eq!(r.on_chunk(&mut region, 1, 8, 7, &[0; 2], false), Chunk::Dropped);
+        assert_eq!(r.on_chunk(&mut region, 1, 8, usize::MAX, &[0; 2], false), Chunk::Dropped);
+        assert_eq!(r.on_chunk(&mut region, 2, 0, 0, &[], false), Chunk::Complete(0..0));
+    }
+}
