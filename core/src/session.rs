@@ -549,14 +549,17 @@ impl Session {
                 return Err(Error::PeerKeyMismatch { expected, got: rs });
             }
         }
-        if !hs.is_finished() {
+        let ik = hs.is_finished();
+        if !ik {
             self.write_handshake(&mut hs, Header::Final { receiver: sender }, ctx.hello)?;
         } else {
             self.hs_out.clear();
             self.hs_out_pending = false;
         }
         self.establish(ctx, hs, now)?;
-        // IK initiator: message 2 proves the responder holds its key and saw our fresh e.
+        // IK: message 2 proves the responder finished the handshake with our fresh e, so
+        // the initiator is confirmed now (XX waits for the responder's first record).
+        self.confirmed = ik;
         Ok(())
     }
 
@@ -605,6 +608,7 @@ impl Session {
     }
 
     fn establish(&mut self, ctx: &mut Ctx<'_>, hs: HandshakeState, now: Instant) -> Result<(), Error> {
+        let pattern = hs.pattern();
         let t = hs.into_transport()?;
         self.peer = Some(PeerId(t.remote_static));
         self.send = Some(Keys { cipher: t.send, phase: 0, since: now });
@@ -612,8 +616,18 @@ impl Session {
         self.phase = Phase::Established;
         self.connected_at = Some(now);
         self.last_recv = now;
-        // An immediate ping: it confirms the keys to the peer and gives a first RTT figure.
-        self.queue_ctrl(Ctrl::Ping);
+        // The first transport record confirms the keys to the peer, so whoever the peer
+        // waits for sends a Ping at once (it also gives a first RTT figure): the XX
+        // responder (its Final has arrived) and the IK initiator (the IK responder waits
+        // for it). The others ping once confirmed, so no record can overtake the
+        // handshake on a reordering path and be refused.
+        let peer_waits = match self.role {
+            Role::Responder => pattern != Pattern::Ik,
+            Role::Initiator => pattern == Pattern::Ik,
+        };
+        if peer_waits {
+            self.queue_ctrl(Ctrl::Ping);
+        }
         self.next_ping = now + ctx.config.ping_interval;
         // The initiator keeps retransmitting Final until the responder's first record.
         if self.role == Role::Initiator && self.kind == TransportKind::Datagram && !self.hs_out.is_empty() {
@@ -680,6 +694,9 @@ impl Session {
             self.hs_out.clear();
             self.hs_out_pending = false;
             self.hs_next_retry = Instant::FAR_FUTURE;
+            if self.ping_seq == 0 && !self.ctrl.iter().any(|c| *c == Ctrl::Ping) {
+                self.queue_ctrl(Ctrl::Ping);
+            }
         }
         let start = body.start;
         self.on_packet(ctx, buf, start..start + plain_len, now)
