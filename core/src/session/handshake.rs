@@ -1,0 +1,316 @@
+//! The handshake half of a session: writing and answering Init, Resp and Final,
+//! retransmission on datagrams, the anti-amplification budget, and the switch to
+//! transport keys.
+
+use super::*;
+use core::time::Duration;
+
+use rand_core::RngCore;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::identity::PeerId;
+use crate::noise::{HandshakeParams, HandshakeState, Pattern, Role, TAG_LEN};
+use crate::time::Instant;
+use crate::wire::record::INIT_HEADER_LEN;
+use crate::wire::{Header, Hello, RejectCode, HELLO_MAX_LEN, WIRE_VERSION};
+impl Session {
+    /// Writes a fresh Init (new ephemeral) for `pattern` and schedules its retransmission.
+    pub(super) fn start_handshake(&mut self, ctx: &mut Ctx<'_>, pattern: Pattern, now: Instant) -> Result<(), Error> {
+        let (expected, local_index) = (self.expected, self.local_index);
+        let mut hs = HandshakeState::new(
+            HandshakeParams {
+                pattern,
+                role: Role::Initiator,
+                prologue: ctx.prologue,
+                local_static: *ctx.keypair.secret_bytes(),
+                remote_static: expected.map(|p| p.0),
+                psk: ctx.psk,
+            },
+            ctx.rng,
+        )?;
+        let header = Header::Init {
+            version: WIRE_VERSION,
+            pattern: pattern_id(pattern),
+            sender: local_index,
+            network_tag: network_tag(ctx.config),
+        };
+        // XX sends nothing in message 1 (it would be cleartext); IK sends our Hello encrypted.
+        // IK sends our Hello (encrypted). XX's message 1 is cleartext, so it carries no
+        // Hello; on datagrams it is padded to INIT_MIN_DATAGRAM so that the responder's
+        // reply stays within its 3x anti-amplification budget.
+        let pad = [0u8; INIT_MIN_DATAGRAM];
+        let payload: &[u8] = match (pattern, self.kind) {
+            (Pattern::Ik, _) => ctx.hello,
+            (_, TransportKind::Stream) => &[],
+            (_, TransportKind::Datagram) => {
+                let tag = if pattern == Pattern::XxPsk3 { TAG_LEN } else { 0 };
+                &pad[..INIT_MIN_DATAGRAM - INIT_HEADER_LEN - 32 - tag]
+            }
+        };
+        self.write_handshake(&mut hs, header, payload)?;
+        self.hs = Some(hs);
+        self.hs_sent_at = now;
+        self.hs_retry_delay = ctx.config.handshake_retry;
+        self.schedule_retry(ctx, now);
+        Ok(())
+    }
+
+    pub(super) fn write_handshake(
+        &mut self,
+        hs: &mut HandshakeState,
+        header: Header,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        let mut out = [0u8; HANDSHAKE_RECORD_MAX];
+        let h = header.encode(&mut out)?;
+        let n = hs.write_message(payload, &mut out[h..])?;
+        self.hs_out.clear();
+        self.hs_out.extend_from_slice(&out[..h + n]).map_err(|_| Error::BufferTooSmall { required: h + n })?;
+        self.hs_out_pending = true;
+        Ok(())
+    }
+
+    pub(super) fn schedule_retry(&mut self, ctx: &mut Ctx<'_>, now: Instant) {
+        if self.kind != TransportKind::Datagram {
+            return;
+        }
+        let jitter_max = crate::time::duration_micros(ctx.config.handshake_jitter);
+        let jitter = if jitter_max == 0 { 0 } else { ctx.rng.next_u64() % (jitter_max + 1) };
+        self.hs_next_retry = now + self.hs_retry_delay + Duration::from_micros(jitter);
+        self.hs_retry_delay = (self.hs_retry_delay * 2).min(ctx.config.handshake_retry_max);
+    }
+
+    /// A datagram responder that has not yet verified the peer's address may send at
+    /// most `AMPLIFICATION_FACTOR` times what it received from it.
+    pub(super) fn over_amplification_budget(&self) -> bool {
+        self.kind == TransportKind::Datagram
+            && self.role == Role::Responder
+            && !self.confirmed
+            && self.amp_out.saturating_add(self.hs_out.len()) > self.amp_in.saturating_mul(AMPLIFICATION_FACTOR)
+    }
+
+    pub(super) fn on_init(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: &mut [u8],
+        body: core::ops::Range<usize>,
+        pattern: u8,
+        sender: u32,
+        now: Instant,
+    ) -> Result<(), Error> {
+        if self.role != Role::Responder {
+            return Err(Error::UnexpectedRecord);
+        }
+        // A retransmitted Init (our Resp was lost): answer with the same Resp, no new
+        // crypto. With IK we may already hold keys, still unconfirmed.
+        let resend = self.hs.is_some() || (self.phase == Phase::Established && !self.confirmed);
+        if resend && sender == self.remote_index && !self.hs_out.is_empty() {
+            self.hs_out_pending = true;
+            return Ok(());
+        }
+        if self.hs.is_some() || self.phase != Phase::Handshake {
+            return Err(Error::UnexpectedRecord);
+        }
+        let pattern = pattern_from_id(pattern).ok_or(crate::wire::WireError::UnknownPattern(pattern))?;
+        let acceptable = matches!(
+            (ctx.psk.is_some(), pattern),
+            (true, Pattern::XxPsk3) | (false, Pattern::Xx) | (false, Pattern::Ik)
+        );
+        if !acceptable {
+            self.queue_reject(RejectCode::Pattern, sender);
+            return Err(Error::PatternMismatch);
+        }
+        let mut hs = HandshakeState::new(
+            HandshakeParams {
+                pattern,
+                role: Role::Responder,
+                prologue: ctx.prologue,
+                local_static: *ctx.keypair.secret_bytes(),
+                remote_static: None,
+                psk: ctx.psk,
+            },
+            ctx.rng,
+        )?;
+        let mut payload = [0u8; HELLO_MAX_LEN + TAG_LEN];
+        let n = match hs.read_message(&buf[body], &mut payload) {
+            Ok(n) => n,
+            Err(crate::noise::NoiseError::Decrypt) if pattern == Pattern::Ik => {
+                // Encrypted to a key we do not hold: tell the initiator, which falls back
+                // to XX. A stream stays open for that second Init; a datagram slot ends.
+                self.queue_reject(RejectCode::Auth, sender);
+                return match self.kind {
+                    TransportKind::Stream => Ok(()),
+                    TransportKind::Datagram => Err(crate::noise::NoiseError::Decrypt.into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.remote_index = sender;
+        if pattern == Pattern::Ik {
+            self.hello = Some(Hello::decode(&payload[..n])?);
+        }
+        self.write_handshake(&mut hs, Header::Resp { sender: self.local_index, receiver: sender }, ctx.hello)?;
+        self.hs_sent_at = now;
+        if hs.is_finished() {
+            // IK: keys are ready, but message 1 can be replayed, so the peer is confirmed
+            // only by its first transport record.
+            self.establish(ctx, hs, now)?;
+        } else {
+            self.hs = Some(hs);
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_resp(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: &mut [u8],
+        body: core::ops::Range<usize>,
+        sender: u32,
+        receiver: u32,
+        now: Instant,
+    ) -> Result<(), Error> {
+        if self.role != Role::Initiator || receiver != self.local_index {
+            return Err(Error::UnexpectedRecord);
+        }
+        let Some(mut hs) = self.hs.take() else {
+            // Already established: a duplicate Resp (our Final was lost): resend it.
+            if self.phase == Phase::Established && sender == self.remote_index && !self.hs_out.is_empty() {
+                self.hs_out_pending = true;
+                return Ok(());
+            }
+            return Err(Error::UnexpectedRecord);
+        };
+        let mut payload = [0u8; HELLO_MAX_LEN + TAG_LEN];
+        let n = hs.read_message(&buf[body], &mut payload)?;
+        self.quality.on_rtt_sample(now.saturating_since(self.hs_sent_at));
+        self.remote_index = sender;
+        self.hello = Some(Hello::decode(&payload[..n])?);
+        let rs = PeerId(hs.remote_static().ok_or(Error::UnexpectedRecord)?);
+        if let Some(expected) = self.expected {
+            if expected != rs {
+                return Err(Error::PeerKeyMismatch { expected, got: rs });
+            }
+        }
+        let ik = hs.is_finished();
+        if !ik {
+            self.write_handshake(&mut hs, Header::Final { receiver: sender }, ctx.hello)?;
+        } else {
+            self.hs_out.clear();
+            self.hs_out_pending = false;
+        }
+        self.establish(ctx, hs, now)?;
+        // IK: message 2 proves the responder finished the handshake with our fresh e, so
+        // the initiator is confirmed now (XX waits for the responder's first record).
+        self.confirmed = ik;
+        Ok(())
+    }
+
+    pub(super) fn on_final(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: &mut [u8],
+        body: core::ops::Range<usize>,
+        receiver: u32,
+        now: Instant,
+    ) -> Result<(), Error> {
+        if self.role != Role::Responder || receiver != self.local_index {
+            return Err(Error::UnexpectedRecord);
+        }
+        let Some(mut hs) = self.hs.take() else {
+            if self.phase == Phase::Established {
+                // A retransmitted Final: our confirmation was lost, send another ping.
+                self.queue_ctrl(Ctrl::Ping);
+                return Ok(());
+            }
+            return Err(Error::UnexpectedRecord);
+        };
+        let mut payload = [0u8; HELLO_MAX_LEN + TAG_LEN];
+        let n = hs.read_message(&buf[body], &mut payload).map_err(|e| {
+            // With a network key, a wrong key shows up here: tell the initiator.
+            self.queue_reject(RejectCode::Auth, self.remote_index);
+            Error::from(e)
+        })?;
+        self.quality.on_rtt_sample(now.saturating_since(self.hs_sent_at));
+        self.hello = Some(Hello::decode(&payload[..n])?);
+        self.hs_out.clear();
+        self.hs_out_pending = false;
+        self.establish(ctx, hs, now)?;
+        // Message 3 authenticates the initiator against our fresh ephemeral.
+        self.confirmed = true;
+        Ok(())
+    }
+
+    pub(super) fn queue_reject(&mut self, code: RejectCode, receiver: u32) {
+        let mut out = [0u8; 16];
+        if let Ok(n) = (Header::Reject { code, version: WIRE_VERSION, receiver }).encode(&mut out) {
+            self.hs_out.clear();
+            let _ = self.hs_out.extend_from_slice(&out[..n]);
+            self.hs_out_pending = true;
+        }
+    }
+
+    pub(super) fn establish(&mut self, ctx: &mut Ctx<'_>, hs: HandshakeState, now: Instant) -> Result<(), Error> {
+        let pattern = hs.pattern();
+        let t = hs.into_transport()?;
+        self.peer = Some(PeerId(t.remote_static));
+        self.send = Some(Keys { cipher: t.send, phase: 0, since: now });
+        self.recv = Some(Keys { cipher: t.recv, phase: 0, since: now });
+        self.phase = Phase::Established;
+        self.connected_at = Some(now);
+        self.last_recv = now;
+        // The first transport record confirms the keys to the peer, so whoever the peer
+        // waits for sends a Ping at once (it also gives a first RTT figure): the XX
+        // responder (its Final has arrived) and the IK initiator (the IK responder waits
+        // for it). The others ping once confirmed, so no record can overtake the
+        // handshake on a reordering path and be refused.
+        let peer_waits = match self.role {
+            Role::Responder => pattern != Pattern::Ik,
+            Role::Initiator => pattern == Pattern::Ik,
+        };
+        if peer_waits {
+            self.queue_ctrl(Ctrl::Ping);
+        }
+        self.next_ping = now + ctx.config.ping_interval;
+        // The initiator keeps retransmitting Final until the responder's first record.
+        if self.role == Role::Initiator && self.kind == TransportKind::Datagram && !self.hs_out.is_empty() {
+            self.schedule_retry(ctx, now);
+        } else {
+            self.hs_next_retry = Instant::FAR_FUTURE;
+        }
+        Ok(())
+    }
+}
+
+/// The 4-byte network tag: BLAKE2s("meshlink network tag" || network_id), first 4 bytes LE.
+pub(crate) fn network_tag(config: &Config) -> u32 {
+    let h = crate::noise::symmetric::hash(&[b"meshlink network tag", &config.network_id]);
+    u32::from_le_bytes([h[0], h[1], h[2], h[3]])
+}
+
+/// The Noise prologue: "meshlink" || version || len(network_id) || network_id.
+pub(crate) fn prologue(config: &Config, out: &mut [u8; 64]) -> usize {
+    let id = &config.network_id;
+    out[..8].copy_from_slice(b"meshlink");
+    out[8] = WIRE_VERSION;
+    out[9] = id.len() as u8;
+    out[10..10 + id.len()].copy_from_slice(id);
+    10 + id.len()
+}
+
+/// The pre-shared key used in XXpsk3: BLAKE2s("meshlink psk" || key || network_id).
+pub(crate) fn derive_psk(config: &Config) -> Option<[u8; 32]> {
+    config.network_key.map(|k| crate::noise::symmetric::hash(&[b"meshlink psk", &k, &config.network_id]))
+}
+
+/// The checks an Init must pass before any state is created.
+pub(crate) fn check_init(config: &Config, version: u8, tag: u32) -> Result<(), (RejectCode, Error)> {
+    if version != WIRE_VERSION {
+        return Err((RejectCode::Version, Error::VersionMismatch { got: version, supported: WIRE_VERSION }));
+    }
+    if tag != network_tag(config) {
+        return Err((RejectCode::Network, Error::NetworkMismatch));
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! One peer session: the handshake, the transport keys, pings, chunking and reassembly.
+//!
+//! A session knows nothing about other sessions or the slot table; the node routes bytes
+//! to it and drains what it produces. Its bytes live in the slot buffer, passed in as
+//! `buf` and cut by [`Layout`].
+//!
+//! The session is split by concern: `handshake` (Init/Resp/Final, retransmission,
+//! anti-amplification), `transport` (records in, decryption, packets, reassembly) and
+//! `output` (records out, chunking, key rotation, timers).
+
+mod handshake;
+mod output;
+mod transport;
+
+pub(crate) use handshake::{check_init, derive_psk, prologue};
+
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use heapless::{Deque, Vec};
+use rand_chacha::ChaCha20Rng;
+
+use crate::buffers::{Layout, Outbox};
+use crate::config::Config;
+use crate::error::Error;
+use crate::identity::{Keypair, PeerId};
+use crate::noise::{CipherState, HandshakeState, Pattern, Role, TAG_LEN};
+use crate::quality::QualityTracker;
+use crate::reassembly::Reassembly;
+use crate::replay::ReplayWindow;
+use crate::time::Instant;
+use crate::wire::record::INIT_HEADER_LEN;
+use crate::wire::MAX_FRAME_LEN;
+use crate::wire::{CloseReason, ErrorCode, FrameDecoder, Hello, HELLO_MAX_LEN};
+
+/// Largest handshake record: header + e + encrypted s + encrypted Hello.
+pub const HANDSHAKE_RECORD_MAX: usize = INIT_HEADER_LEN + 32 + 48 + HELLO_MAX_LEN + TAG_LEN;
+
+/// Datagram Init records are padded to at least this many bytes, so that the largest
+/// Resp (HANDSHAKE_RECORD_MAX) fits the responder's 3x anti-amplification budget.
+pub const INIT_MIN_DATAGRAM: usize = HANDSHAKE_RECORD_MAX.div_ceil(AMPLIFICATION_FACTOR);
+/// Before an address is verified, a responder sends at most this many times the bytes it
+/// received from it (QUIC's rule, RFC 9000 §8.1).
+pub const AMPLIFICATION_FACTOR: usize = 3;
+
+/// How a session's bytes travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// A reliable ordered byte stream (TCP, WebSocket): records in length-prefixed frames.
+    Stream,
+    /// Datagrams (UDP): one record per datagram, explicit counters, replay window.
+    Datagram,
+}
+
+/// Pattern ids carried in the Init record.
+pub(crate) fn pattern_id(p: Pattern) -> u8 {
+    match p {
+        Pattern::Xx => 0,
+        Pattern::XxPsk3 => 1,
+        Pattern::Ik => 2,
+    }
+}
+
+pub(crate) fn pattern_from_id(b: u8) -> Option<Pattern> {
+    match b {
+        0 => Some(Pattern::Xx),
+        1 => Some(Pattern::XxPsk3),
+        2 => Some(Pattern::Ik),
+        _ => None,
+    }
+}
+
+/// What the node's shared state lends a session for one call.
+pub(crate) struct Ctx<'a> {
+    pub config: &'a Config,
+    pub keypair: &'a Keypair,
+    pub rng: &'a mut ChaCha20Rng,
+    pub layout: Layout,
+    /// Our Hello, encoded once at node creation.
+    pub hello: &'a [u8],
+    pub prologue: &'a [u8],
+    pub psk: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Waiting for or exchanging handshake messages.
+    Handshake,
+    /// Keys established.
+    Established,
+    /// Closed; waiting for the node to report and free the slot.
+    Closed,
+}
+
+/// Control packets waiting to be sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ctrl {
+    Ping,
+    Pong(u32),
+    Error(ErrorCode),
+}
+
+const CTRL_QUEUE: usize = 8;
+
+/// Why a session ended, as the node reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DisconnectReason {
+    /// We closed it (disconnect, shutdown, duplicate, threat policy).
+    Local(CloseReason),
+    /// The peer sent Close.
+    Remote(CloseReason),
+    /// The transport (socket) closed under us.
+    TransportClosed,
+    /// Nothing authenticated arrived within the dead-peer timeout.
+    Timeout,
+    /// A protocol or handshake error.
+    Error(Error),
+}
+
+/// Transport keys in one direction with key phases (see PROTOCOL.md §Rekey).
+pub(crate) struct Keys {
+    pub cipher: CipherState,
+    pub phase: u8,
+    pub since: Instant,
+}
+
+pub(crate) struct Session {
+    pub kind: TransportKind,
+    pub addr: SocketAddr,
+    pub role: Role,
+    pub phase: Phase,
+    pub local_index: u32,
+    pub remote_index: u32,
+    pub expected: Option<PeerId>,
+    pub peer: Option<PeerId>,
+    pub hello: Option<Hello>,
+    pub created: Instant,
+    pub connected_at: Option<Instant>,
+    /// Connected has been (or is being) reported for this session.
+    pub announced: bool,
+    /// A transport record from the peer proved it holds the keys.
+    pub confirmed: bool,
+    pub close_reason: Option<DisconnectReason>,
+    /// `close` was called: no new messages are accepted.
+    pub closing: bool,
+    /// The Close packet to send once the queue is flushed.
+    close_pending: Option<CloseReason>,
+
+    hs: Option<HandshakeState>,
+    hs_out: Vec<u8, HANDSHAKE_RECORD_MAX>,
+    pub hs_out_pending: bool,
+    hs_sent_at: Instant,
+    hs_next_retry: Instant,
+    hs_retry_delay: Duration,
+
+    send: Option<Keys>,
+    send_counter: u64,
+    send_since_rekey: u64,
+    recv: Option<Keys>,
+    recv_prev: Option<Keys>,
+    /// First counter received under the current receive phase.
+    recv_phase_start: u64,
+    recv_next: u64,
+    replay: ReplayWindow,
+
+    pub last_recv: Instant,
+    next_ping: Instant,
+    ping_seq: u32,
+    pub quality: QualityTracker,
+    ctrl: Deque<Ctrl, CTRL_QUEUE>,
+
+    frame: FrameDecoder,
+    /// The id of an oversize message whose chunks are being dropped.
+    skip_msg: Option<u32>,
+    /// Chunked messages being assembled.
+    reasm: Reassembly,
+    /// A complete message waits at this range of the slot buffer for `poll_event`
+    /// (in the rx region when it came in one record, else in the msg region).
+    pub msg_ready: Option<core::ops::Range<usize>>,
+    pub out: Outbox,
+    next_msg_id: u32,
+    /// Counters for things dropped, for stats.
+    pub dropped: u64,
+    /// Bytes received from and sent to the peer's address before it was verified.
+    amp_in: usize,
+    amp_out: usize,
+    /// A pong updated the figures since the last QualityUpdate event.
+    pub quality_dirty: bool,
+    /// The peer sent an Error packet not yet reported.
+    pub remote_error: Option<ErrorCode>,
+}
+
+impl Session {
+    pub(super) fn blank(kind: TransportKind, addr: SocketAddr, role: Role, local_index: u32, now: Instant) -> Self {
+        Session {
+            kind,
+            addr,
+            role,
+            phase: Phase::Handshake,
+            local_index,
+            remote_index: 0,
+            expected: None,
+            peer: None,
+            hello: None,
+            created: now,
+            connected_at: None,
+            announced: false,
+            confirmed: false,
+            close_reason: None,
+            closing: false,
+            close_pending: None,
+            hs: None,
+            hs_out: Vec::new(),
+            hs_out_pending: false,
+            hs_sent_at: now,
+            hs_next_retry: Instant::FAR_FUTURE,
+            hs_retry_delay: Duration::ZERO,
+            send: None,
+            send_counter: 0,
+            send_since_rekey: 0,
+            recv: None,
+            recv_prev: None,
+            recv_phase_start: 0,
+            recv_next: 0,
+            replay: ReplayWindow::new(),
+            last_recv: now,
+            next_ping: Instant::FAR_FUTURE,
+            ping_seq: 0,
+            quality: QualityTracker::new(),
+            ctrl: Deque::new(),
+            frame: FrameDecoder::new(),
+            skip_msg: None,
+            msg_ready: None,
+            reasm: Reassembly::default(),
+            out: Outbox::default(),
+            next_msg_id: 0,
+            dropped: 0,
+            quality_dirty: false,
+            amp_in: 0,
+            amp_out: 0,
+            remote_error: None,
+        }
+    }
+
+    /// A session that starts a handshake: the Init record is queued at once.
+    pub fn initiator(
+        ctx: &mut Ctx<'_>,
+        kind: TransportKind,
+        addr: SocketAddr,
+        expected: Option<PeerId>,
+        local_index: u32,
+        now: Instant,
+    ) -> Result<Self, Error> {
+        let mut s = Session::blank(kind, addr, Role::Initiator, local_index, now);
+        s.expected = expected;
+        let pattern = match (ctx.psk.is_some(), expected) {
+            (true, _) => Pattern::XxPsk3,
+            (false, Some(_)) if ctx.config.ik_fast_path => Pattern::Ik,
+            _ => Pattern::Xx,
+        };
+        s.start_handshake(ctx, pattern, now)?;
+        Ok(s)
+    }
+
+    /// A session for an accepted stream connection, waiting for the peer's Init.
+    pub fn responder(kind: TransportKind, addr: SocketAddr, local_index: u32, now: Instant) -> Self {
+        Session::blank(kind, addr, Role::Responder, local_index, now)
+    }
+
+    pub fn is_half_open(&self) -> bool {
+        self.phase == Phase::Handshake
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Established && self.announced
+    }
+
+    /// The peer's max record, bounded by what this transport can carry.
+    pub(super) fn max_record(&self, ctx: &Ctx<'_>) -> usize {
+        let ours = match self.kind {
+            TransportKind::Stream => MAX_FRAME_LEN,
+            TransportKind::Datagram => ctx.config.max_datagram,
+        };
+        let theirs = self.hello.as_ref().map_or(ours, |h| h.max_record as usize);
+        ours.min(theirs)
+    }
+
+    /// The largest message the peer accepts.
+    pub fn peer_max_message(&self) -> usize {
+        self.hello.as_ref().map_or(0, |h| h.max_message as usize)
+    }
+
+    pub fn queue_ctrl(&mut self, c: Ctrl) {
+        if self.closing {
+            return; // only the Close (and queued messages) go out now
+        }
+        if self.ctrl.push_back(c).is_err() {
+            // A flood of pings from the peer: answering every one is not owed.
+            self.dropped += 1;
+        }
+    }
+
+    pub fn send(&mut self, ctx: &Ctx<'_>, buf: &mut [u8], data: &[u8]) -> Result<(), Error> {
+        if self.phase != Phase::Established || self.closing {
+            return Err(Error::NotConnected);
+        }
+        let max = ctx.config.max_message.min(self.peer_max_message());
+        if data.len() > max {
+            return Err(Error::TooLarge { size: data.len(), max });
+        }
+        let region = &mut buf[ctx.layout.out()];
+        let free = self.out.free(region.len());
+        self.out.push(region, data).map_err(|needed| Error::QueueFull { needed, free })?;
+        Ok(())
+    }
+
+    /// Ends the session with a Close packet. A graceful close (`Normal`, `Shutdown`) first
+    /// sends every queued message, so nothing queued is dropped silently; the others
+    /// (threat, duplicate, protocol) drop the queue at once and count what they dropped.
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.closing {
+            return;
+        }
+        if self.phase == Phase::Established {
+            if !matches!(reason, CloseReason::Normal | CloseReason::Shutdown) {
+                self.dropped += self.out.count as u64;
+                self.out = Outbox::default();
+                self.ctrl.clear();
+            }
+            self.close_pending = Some(reason);
+            self.closing = true;
+            self.close_reason = Some(DisconnectReason::Local(reason));
+        } else {
+            self.phase = Phase::Closed;
+            self.close_reason = Some(DisconnectReason::Local(reason));
+        }
+    }
+}

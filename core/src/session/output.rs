@@ -1,0 +1,230 @@
+//! Records out (control packets, chunks of queued messages, Close), key rotation, and
+//! the session timers.
+
+use super::*;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::noise::{Role, TAG_LEN};
+use crate::replay::REJECT_AFTER_MESSAGES;
+use crate::time::Instant;
+use crate::wire::frame::write_prefix;
+use crate::wire::packet::DATA_OVERHEAD;
+use crate::wire::record::TRANSPORT_HEADER_LEN;
+use crate::wire::FRAME_PREFIX_LEN;
+use crate::wire::{Header, Packet};
+impl Session {
+    pub fn wants_transmit(&self) -> bool {
+        match self.phase {
+            // A Reject still goes out after the session failed.
+            Phase::Closed | Phase::Handshake => self.hs_out_pending,
+            Phase::Established => {
+                self.hs_out_pending || !self.ctrl.is_empty() || !self.out.is_empty() || self.close_pending.is_some()
+            }
+        }
+    }
+
+    /// Writes as many records as fit into `out` (one per datagram; several frames on a
+    /// stream). Returns the bytes written, 0 if nothing was due.
+    pub fn poll_transmit(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: &mut [u8],
+        out: &mut [u8],
+        now: Instant,
+    ) -> Result<usize, Error> {
+        let prefix = if self.kind == TransportKind::Stream { FRAME_PREFIX_LEN } else { 0 };
+        let mut at = 0;
+        if self.hs_out_pending && self.over_amplification_budget() {
+            // Never send more than 3x what an unverified address sent us (as QUIC): a
+            // spoofed Init cannot turn this node into an amplifier. The Init's padding
+            // buys the first Resp; retransmitted Inits buy the retransmissions.
+            self.hs_out_pending = false;
+            self.dropped += 1;
+        }
+        if self.hs_out_pending {
+            let n = self.hs_out.len();
+            if self.role == Role::Responder && !self.confirmed {
+                self.amp_out = self.amp_out.saturating_add(n);
+            }
+            let dst = out.get_mut(at..at + prefix + n).ok_or(Error::BufferTooSmall { required: prefix + n })?;
+            if prefix > 0 {
+                write_prefix(dst, n)?;
+            }
+            dst[prefix..].copy_from_slice(&self.hs_out);
+            self.hs_out_pending = false;
+            at += prefix + n;
+            if self.kind == TransportKind::Datagram || self.phase != Phase::Established {
+                return Ok(at);
+            }
+        }
+        if self.phase != Phase::Established {
+            return Ok(at);
+        }
+        let max_record = self.max_record(ctx);
+        loop {
+            let space = out.len().saturating_sub(at + prefix).min(max_record);
+            // Smallest useful record: header + a control packet + tag.
+            if space < TRANSPORT_HEADER_LEN + 16 + TAG_LEN {
+                break;
+            }
+            let dst = &mut out[at + prefix..at + prefix + space];
+            let n = if let Some(c) = self.ctrl.pop_front() {
+                let pkt = match c {
+                    Ctrl::Ping => {
+                        let seq = self.ping_seq;
+                        self.ping_seq = self.ping_seq.wrapping_add(1);
+                        self.quality.on_ping_sent(seq, now);
+                        Packet::Ping { seq }
+                    }
+                    Ctrl::Pong(seq) => Packet::Pong { seq },
+                    Ctrl::Error(code) => Packet::Error { code, detail: "" },
+                };
+                self.seal(ctx, &pkt, dst, now)?
+            } else if !self.out.is_empty() {
+                let overhead = TRANSPORT_HEADER_LEN + DATA_OVERHEAD + TAG_LEN;
+                let region = &buf[ctx.layout.out()];
+                let Some(msg) = self.out.front(region) else { break };
+                let remaining = msg.len() - self.out.sent;
+                let room = space - overhead;
+                // Avoid slivers: only split a message across a batch boundary if a decent chunk fits.
+                if room < remaining && room < 512 && at > 0 {
+                    break;
+                }
+                let take = remaining.min(room);
+                let pkt = Packet::Data {
+                    msg_id: self.next_msg_id,
+                    total: msg.len() as u32,
+                    offset: self.out.sent as u32,
+                    bytes: &msg[self.out.sent..self.out.sent + take],
+                };
+                let n = seal_with(&mut self.send, &mut self.send_counter, self.remote_index, &pkt, dst)?;
+                self.after_seal(ctx, n, now);
+                self.out.sent += take;
+                if self.out.sent >= msg.len() {
+                    self.out.pop(region);
+                    self.next_msg_id = self.next_msg_id.wrapping_add(1);
+                    self.quality.on_msg_out();
+                }
+                n
+            } else if let Some(reason) = self.close_pending.take() {
+                // Last record of the session: everything queued went before it.
+                let n = self.seal(ctx, &Packet::Close { reason }, dst, now)?;
+                self.phase = Phase::Closed;
+                n
+            } else {
+                break;
+            };
+            if prefix > 0 {
+                write_prefix(&mut out[at..], n)?;
+            }
+            at += prefix + n;
+            if self.kind == TransportKind::Datagram || self.phase == Phase::Closed {
+                break;
+            }
+        }
+        Ok(at)
+    }
+
+    pub(super) fn seal(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        pkt: &Packet<'_>,
+        dst: &mut [u8],
+        now: Instant,
+    ) -> Result<usize, Error> {
+        let n = seal_with(&mut self.send, &mut self.send_counter, self.remote_index, pkt, dst)?;
+        self.after_seal(ctx, n, now);
+        Ok(n)
+    }
+
+    pub(super) fn after_seal(&mut self, ctx: &mut Ctx<'_>, n: usize, now: Instant) {
+        self.quality.on_bytes_out(now, n);
+        self.send_since_rekey += 1;
+        // Key rotation by time or count (PROTOCOL.md §Rekey): the next record uses the next phase.
+        if let Some(k) = self.send.as_mut() {
+            if now.saturating_since(k.since) >= ctx.config.rekey_after_time
+                || self.send_since_rekey >= ctx.config.rekey_after_messages
+            {
+                k.cipher.rekey();
+                k.phase ^= 1;
+                k.since = now;
+                self.send_since_rekey = 0;
+            }
+        }
+    }
+
+    pub fn next_timeout(&self, config: &Config) -> Instant {
+        match self.phase {
+            Phase::Closed => Instant::FAR_FUTURE,
+            Phase::Handshake => (self.created + config.handshake_timeout).min(self.hs_next_retry),
+            Phase::Established => {
+                let mut t = self.next_ping.min(self.last_recv + config.dead_peer_timeout).min(self.hs_next_retry);
+                if !self.confirmed {
+                    t = t.min(self.created + config.handshake_timeout);
+                }
+                t
+            }
+        }
+    }
+
+    /// Runs due timers. An `Err` ends the session.
+    pub fn handle_timeout(&mut self, ctx: &mut Ctx<'_>, now: Instant) -> Result<(), Error> {
+        match self.phase {
+            Phase::Closed => Ok(()),
+            Phase::Handshake => {
+                if now >= self.created + ctx.config.handshake_timeout {
+                    return Err(Error::HandshakeTimeout);
+                }
+                if now >= self.hs_next_retry && !self.hs_out.is_empty() {
+                    self.hs_out_pending = true;
+                    self.schedule_retry(ctx, now);
+                }
+                Ok(())
+            }
+            Phase::Established => {
+                if !self.confirmed && now >= self.created + ctx.config.handshake_timeout {
+                    return Err(Error::HandshakeTimeout);
+                }
+                if now >= self.last_recv + ctx.config.dead_peer_timeout {
+                    return Err(Error::PeerTimeout);
+                }
+                if self.send_counter >= REJECT_AFTER_MESSAGES - 1 {
+                    return Err(Error::Noise(crate::noise::NoiseError::NonceExhausted));
+                }
+                if now >= self.hs_next_retry && !self.hs_out.is_empty() && !self.confirmed {
+                    self.hs_out_pending = true;
+                    self.schedule_retry(ctx, now);
+                }
+                if now >= self.next_ping {
+                    self.queue_ctrl(Ctrl::Ping);
+                    self.next_ping = now + ctx.config.ping_interval;
+                    self.quality.loss.expire(now, ctx.config.pong_timeout);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Seals `pkt` as a transport record into `dst` with the session's send keys.
+fn seal_with(
+    keys: &mut Option<Keys>,
+    counter: &mut u64,
+    receiver: u32,
+    pkt: &Packet<'_>,
+    dst: &mut [u8],
+) -> Result<usize, Error> {
+    let k = keys.as_mut().ok_or(Error::NotConnected)?;
+    if *counter >= REJECT_AFTER_MESSAGES {
+        return Err(Error::Noise(crate::noise::NoiseError::NonceExhausted));
+    }
+    let header = Header::Transport { phase: k.phase, receiver, counter: *counter };
+    let h = header.encode(dst)?;
+    let room = dst.len().saturating_sub(h + TAG_LEN);
+    let (hdr, body) = dst.split_at_mut(h);
+    let n = pkt.encode(&mut body[..room])?;
+    let c = k.cipher.encrypt_at(*counter, hdr, body, n)?;
+    *counter += 1;
+    Ok(h + c)
+}

@@ -1,0 +1,268 @@
+//! Records in: stream framing, record dispatch, transport decryption with the replay
+//! window and key phases, packets, and message reassembly.
+
+use super::*;
+
+use crate::error::Error;
+use crate::noise::{Pattern, Role};
+use crate::reassembly::Chunk;
+use crate::time::Instant;
+use crate::wire::record::TRANSPORT_HEADER_LEN;
+use crate::wire::FRAME_PREFIX_LEN;
+use crate::wire::{ErrorCode, Header, Packet, RejectCode, WIRE_VERSION};
+impl Session {
+    /// Feeds stream bytes. Returns how many were consumed: fewer than given when a
+    /// received message waits for `poll_event`.
+    pub fn handle_stream(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: &mut [u8],
+        input: &[u8],
+        now: Instant,
+    ) -> Result<usize, Error> {
+        let mut used = 0;
+        while used < input.len() && self.phase != Phase::Closed {
+            if self.msg_ready.is_some() {
+                break;
+            }
+            let max = ctx.config.max_frame;
+            let rx = &mut buf[ctx.layout.rx()];
+            match self.frame.push(rx, &input[used..], max)? {
+                crate::wire::frame::FrameProgress::NeedMore { consumed } => used += consumed,
+                crate::wire::frame::FrameProgress::Frame { consumed, len } => {
+                    used += consumed;
+                    let range = FRAME_PREFIX_LEN..FRAME_PREFIX_LEN + len;
+                    self.on_record(ctx, buf, range, now)?;
+                }
+            }
+        }
+        Ok(used)
+    }
+
+    /// Processes one whole record held in `buf[range]` (inside the rx region).
+    pub fn on_record(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: &mut [u8],
+        range: core::ops::Range<usize>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        let record = buf.get(range.clone()).ok_or(Error::BufferTooSmall { required: range.end })?;
+        let header = Header::parse(record)?;
+        let body = range.start + header.len()..range.end;
+        match header {
+            Header::Init { version, pattern, sender, network_tag: tag } => {
+                if let Err((code, e)) = check_init(ctx.config, version, tag) {
+                    if self.role == Role::Responder && self.hs.is_none() && self.phase == Phase::Handshake {
+                        self.queue_reject(code, sender);
+                    }
+                    return Err(e);
+                }
+                // Bytes received from a not yet verified address, for the 3x budget.
+                self.amp_in = self.amp_in.saturating_add(range.len());
+                self.on_init(ctx, buf, body, pattern, sender, now)
+            }
+            Header::Resp { sender, receiver } => self.on_resp(ctx, buf, body, sender, receiver, now),
+            Header::Final { receiver } => self.on_final(ctx, buf, body, receiver, now),
+            Header::Transport { phase, receiver, counter } => {
+                if receiver != self.local_index {
+                    return Err(Error::UnexpectedRecord);
+                }
+                let mut hdr = [0u8; TRANSPORT_HEADER_LEN];
+                hdr.copy_from_slice(&buf[range.start..range.start + TRANSPORT_HEADER_LEN]);
+                self.on_transport(ctx, buf, body, &hdr, phase, counter, now)
+            }
+            Header::Reject { code, version, receiver } => {
+                // Only a handshake in progress (or an unconfirmed one: Final can be refused)
+                // listens to a Reject; it is unauthenticated, so it is a hint, bound to our index.
+                if receiver != self.local_index
+                    || self.role != Role::Initiator
+                    || self.confirmed
+                    || self.phase == Phase::Closed
+                {
+                    return Err(Error::UnexpectedRecord);
+                }
+                // IK failed at the responder: the key we expected is not the one it holds.
+                // Fall back to XX once, so the responder's real key is learnt and reported
+                // as `PeerKeyMismatch` (F04) instead of a bare refusal.
+                let in_ik = self.hs.as_ref().is_some_and(|h| h.pattern() == Pattern::Ik);
+                if code == RejectCode::Auth && in_ik && self.phase == Phase::Handshake {
+                    self.start_handshake(ctx, Pattern::Xx, now)?;
+                    return Ok(());
+                }
+                Err(match code {
+                    RejectCode::Network => Error::NetworkMismatch,
+                    RejectCode::Version => Error::VersionMismatch { got: version, supported: WIRE_VERSION },
+                    RejectCode::Pattern => Error::PatternMismatch,
+                    code => Error::Rejected(code),
+                })
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_transport(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: &mut [u8],
+        body: core::ops::Range<usize>,
+        header: &[u8; TRANSPORT_HEADER_LEN],
+        phase: u8,
+        counter: u64,
+        now: Instant,
+    ) -> Result<(), Error> {
+        if self.phase != Phase::Established {
+            return Err(Error::UnexpectedRecord);
+        }
+        // Cheap checks before any cryptography (WireGuard: check, decrypt, then mark).
+        match self.kind {
+            TransportKind::Stream if counter != self.recv_next => {
+                return Err(Error::Replay(crate::replay::ReplayError::Duplicate))
+            }
+            _ => self.replay.check(counter)?,
+        }
+        let recv = self.recv.as_ref().ok_or(Error::NotConnected)?;
+        let len = body.len();
+        let data = &mut buf[body.clone()];
+        let mut adopted = None;
+        let plain_len = if phase == recv.phase {
+            if now.saturating_since(recv.since) > ctx.config.reject_after_time + ctx.config.rekey_after_time {
+                return Err(Error::KeyExpired);
+            }
+            recv.cipher.decrypt_at(counter, header, data, len)?
+        } else if counter < self.recv_phase_start {
+            let prev = self.recv_prev.as_ref().ok_or(Error::Noise(crate::noise::NoiseError::Decrypt))?;
+            prev.cipher.decrypt_at(counter, header, data, len)?
+        } else {
+            // The peer rotated its key: derive the next one and try it.
+            let mut next = recv.cipher.clone();
+            next.rekey();
+            let n = next.decrypt_at(counter, header, data, len)?;
+            adopted = Some(next);
+            n
+        };
+        // Authenticated from here on.
+        if let Some(next) = adopted {
+            let old = self.recv.replace(Keys { cipher: next, phase, since: now });
+            self.recv_prev = old;
+            self.recv_phase_start = counter;
+        }
+        self.replay.mark(counter);
+        self.recv_next = counter.saturating_add(1);
+        self.last_recv = now;
+        self.quality.on_bytes_in(now, len + TRANSPORT_HEADER_LEN);
+        if !self.confirmed {
+            self.confirmed = true;
+            self.hs_out.clear();
+            self.hs_out_pending = false;
+            self.hs_next_retry = Instant::FAR_FUTURE;
+            if self.ping_seq == 0 && !self.ctrl.iter().any(|c| *c == Ctrl::Ping) {
+                self.queue_ctrl(Ctrl::Ping);
+            }
+        }
+        let start = body.start;
+        self.on_packet(ctx, buf, start..start + plain_len, now)
+    }
+
+    pub(super) fn on_packet(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: &mut [u8],
+        range: core::ops::Range<usize>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        // Chunks are assembled behind the record: in the msg region on a stream, and on a
+        // datagram session also in the unused tail of the rx region (datagrams only use
+        // its first `max_datagram` bytes), which makes room for neighbouring messages.
+        let split = match self.kind {
+            TransportKind::Stream => ctx.layout.rx,
+            TransportKind::Datagram => ctx.config.max_datagram.min(ctx.layout.rx),
+        };
+        let (head, rest) = buf.split_at_mut(split);
+        let tail = &mut rest[..ctx.layout.rx - split + ctx.layout.msg];
+        let pkt = match Packet::decode(head.get(range).ok_or(Error::UnexpectedRecord)?) {
+            Ok(p) => p,
+            Err(e) => {
+                self.queue_ctrl(Ctrl::Error(ErrorCode::Malformed));
+                return Err(e.into());
+            }
+        };
+        match pkt {
+            Packet::Ping { seq } => self.queue_ctrl(Ctrl::Pong(seq)),
+            Packet::Pong { seq } => {
+                if self.quality.on_pong(seq, now, ctx.config.pong_timeout).is_some() {
+                    self.quality_dirty = true;
+                }
+            }
+            Packet::Data { msg_id, total, offset, bytes } => {
+                // Where `bytes` sit in the slot buffer: a message that fits one record is
+                // delivered from there, without a copy.
+                let at = bytes.as_ptr() as usize - head.as_ptr() as usize;
+                self.on_data(ctx, tail, split, msg_id, total as usize, offset as usize, bytes, at)?;
+            }
+            Packet::Error { code, .. } => {
+                self.remote_error = Some(code);
+            }
+            Packet::Close { reason } => {
+                self.phase = Phase::Closed;
+                self.close_reason = Some(DisconnectReason::Remote(reason));
+            }
+            Packet::Unknown { .. } => {
+                self.queue_ctrl(Ctrl::Error(ErrorCode::UnknownKind));
+                self.dropped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one Data chunk. `region` is where chunks are assembled; it starts at
+    /// `region_at` in the slot buffer. `bytes` start at `bytes_at` in the slot buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_data(
+        &mut self,
+        ctx: &Ctx<'_>,
+        region: &mut [u8],
+        region_at: usize,
+        id: u32,
+        total: usize,
+        offset: usize,
+        bytes: &[u8],
+        bytes_at: usize,
+    ) -> Result<(), Error> {
+        if total > ctx.config.max_message {
+            // Larger than we accept: tell the sender once per message (F29), drop every
+            // chunk of it, and keep the session: oversize is never a disconnect.
+            if self.skip_msg != Some(id) {
+                self.skip_msg = Some(id);
+                self.queue_ctrl(Ctrl::Error(ErrorCode::TooLarge));
+                self.dropped += 1;
+            }
+            return Ok(());
+        }
+        if self.msg_ready.is_some() {
+            // Datagram mode only: the adapter did not drain events. Drop, counted.
+            self.dropped += 1;
+            return Err(Error::WouldBlock);
+        }
+        let ordered = self.kind == TransportKind::Stream;
+        if offset == 0 && bytes.len() == total && !(ordered && self.reasm.busy()) {
+            // A whole message in one record: it leaves any reassembly in progress alone.
+            self.msg_ready = Some(bytes_at..bytes_at + total);
+            self.quality.on_msg_in();
+            return Ok(());
+        }
+        match self.reasm.on_chunk(region, id, total, offset, bytes, ordered) {
+            Chunk::Stored => Ok(()),
+            Chunk::Complete(r) => {
+                self.msg_ready = Some(region_at + r.start..region_at + r.end);
+                self.quality.on_msg_in();
+                Ok(())
+            }
+            Chunk::Dropped => {
+                self.dropped += 1;
+                Ok(())
+            }
+            Chunk::OutOfOrder => Err(Error::Wire(crate::wire::WireError::MalformedPacket)),
+        }
+    }
+}
