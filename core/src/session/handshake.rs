@@ -35,20 +35,21 @@ impl Session {
             sender: local_index,
             network_tag: network_tag(ctx.config),
         };
-        // XX sends nothing in message 1 (it would be cleartext); IK sends our Hello encrypted.
         // IK sends our Hello (encrypted). XX's message 1 is cleartext, so it carries no
-        // Hello; on datagrams it is padded to INIT_MIN_DATAGRAM so that the responder's
-        // reply stays within its 3x anti-amplification budget.
-        let pad = [0u8; INIT_MIN_DATAGRAM];
-        let payload: &[u8] = match (pattern, self.kind) {
-            (Pattern::Ik, _) => ctx.hello,
-            (_, TransportKind::Stream) => &[],
-            (_, TransportKind::Datagram) => {
-                let tag = if pattern == Pattern::XxPsk3 { TAG_LEN } else { 0 };
-                &pad[..INIT_MIN_DATAGRAM - INIT_HEADER_LEN - 32 - tag]
-            }
-        };
-        self.write_handshake(&mut hs, header, payload)?;
+        // Hello. On datagrams the Init is padded with zeros after the payload to
+        // INIT_MIN_DATAGRAM, so that the responder's reply fits its 3x anti-amplification
+        // budget whatever its Hello.
+        let mut payload = [0u8; HELLO_MAX_LEN];
+        let mut len = 0;
+        if pattern == Pattern::Ik {
+            payload[..ctx.hello.len()].copy_from_slice(ctx.hello);
+            len = ctx.hello.len();
+        }
+        if self.kind == TransportKind::Datagram {
+            let overhead = hs.next_message_len(0)?;
+            len = len.max(INIT_MIN_DATAGRAM.saturating_sub(INIT_HEADER_LEN + overhead));
+        }
+        self.write_handshake(&mut hs, header, &payload[..len])?;
         self.hs = Some(hs);
         self.hs_sent_at = now;
         self.hs_retry_delay = ctx.config.handshake_retry;
@@ -148,7 +149,7 @@ impl Session {
         };
         self.remote_index = sender;
         if pattern == Pattern::Ik {
-            self.hello = Some(Hello::decode(&payload[..n])?);
+            self.hello = Some(Hello::decode_padded(&payload[..n])?);
         }
         self.write_handshake(&mut hs, Header::Resp { sender: self.local_index, receiver: sender }, ctx.hello)?;
         self.hs_sent_at = now;

@@ -196,7 +196,9 @@ impl Session {
                     self.hs_out_pending = true;
                     self.schedule_retry(ctx, now);
                 }
-                if now >= self.next_ping {
+                // Periodic pings only once the peer proved it holds the keys: an unconfirmed
+                // session (possibly from a replayed IK Init) sends nothing of its own.
+                if now >= self.next_ping && self.confirmed {
                     self.queue_ctrl(Ctrl::Ping);
                     self.next_ping = now + ctx.config.ping_interval;
                     self.quality.loss.expire(now, ctx.config.pong_timeout);

@@ -61,6 +61,14 @@ impl Hello {
             .map_err(|_| WireError::BufferTooSmall { required: HELLO_MAX_LEN })
     }
 
+    /// Decodes a Hello followed only by zero padding (handshake message 1 on datagrams).
+    pub fn decode_padded(b: &[u8]) -> Result<Self, WireError> {
+        match postcard::take_from_bytes::<Hello>(b) {
+            Ok((h, rest)) if rest.iter().all(|&x| x == 0) => Ok(h),
+            _ => Err(WireError::MalformedPacket),
+        }
+    }
+
     /// Decodes a Hello; trailing bytes are rejected.
     pub fn decode(b: &[u8]) -> Result<Self, WireError> {
         match postcard::take_from_bytes::<Hello>(b) {
