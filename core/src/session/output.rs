@@ -198,8 +198,10 @@ impl Session {
                 }
                 // Periodic pings only once the peer proved it holds the keys: an unconfirmed
                 // session (possibly from a replayed IK Init) sends nothing of its own.
-                if now >= self.next_ping && self.confirmed {
-                    self.queue_ctrl(Ctrl::Ping);
+                if now >= self.next_ping {
+                    if self.confirmed {
+                        self.queue_ctrl(Ctrl::Ping);
+                    }
                     self.next_ping = now + ctx.config.ping_interval;
                     self.quality.loss.expire(now, ctx.config.pong_timeout);
                 }
