@@ -107,6 +107,9 @@ impl Session {
         // crypto. With IK we may already hold keys, still unconfirmed.
         let resend = self.hs.is_some() || (self.phase == Phase::Established && !self.confirmed);
         if resend && sender == self.remote_index && !self.hs_out.is_empty() {
+            // The initiator is alive: a retransmitted Init keeps the handshake from timing
+            // out as a dead peer (the handshake deadline still bounds it).
+            self.last_recv = now;
             self.hs_out_pending = true;
             return Ok(());
         }
@@ -274,8 +277,9 @@ impl Session {
             self.queue_ctrl(Ctrl::Ping);
         }
         self.next_ping = now + ctx.config.ping_interval;
-        // The initiator keeps retransmitting Final until the responder's first record.
-        if self.role == Role::Initiator && self.kind == TransportKind::Datagram && !self.hs_out.is_empty() {
+        // On datagrams the initiator retransmits until the responder's first record: the
+        // Final (XX), or for IK the confirming Ping.
+        if self.role == Role::Initiator && self.kind == TransportKind::Datagram {
             self.schedule_retry(ctx, now);
         } else {
             self.hs_next_retry = Instant::FAR_FUTURE;

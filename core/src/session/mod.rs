@@ -138,8 +138,10 @@ pub(crate) struct Session {
     pub connected_at: Option<Instant>,
     /// Connected has been (or is being) reported for this session.
     pub announced: bool,
-    /// A transport record from the peer proved it holds the keys.
+    /// The peer proved it holds the keys (its first record, a valid Final, or IK's Resp).
     pub confirmed: bool,
+    /// A transport record from the peer has arrived.
+    heard: bool,
     pub close_reason: Option<DisconnectReason>,
     /// `close` was called: no new messages are accepted.
     pub closing: bool,
@@ -206,6 +208,7 @@ impl Session {
             connected_at: None,
             announced: false,
             confirmed: false,
+            heard: false,
             close_reason: None,
             closing: false,
             close_pending: None,

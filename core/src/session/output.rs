@@ -192,8 +192,12 @@ impl Session {
                 if self.send_counter >= REJECT_AFTER_MESSAGES - 1 {
                     return Err(Error::Noise(crate::noise::NoiseError::NonceExhausted));
                 }
-                if now >= self.hs_next_retry && !self.hs_out.is_empty() && !self.confirmed {
-                    self.hs_out_pending = true;
+                if now >= self.hs_next_retry && !self.heard {
+                    if self.hs_out.is_empty() {
+                        self.queue_ctrl(Ctrl::Ping);
+                    } else {
+                        self.hs_out_pending = true;
+                    }
                     self.schedule_retry(ctx, now);
                 }
                 // Periodic pings only once the peer proved it holds the keys: an unconfirmed

@@ -151,11 +151,16 @@ impl Session {
         self.recv_next = counter.saturating_add(1);
         self.last_recv = now;
         self.quality.on_bytes_in(now, len + TRANSPORT_HEADER_LEN);
-        if !self.confirmed {
-            self.confirmed = true;
+        if !self.heard {
+            // The peer's first record: it holds the keys, so the handshake retransmissions
+            // (Final, or the IK initiator's confirming Ping) stop.
+            self.heard = true;
             self.hs_out.clear();
             self.hs_out_pending = false;
             self.hs_next_retry = Instant::FAR_FUTURE;
+        }
+        if !self.confirmed {
+            self.confirmed = true;
             if self.ping_seq == 0 && !self.ctrl.iter().any(|c| *c == Ctrl::Ping) {
                 self.queue_ctrl(Ctrl::Ping);
             }
