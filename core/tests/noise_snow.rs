@@ -346,7 +346,7 @@ fn rekey_interoperates() {
                 ours_to_snow(&mut t, &mut s, b"before rekey");
                 snow_to_ours(&mut t, &mut s, b"before rekey, other way");
             }
-            for round in 0..3 {
+            for _round in 0..3 {
                 // Our sending direction.
                 let n_before = t.send.nonce();
                 t.send.rekey();
@@ -361,7 +361,6 @@ fn rekey_interoperates() {
                 for size in [0, 1, 100, MAX_PAYLOAD] {
                     snow_to_ours(&mut t, &mut s, &random_payload(size));
                 }
-                let _ = round;
             }
 
             // One-sided rekey: snow rekeys its outgoing key, we do not. Our decrypt fails

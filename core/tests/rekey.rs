@@ -176,7 +176,13 @@ fn stream_keys_rotate_every_rekey_after_time() {
 
 #[test]
 fn message_count_rekey_rotates_keys() {
-    let cfg = Config { max_message: 4096, send_queue: 1 << 16, max_frame: 4096, rekey_after_messages: 16, ..Config::default() };
+    let cfg = Config {
+        max_message: 4096,
+        send_queue: 1 << 16,
+        max_frame: 4096,
+        rekey_after_messages: 16,
+        ..Config::default()
+    };
     for kind in [TransportKind::Datagram, TransportKind::Stream] {
         let mut p = Pair::new(kind, cfg.clone());
         let peer_b = p.b.peer_id();

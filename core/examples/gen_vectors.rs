@@ -1,0 +1,952 @@
+//! Generates the golden vectors in `tests/vectors/`: `handshake.json`, `records.json` and
+//! `malformed.json` (not `noise-cacophony.json`, which is imported).
+//!
+//! ```text
+//! cargo run -p meshlink-core --example gen_vectors            # writes tests/vectors/
+//! cargo run -p meshlink-core --example gen_vectors -- OUT_DIR # writes elsewhere
+//! ```
+//! `core/tests/golden_vectors.rs` checks that the code still reproduces every vector, so
+//! regenerate only on a deliberate wire change, and say so in the commit.
+//!
+//! Everything is fixed (keys, node seeds, time), so two runs write identical files. Before
+//! writing, the generator cross-checks the transcripts against two other derivations:
+//! a small transcript hasher here (Noise's h and ck from the recorded messages and the known
+//! secrets, giving the handshake hash and the transport keys) and `snow`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use blake2::{Blake2s256, Digest};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::ChaCha20Poly1305;
+use hmac::{Mac, SimpleHmac};
+use meshlink_core::noise::{CipherState, TAG_LEN};
+use meshlink_core::session::{AMPLIFICATION_FACTOR, HANDSHAKE_RECORD_MAX, INIT_MIN_DATAGRAM};
+use meshlink_core::wire::frame::{FrameDecoder, FrameProgress};
+use meshlink_core::wire::record::INIT_HEADER_LEN;
+use meshlink_core::wire::{CloseReason, ErrorCode, Header, Hello, Packet, RejectCode, HELLO_MAX_LEN, WIRE_VERSION};
+use meshlink_core::{Config, Error, Event, Instant, Keypair, Node, TransportKind};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde_json::{json, Value};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+fn hx(b: &[u8]) -> String {
+    hex::encode(b)
+}
+
+// =========================================================================== shared helpers
+
+/// The node limits every vector uses (everything else is `Config::default()`).
+fn base_config(name: &str, network_id: &[u8], network_key: Option<[u8; 32]>, ik: bool) -> Config {
+    Config {
+        hello: Hello::named(name).unwrap(),
+        network_key,
+        max_frame: 2048,
+        max_datagram: 1200,
+        max_message: 4096,
+        send_queue: 16384,
+        ik_fast_path: ik,
+        ..Config::default()
+    }
+    .with_network_id(network_id)
+    .unwrap()
+}
+
+fn config_json(c: &Config) -> Value {
+    json!({
+        "hello_name": c.hello.name.as_str(),
+        "network_id": hx(&c.network_id),
+        "network_key": c.network_key.map(|k| hx(&k)),
+        "max_frame": c.max_frame,
+        "max_datagram": c.max_datagram,
+        "max_message": c.max_message,
+        "send_queue": c.send_queue,
+        "ik_fast_path": c.ik_fast_path,
+    })
+}
+
+/// The Hello the node sends: the configured one with version and limits filled in.
+fn hello_bytes(c: &Config) -> Vec<u8> {
+    let mut h = c.hello.clone();
+    h.version = WIRE_VERSION;
+    h.max_record = c.max_frame.max(c.max_datagram) as u32;
+    h.max_message = c.max_message as u32;
+    let mut out = [0u8; 1024];
+    let n = h.encode(&mut out).unwrap();
+    out[..n].to_vec()
+}
+
+fn header_json(h: &Header) -> Value {
+    match *h {
+        Header::Init { version, pattern, sender, network_tag } => {
+            let name = ["XX", "XXpsk3", "IK"].get(usize::from(pattern)).copied().unwrap_or("unknown");
+            json!({"type": "Init", "type_byte": 1, "version": version, "pattern": pattern, "pattern_name": name,
+                "sender": sender, "network_tag": network_tag})
+        }
+        Header::Resp { sender, receiver } => {
+            json!({"type": "Resp", "type_byte": 2, "sender": sender, "receiver": receiver})
+        }
+        Header::Final { receiver } => json!({"type": "Final", "type_byte": 3, "receiver": receiver}),
+        Header::Transport { phase, receiver, counter } => {
+            json!({"type": format!("Transport{phase}"), "type_byte": 4 + phase,
+            "phase": phase, "receiver": receiver, "counter": counter})
+        }
+        Header::Reject { code, version, receiver } => json!({"type": "Reject", "type_byte": 6, "code": code as u8,
+            "code_name": format!("{code:?}"), "version": version, "receiver": receiver}),
+    }
+}
+
+fn packet_json(p: &Packet<'_>) -> Value {
+    match *p {
+        Packet::Ping { seq } => json!({"kind": "Ping", "kind_byte": 1, "seq": seq}),
+        Packet::Pong { seq } => json!({"kind": "Pong", "kind_byte": 2, "seq": seq}),
+        Packet::Data { msg_id, total, offset, bytes } => json!({"kind": "Data", "kind_byte": 3, "msg_id": msg_id,
+            "total": total, "offset": offset, "bytes": hx(bytes)}),
+        Packet::Error { code, detail } => json!({"kind": "Error", "kind_byte": 4, "code": code.to_u16(),
+            "code_name": format!("{code:?}"), "detail": detail}),
+        Packet::Close { reason } => json!({"kind": "Close", "kind_byte": 5, "reason": reason.to_u8(),
+            "reason_name": format!("{reason:?}")}),
+        Packet::Unknown { kind, body } => json!({"kind": "Unknown", "kind_byte": kind, "body": hx(body)}),
+    }
+}
+
+fn frame(record: &[u8]) -> Vec<u8> {
+    [&(record.len() as u16).to_be_bytes()[..], record].concat()
+}
+
+// =========================================================================== node transcripts
+
+type VNode = Node<Vec<u8>, 2>;
+const ROLES: [&str; 2] = ["initiator", "responder"];
+const NOW: Instant = Instant::from_millis(1_000);
+const ADDR_I: &str = "192.0.2.1:1000";
+const ADDR_R: &str = "192.0.2.2:2000";
+
+fn node(c: &Config, secret: [u8; 32], seed: [u8; 32]) -> VNode {
+    let len = c.slot_buffer_len();
+    VNode::new(c.clone(), Keypair::from_secret(secret), seed, || vec![0; len]).unwrap()
+}
+
+/// Splits a transmit into records (a stream transmit holds several frames).
+fn records_of(kind: TransportKind, bytes: &[u8]) -> Vec<Vec<u8>> {
+    if kind == TransportKind::Datagram {
+        return vec![bytes.to_vec()];
+    }
+    let (mut dec, mut buf, mut at, mut out) = (FrameDecoder::new(), vec![0u8; 65537], 0, Vec::new());
+    while at < bytes.len() {
+        match dec.push(&mut buf, &bytes[at..], 65535).unwrap() {
+            FrameProgress::Frame { consumed, len } => {
+                out.push(buf[2..2 + len].to_vec());
+                at += consumed;
+            }
+            FrameProgress::NeedMore { .. } => panic!("a transmit ended mid-frame"),
+        }
+    }
+    out
+}
+
+/// Two nodes joined back to back, run in rounds: the initiator's whole output is
+/// delivered, then the responder's, until both are quiet. Records every record sent.
+struct Pair {
+    n: [VNode; 2],
+    kind: TransportKind,
+    conns: [Option<meshlink_core::ConnId>; 2],
+    connected: [bool; 2],
+    got: Vec<(usize, Vec<u8>)>,
+    /// Every record in order: (0 = initiator / 1 = responder, bytes).
+    out: Vec<(usize, Vec<u8>)>,
+}
+
+impl Pair {
+    #[allow(clippy::needless_range_loop)] // `side` indexes three parallel arrays
+    fn round(&mut self) -> bool {
+        let addr: [SocketAddr; 2] = [ADDR_I.parse().unwrap(), ADDR_R.parse().unwrap()];
+        let mut moved = false;
+        for side in 0..2 {
+            let mut buf = vec![0u8; 8192];
+            while let Some(t) = self.n[side].poll_transmit(NOW, &mut buf) {
+                moved = true;
+                let bytes = buf[..t.len].to_vec();
+                self.out.extend(records_of(self.kind, &bytes).into_iter().map(|r| (side, r)));
+                let to = 1 - side;
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    let used = match self.kind {
+                        TransportKind::Datagram => {
+                            self.n[to].handle_datagram(NOW, addr[side], rest).map(|_| rest.len())
+                        }
+                        TransportKind::Stream => self.n[to].handle_stream(self.conns[to].unwrap(), NOW, rest),
+                    };
+                    while let Some(e) = self.n[to].poll_event() {
+                        match e {
+                            Event::Connected { .. } => self.connected[to] = true,
+                            Event::Message { data, .. } => self.got.push((to, data.to_vec())),
+                            Event::QualityUpdate { .. } => {}
+                            e => panic!("unexpected event {e:?}"),
+                        }
+                    }
+                    rest = &rest[used.unwrap()..];
+                }
+            }
+        }
+        moved
+    }
+}
+
+/// Runs the handshake, then sends `messages` (sender 0 = initiator), in rounds.
+fn transcript(
+    kind: TransportKind,
+    cfg: [&Config; 2],
+    secrets: [[u8; 32]; 2],
+    seeds: [[u8; 32]; 2],
+    expect_key: bool,
+    messages: &[(usize, &[u8])],
+) -> Vec<(usize, Vec<u8>)> {
+    let mut n = [node(cfg[0], secrets[0], seeds[0]), node(cfg[1], secrets[1], seeds[1])];
+    let ids = [n[0].peer_id(), n[1].peer_id()];
+    let c0 = n[0].connect(NOW, kind, ADDR_R.parse().unwrap(), expect_key.then_some(ids[1])).unwrap();
+    let c1 = (kind == TransportKind::Stream).then(|| n[1].accept(NOW, ADDR_I.parse().unwrap()).unwrap());
+    let mut p = Pair { n, kind, conns: [Some(c0), c1], connected: [false; 2], got: Vec::new(), out: Vec::new() };
+    while p.round() {}
+    assert_eq!(p.connected, [true, true], "the handshake did not complete");
+    for (from, m) in messages {
+        p.n[*from].send(NOW, &ids[1 - from], m).unwrap();
+        while p.round() {}
+    }
+    let want: Vec<(usize, Vec<u8>)> = messages.iter().map(|(f, m)| (1 - f, m.to_vec())).collect();
+    assert_eq!(p.got, want, "messages did not arrive");
+    p.out
+}
+
+// =========================================================================== transcript hasher
+
+type HmacBlake2s = SimpleHmac<Blake2s256>;
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = <HmacBlake2s as Mac>::new_from_slice(key).unwrap();
+    parts.iter().for_each(|p| mac.update(p));
+    mac.finalize().into_bytes().into()
+}
+
+fn hkdf(ck: &[u8; 32], ikm: &[u8]) -> [[u8; 32]; 3] {
+    let t = hmac(ck, &[ikm]);
+    let o1 = hmac(&t, &[&[1]]);
+    let o2 = hmac(&t, &[&o1, &[2]]);
+    let o3 = hmac(&t, &[&o2, &[3]]);
+    [o1, o2, o3]
+}
+
+fn blake2s(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Blake2s256::new();
+    parts.iter().for_each(|p| h.update(p));
+    h.finalize().into()
+}
+
+fn dh(secret: [u8; 32], public: &[u8]) -> [u8; 32] {
+    let p: [u8; 32] = public.try_into().unwrap();
+    *StaticSecret::from(secret).diffie_hellman(&PublicKey::from(p)).as_bytes()
+}
+
+fn public(secret: [u8; 32]) -> [u8; 32] {
+    *PublicKey::from(&StaticSecret::from(secret)).as_bytes()
+}
+
+/// Noise's (h, ck) over recorded handshake messages, knowing every secret: returns the
+/// handshake hash and the split keys (initiator-to-responder, responder-to-initiator).
+/// Nothing is decrypted: h absorbs ciphertexts, ck only needs the DH results.
+fn transcript_hash(
+    pattern: &str,
+    prologue: &[u8],
+    s: [[u8; 32]; 2],
+    e: [[u8; 32]; 2],
+    psk: Option<[u8; 32]>,
+    msgs: &[&[u8]],
+) -> ([u8; 32], [u8; 32], [u8; 32]) {
+    let name = format!("Noise_{pattern}_25519_ChaChaPoly_BLAKE2s");
+    let mut h = if name.len() <= 32 {
+        let mut h = [0u8; 32];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h
+    } else {
+        blake2s(&[name.as_bytes()])
+    };
+    let mut ck = h;
+    let mut has_key = false;
+    let mix_hash = |h: &mut [u8; 32], d: &[u8]| *h = blake2s(&[&h[..], d]);
+    mix_hash(&mut h, prologue);
+    let tokens: &[&[&str]] = match pattern {
+        "XX" => &[&["e"], &["e", "ee", "s", "es"], &["s", "se"]],
+        "XXpsk3" => &[&["e"], &["e", "ee", "s", "es"], &["s", "se", "psk"]],
+        _ => {
+            mix_hash(&mut h, &public(s[1]));
+            &[&["e", "es", "s", "ss"], &["e", "ee", "se"]]
+        }
+    };
+    for (m, toks) in msgs.iter().zip(tokens) {
+        let mut at = 0;
+        for t in *toks {
+            let k = match *t {
+                "e" => {
+                    mix_hash(&mut h, &m[at..at + 32]);
+                    at += 32;
+                    psk.is_some().then(|| m[at - 32..at].to_vec())
+                }
+                "s" => {
+                    let len = 32 + if has_key { TAG_LEN } else { 0 };
+                    mix_hash(&mut h, &m[at..at + len]);
+                    at += len;
+                    None
+                }
+                "ee" => Some(dh(e[0], &public(e[1])).to_vec()),
+                "es" => Some(dh(e[0], &public(s[1])).to_vec()),
+                "se" => Some(dh(s[0], &public(e[1])).to_vec()),
+                "ss" => Some(dh(s[0], &public(s[1])).to_vec()),
+                _ => {
+                    // psk: MixKeyAndHash
+                    let [c, th, _] = hkdf(&ck, &psk.unwrap());
+                    ck = c;
+                    mix_hash(&mut h, &th);
+                    has_key = true;
+                    None
+                }
+            };
+            if let Some(ikm) = k {
+                ck = hkdf(&ck, &ikm)[0];
+                has_key = true;
+            }
+        }
+        mix_hash(&mut h, &m[at..]);
+    }
+    let [k1, k2, _] = hkdf(&ck, &[]);
+    (h, k1, k2)
+}
+
+/// The same handshake through snow: its messages and handshake hash.
+fn snow_transcript(
+    pattern: &str,
+    prologue: &[u8],
+    s: [[u8; 32]; 2],
+    e: [[u8; 32]; 2],
+    psk: Option<[u8; 32]>,
+    payloads: &[&[u8]],
+) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let params: snow::params::NoiseParams = format!("Noise_{pattern}_25519_ChaChaPoly_BLAKE2s").parse().unwrap();
+    let rs = public(s[1]);
+    let build = |i: usize| {
+        let mut b = snow::Builder::new(params.clone())
+            .local_private_key(&s[i])
+            .prologue(prologue)
+            .fixed_ephemeral_key_for_testing_only(&e[i]);
+        if let Some(k) = &psk {
+            b = b.psk(3, k);
+        }
+        if i == 0 && pattern == "IK" {
+            b = b.remote_public_key(&rs);
+        }
+        if i == 0 {
+            b.build_initiator().unwrap()
+        } else {
+            b.build_responder().unwrap()
+        }
+    };
+    let mut hs = [build(0), build(1)];
+    let mut msgs = Vec::new();
+    for (k, p) in payloads.iter().enumerate() {
+        let (w, r) = (k % 2, 1 - k % 2);
+        let mut m = vec![0u8; 2048];
+        let n = hs[w].write_message(p, &mut m).unwrap();
+        let mut pl = vec![0u8; 2048];
+        hs[r].read_message(&m[..n], &mut pl).unwrap();
+        msgs.push(m[..n].to_vec());
+    }
+    assert_eq!(hs[0].get_handshake_hash(), hs[1].get_handshake_hash());
+    (msgs, hs[0].get_handshake_hash().to_vec())
+}
+
+// =========================================================================== handshake.json
+
+struct Spec {
+    name: &'static str,
+    pattern: &'static str,
+    network_id: &'static [u8],
+    network_key: Option<[u8; 32]>,
+    expect_key: bool,
+    seeds: [[u8; 32]; 2],
+}
+
+/// What a fresh node draws from ChaCha20Rng(seed) for its first session (slot 0): the
+/// session index (next_u32, high half kept, bit 16 set, low half = slot), then the
+/// ephemeral secret (32 bytes). Stated in the vector and checked against the records.
+fn first_draws(seed: [u8; 32]) -> (u32, [u8; 32]) {
+    let mut rng = ChaCha20Rng::from_seed(seed);
+    let index = (rng.next_u32() & 0xffff_0000) | 0x0001_0000;
+    let mut e = [0u8; 32];
+    rng.fill_bytes(&mut e);
+    (index, e)
+}
+
+/// The length of Noise message 1 for `pattern` with an empty payload: e, plus the
+/// encrypted s for IK, plus the payload's tag once a key exists (XXpsk3 mixes e into the
+/// key; IK has es).
+fn init_overhead(pattern: &str) -> usize {
+    match pattern {
+        "XX" => 32,
+        "XXpsk3" => 32 + TAG_LEN,
+        _ => 32 + (32 + TAG_LEN) + TAG_LEN,
+    }
+}
+
+/// The plaintext payload of Noise message 1 for `pattern` over `kind` (PROTOCOL.md
+/// §Handshake): IK carries the initiator's Hello, XX and XXpsk3 nothing; on datagrams it
+/// is then zero-padded so that the Init record reaches INIT_MIN_DATAGRAM bytes (never
+/// truncated). Restated here from the constants, not read back from the node, so the two
+/// can disagree.
+fn init_payload(pattern: &str, kind: TransportKind, initiator_hello: &[u8]) -> Vec<u8> {
+    let mut p = if pattern == "IK" { initiator_hello.to_vec() } else { Vec::new() };
+    if kind == TransportKind::Datagram {
+        let min = INIT_MIN_DATAGRAM - INIT_HEADER_LEN - init_overhead(pattern);
+        p.resize(p.len().max(min), 0);
+    }
+    p
+}
+
+/// What both transports of one vector share: the secrets and the derived inputs.
+struct Shared<'a> {
+    sp: &'a Spec,
+    prologue: &'a [u8],
+    secrets: [[u8; 32]; 2],
+    eph: [[u8; 32]; 2],
+    psk: Option<[u8; 32]>,
+    hellos: &'a [Vec<u8>; 2],
+}
+
+/// One transport's record list for a vector, cross-checked against the transcript hasher
+/// and snow. Returns the JSON and the derived [handshake hash, i2r key, r2i key].
+fn transport_json(sh: &Shared<'_>, kind: TransportKind, list: &[(usize, Vec<u8>)]) -> (Value, [[u8; 32]; 3]) {
+    let Shared { sp, prologue, secrets, eph, psk, hellos } = *sh;
+    let what = format!("{} over {kind:?}", sp.name);
+    let hs_count = if sp.pattern == "IK" { 2 } else { 3 };
+    let bodies: Vec<&[u8]> = list[..hs_count].iter().map(|(_, r)| &r[Header::parse(r).unwrap().len()..]).collect();
+    let payloads: Vec<Vec<u8>> = match sp.pattern {
+        "IK" => vec![init_payload(sp.pattern, kind, &hellos[0]), hellos[1].clone()],
+        _ => vec![init_payload(sp.pattern, kind, &hellos[0]), hellos[1].clone(), hellos[0].clone()],
+    };
+    let pl: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+    let (hash, k_i2r, k_r2i) = transcript_hash(sp.pattern, prologue, secrets, eph, psk, &bodies);
+    let (snow_msgs, snow_hash) = snow_transcript(sp.pattern, prologue, secrets, eph, psk, &pl);
+    assert_eq!(snow_hash, hash.to_vec(), "{what}: snow disagrees on the handshake hash");
+    let ours: Vec<Vec<u8>> = bodies.iter().map(|b| b.to_vec()).collect();
+    assert_eq!(snow_msgs, ours, "{what}: snow disagrees on the messages");
+    for i in 0..2 {
+        assert_eq!(&bodies[i][..32], &public(eph[i])[..], "{what}: ephemeral draw order changed");
+    }
+    let keys = [CipherState::new(k_i2r), CipherState::new(k_r2i)];
+    let records: Vec<Value> = list
+        .iter()
+        .enumerate()
+        .map(|(i, (from, rec))| {
+            let header = Header::parse(rec).unwrap();
+            let body = &rec[header.len()..];
+            let mut v = json!({"from": ROLES[*from], "header": header_json(&header), "record": hx(rec)});
+            if kind == TransportKind::Stream {
+                v["frame"] = hx(&frame(rec)).into();
+            }
+            if let Header::Transport { counter, .. } = header {
+                let mut pt = body.to_vec();
+                let n = keys[*from].decrypt_at(counter, &rec[..16], &mut pt, body.len()).expect("derived key opens it");
+                v["plaintext"] = hx(&pt[..n]).into();
+                v["packet"] = packet_json(&Packet::decode(&pt[..n]).unwrap());
+            } else {
+                assert!(i < hs_count);
+                v["noise_message"] = hx(body).into();
+                v["payload"] = hx(&payloads[i]).into();
+            }
+            v
+        })
+        .collect();
+    (json!({"handshake_hash": hx(&hash), "records": records}), [hash, k_i2r, k_r2i])
+}
+
+fn handshake_vector(sp: &Spec) -> Value {
+    let names = ["alice", "bob"];
+    let secrets = [[0xa1u8; 32], [0xb0u8; 32]];
+    let cfgs = names.map(|n| base_config(n, sp.network_id, sp.network_key, true));
+    let messages: [(usize, &[u8]); 2] = [(0, b"hello, bob"), (1, b"hello, alice")];
+    let run = |kind| transcript(kind, [&cfgs[0], &cfgs[1]], secrets, sp.seeds, sp.expect_key, &messages);
+    let (dgram, strm) = (run(TransportKind::Datagram), run(TransportKind::Stream));
+
+    let draws = sp.seeds.map(first_draws);
+    let eph = [draws[0].1, draws[1].1];
+    let hellos = [hello_bytes(&cfgs[0]), hello_bytes(&cfgs[1])];
+    let mut prologue = b"meshlink".to_vec();
+    prologue.extend_from_slice(&[WIRE_VERSION, sp.network_id.len() as u8]);
+    prologue.extend_from_slice(sp.network_id);
+    let psk = sp.network_key.map(|k| blake2s(&[b"meshlink psk", &k, sp.network_id]));
+    let tag = u32::from_le_bytes(blake2s(&[b"meshlink network tag", sp.network_id])[..4].try_into().unwrap());
+
+    // Only message 1's payload depends on the transport (datagram padding), and Noise's ck
+    // never absorbs a payload: so the transport keys and transport records are the same on
+    // both transports, while the handshake records and hash differ. Every vector's
+    // initiator Hello is short enough that its datagram Init is padded (IK included), so
+    // the padding is pinned for all three patterns.
+    let hs_count = if sp.pattern == "IK" { 2 } else { 3 };
+    assert_eq!(dgram[hs_count..], strm[hs_count..], "{}: transport records differ between transports", sp.name);
+    let unpadded =
+        INIT_HEADER_LEN + init_overhead(sp.pattern) + init_payload(sp.pattern, TransportKind::Stream, &hellos[0]).len();
+    assert!(unpadded < INIT_MIN_DATAGRAM, "{}: this vector would not exercise the padding", sp.name);
+    assert_eq!(dgram[0].1.len(), INIT_MIN_DATAGRAM, "{}: datagram Init not padded", sp.name);
+    assert_eq!(strm[0].1.len(), unpadded, "{}: stream Init padded", sp.name);
+    assert_ne!(dgram[..hs_count], strm[..hs_count], "{}: handshake records same on both transports", sp.name);
+    let sh = Shared { sp, prologue: &prologue, secrets, eph, psk, hellos: &hellos };
+    let (dj, dk) = transport_json(&sh, TransportKind::Datagram, &dgram);
+    let (sj, sk) = transport_json(&sh, TransportKind::Stream, &strm);
+    assert_eq!(dk[1..], sk[1..], "{}: transport keys differ between transports", sp.name);
+    assert_ne!(dk[0], sk[0], "{}: handshake hashes same on both transports", sp.name);
+    let (k_i2r, k_r2i) = (dk[1], dk[2]);
+
+    let pattern_id = ["XX", "XXpsk3", "IK"].iter().position(|x| *x == sp.pattern).unwrap() as u8;
+    assert_eq!(dgram[0].1[..3], [1, WIRE_VERSION, pattern_id], "{}: not the expected Init", sp.name);
+    assert_eq!(dgram[0].1[8..12], tag.to_le_bytes(), "{}: network tag formula", sp.name);
+    let side = |i: usize| {
+        json!({"name": names[i], "config": config_json(&cfgs[i]), "seed": hx(&sp.seeds[i]), "static_secret": hx(&secrets[i]),
+            "static_public": hx(&public(secrets[i])), "ephemeral_secret": hx(&eph[i]), "ephemeral_public": hx(&public(eph[i])),
+            "index": draws[i].0, "hello": hx(&hellos[i])})
+    };
+    json!({
+        "name": sp.name,
+        "section": "PROTOCOL.md §Handshake",
+        "pattern": sp.pattern,
+        "protocol_name": format!("Noise_{}_25519_ChaChaPoly_BLAKE2s", sp.pattern),
+        "connect_with_expected_key": sp.expect_key,
+        "now_us": NOW.as_micros(),
+        "initiator_addr": ADDR_I, "responder_addr": ADDR_R,
+        "prologue": hx(&prologue),
+        "network_tag": tag,
+        "psk": psk.map(|k| hx(&k)),
+        "initiator": side(0),
+        "responder": side(1),
+        "messages": messages.iter().map(|(f, m)| json!({"from": ROLES[*f], "data": hx(m)})).collect::<Vec<_>>(),
+        "transport_keys": {"initiator_to_responder": hx(&k_i2r), "responder_to_initiator": hx(&k_r2i)},
+        "datagram": dj,
+        "stream": sj,
+    })
+}
+
+fn handshake_file() -> Value {
+    // The padding rule, restated from its definition and checked against the node's constants.
+    let record_max = INIT_HEADER_LEN + 32 + (32 + TAG_LEN) + HELLO_MAX_LEN + TAG_LEN;
+    assert_eq!(record_max, HANDSHAKE_RECORD_MAX);
+    assert_eq!(INIT_MIN_DATAGRAM, record_max.div_ceil(AMPLIFICATION_FACTOR));
+    let specs = [
+        Spec {
+            name: "xx",
+            pattern: "XX",
+            network_id: b"meshlink",
+            network_key: None,
+            expect_key: false,
+            seeds: [[0x11; 32], [0x22; 32]],
+        },
+        Spec {
+            name: "xxpsk3-network-key",
+            pattern: "XXpsk3",
+            network_id: b"meshlink-test",
+            network_key: Some([0x6b; 32]),
+            expect_key: false,
+            seeds: [[0x33; 32], [0x44; 32]],
+        },
+        Spec {
+            name: "ik-known-responder",
+            pattern: "IK",
+            network_id: b"meshlink",
+            network_key: None,
+            expect_key: true,
+            seeds: [[0x55; 32], [0x66; 32]],
+        },
+    ];
+    json!({
+        "description": "meshlink handshake transcripts. Two fresh Node<_, 2>s (config: Config::default() plus the fields in `initiator.config`/`responder.config`, hello = Hello::named(hello_name)), static keys Keypair::from_secret(static_secret), node seeds `seed`, time fixed at now_us. The initiator calls connect(now, kind, responder_addr, expected) with expected = the responder's key iff connect_with_expected_key (which selects IK); on a stream the responder calls accept(now, initiator_addr) first. Then rounds until both are quiet: all of the initiator's poll_transmit output is delivered (handle_datagram from initiator_addr, or handle_stream), events drained, then the same for the responder. After both report Connected, each entry of `messages` is sent with send() and rounds run again. Each vector is run once per transport: `datagram.records` and `stream.records` list every record in order, as sent over that transport; each entry has the record bytes `record` (one UDP datagram on datagrams) and, on streams, `frame` = its 2-byte big-endian length || record (several frames may share one stream transmit). The lists differ only in the handshake records, because message 1's payload depends on the transport (anti-amplification padding, see `constants`): on streams it is the initiator's encoded Hello in IK and empty in XX and XXpsk3; on datagrams the same followed by zero bytes, so that the payload is max(its length, init_min_datagram - 12 - overhead) bytes, where overhead = the Noise message 1 length with an empty payload (XX 32 = e; XXpsk3 32 + 16, its payload being encrypted; IK 32 + 48 + 16 = e, encrypted s, tag), so that the datagram Init record is at least init_min_datagram bytes (exactly, in every vector here, IK included). An IK responder decodes the Hello and requires every byte after it to be zero. Streams are never padded. A responder that has not verified a datagram peer's address sends it at most amplification_factor times the bytes received from it; init_min_datagram = ceil(handshake_record_max / amplification_factor) and handshake_record_max = 12 + 32 + 48 + hello_max_len + 16 (Init header, e, encrypted s, encrypted largest Hello). Each list has its own `handshake_hash` (h absorbs the payload); the transport keys (ck never absorbs a payload) and hence every transport record are the same on both transports. Deterministic ephemerals: a node's ChaCha20Rng(seed) gives, for its first session, next_u32 -> index = (x & 0xffff0000) | 0x00010000 | slot 0, then 32 bytes -> ephemeral_secret. prologue = 'meshlink' || version || len(network_id) || network_id; network_tag = first 4 bytes (LE u32) of BLAKE2s('meshlink network tag' || network_id); psk = BLAKE2s('meshlink psk' || network_key || network_id). Handshake records carry the Noise message (`noise_message`) whose plaintext payload is `payload` (message 1 as above; messages 2 and 3 carry the sender's encoded Hello). Transport records decrypt under transport_keys (ChaCha20-Poly1305, nonce = 4 zero bytes || counter LE, AD = the 16-byte header) to `plaintext`, decoded in `packet`. All byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
+        "constants": {"hello_max_len": HELLO_MAX_LEN, "handshake_record_max": HANDSHAKE_RECORD_MAX,
+            "amplification_factor": AMPLIFICATION_FACTOR, "init_min_datagram": INIT_MIN_DATAGRAM},
+        "vectors": specs.iter().map(handshake_vector).collect::<Vec<_>>(),
+    })
+}
+
+// =========================================================================== records.json
+
+const KEY: [u8; 32] = [
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12,
+    0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
+];
+const RECEIVER: u32 = 0x9abc_0001;
+
+/// Noise REKEY computed directly: the first 32 bytes of ENCRYPT(k, 2^64-1, "", 32 zeros).
+fn rekeyed(k: [u8; 32]) -> [u8; 32] {
+    let mut z = [0u8; 32];
+    let mut nonce = [0xffu8; 12];
+    nonce[..4].fill(0);
+    let aead = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&k));
+    aead.encrypt_in_place_detached(chacha20poly1305::Nonce::from_slice(&nonce), &[], &mut z).unwrap();
+    z
+}
+
+fn sealed(name: &str, section: &str, phase: u8, counter: u64, pkt: Packet<'_>, extra: Value) -> Value {
+    let phase_key = if phase == 1 { rekeyed(KEY) } else { KEY };
+    let mut pt = [0u8; 4096];
+    let n = pkt.encode(&mut pt).unwrap();
+    let header = Header::Transport { phase, receiver: RECEIVER, counter };
+    let mut rec = vec![0u8; 16 + n + TAG_LEN];
+    header.encode(&mut rec).unwrap();
+    rec[16..16 + n].copy_from_slice(&pt[..n]);
+    let (hdr, body) = rec.split_at_mut(16);
+    CipherState::new(phase_key).encrypt_at(counter, hdr, body, n).unwrap();
+    let mut v = json!({"name": name, "section": section, "header": header_json(&header), "key": hx(&KEY), "rekeys": phase,
+        "phase_key": hx(&phase_key), "packet": packet_json(&pkt), "plaintext": hx(&pt[..n]), "datagram": hx(&rec), "frame": hx(&frame(&rec))});
+    if let Value::Object(m) = extra {
+        v.as_object_mut().unwrap().extend(m);
+    }
+    v
+}
+
+fn plain(name: &str, header: Header, body: &[u8]) -> Value {
+    let mut rec = vec![0u8; header.len()];
+    header.encode(&mut rec).unwrap();
+    rec.extend_from_slice(body);
+    json!({"name": name, "section": "PROTOCOL.md §Records", "header": header_json(&header), "body": hx(body), "datagram": hx(&rec), "frame": hx(&frame(&rec))})
+}
+
+fn records_file() -> Value {
+    let body = |n: usize, b: u8| (0..n).map(|i| b.wrapping_add(i as u8)).collect::<Vec<u8>>();
+    let msg: Vec<u8> = (0..2500u32).map(|i| (i * 31 % 251) as u8).collect();
+    let pk = "PROTOCOL.md §Packets";
+    let mut v = vec![
+        plain(
+            "init-xx",
+            Header::Init { version: WIRE_VERSION, pattern: 0, sender: 0x1234_0001, network_tag: 0xdead_beef },
+            &body(32, 0x40),
+        ),
+        // The same Init as sent on datagrams: zero padding up to INIT_MIN_DATAGRAM bytes.
+        plain(
+            "init-xx-datagram-padded",
+            Header::Init { version: WIRE_VERSION, pattern: 0, sender: 0x1234_0001, network_tag: 0xdead_beef },
+            &[body(32, 0x40), vec![0; INIT_MIN_DATAGRAM - INIT_HEADER_LEN - 32]].concat(),
+        ),
+        plain(
+            "init-ik",
+            Header::Init { version: WIRE_VERSION, pattern: 2, sender: 0x1234_0002, network_tag: 0x0102_0304 },
+            &body(96, 0x50),
+        ),
+        plain("resp", Header::Resp { sender: 0x5678_0003, receiver: 0x1234_0001 }, &body(96, 0x60)),
+        plain("final", Header::Final { receiver: 0x5678_0003 }, &body(64, 0x70)),
+        plain(
+            "reject-busy",
+            Header::Reject { code: RejectCode::Busy, version: WIRE_VERSION, receiver: 0x1234_0001 },
+            b"",
+        ),
+        plain(
+            "reject-version",
+            Header::Reject { code: RejectCode::Version, version: WIRE_VERSION, receiver: 0x1234_0004 },
+            b"",
+        ),
+        plain(
+            "reject-auth",
+            Header::Reject { code: RejectCode::Auth, version: WIRE_VERSION, receiver: 0x1234_0005 },
+            b"",
+        ),
+        sealed("ping", pk, 0, 0, Packet::Ping { seq: 0 }, json!({})),
+        sealed("pong", pk, 0, 1, Packet::Pong { seq: 300 }, json!({})),
+        sealed("ping-large-seq-and-counter", pk, 0, (1 << 40) + 17, Packet::Ping { seq: u32::MAX }, json!({})),
+        sealed("data-empty-message", pk, 0, 2, Packet::Data { msg_id: 0, total: 0, offset: 0, bytes: b"" }, json!({})),
+        sealed(
+            "data-single-chunk",
+            pk,
+            0,
+            3,
+            Packet::Data { msg_id: 1, total: 11, offset: 0, bytes: b"hello world" },
+            json!({}),
+        ),
+        sealed(
+            "error-too-large",
+            pk,
+            0,
+            7,
+            Packet::Error { code: ErrorCode::TooLarge, detail: "message of 5000 bytes exceeds 4096" },
+            json!({}),
+        ),
+        sealed("error-unknown-code", pk, 0, 8, Packet::Error { code: ErrorCode::Other(0x1234), detail: "" }, json!({})),
+        sealed("close-normal", pk, 0, 9, Packet::Close { reason: CloseReason::Normal }, json!({})),
+        sealed("close-threat", pk, 0, 10, Packet::Close { reason: CloseReason::Threat }, json!({})),
+        sealed("close-unknown-reason", pk, 0, 11, Packet::Close { reason: CloseReason::Other(200) }, json!({})),
+        sealed("unknown-kind-application", pk, 0, 12, Packet::Unknown { kind: 0x40, body: b"app-defined" }, json!({})),
+        sealed("unknown-kind-reserved", pk, 0, 13, Packet::Unknown { kind: 0xff, body: b"" }, json!({})),
+        sealed("ping-key-phase-1", "PROTOCOL.md §Rekey", 1, 14, Packet::Ping { seq: 5 }, json!({})),
+    ];
+    // A 2500-byte message in three chunks, as a 1200-byte datagram path would carry it.
+    for (i, (off, len)) in [(0usize, 1000usize), (1000, 1000), (2000, 500)].into_iter().enumerate() {
+        let pkt = Packet::Data { msg_id: 7, total: 2500, offset: off as u32, bytes: &msg[off..off + len] };
+        v.push(sealed(
+            &format!("data-multi-chunk-{}-of-3", i + 1),
+            pk,
+            0,
+            4 + i as u64,
+            pkt,
+            json!({"message": hx(&msg)}),
+        ));
+    }
+    json!({
+        "description": "meshlink records of every type and packets of every kind. Handshake and Reject records: `header` decoded, `body` the bytes after the header. Transport records: plaintext = the packet (kind byte + postcard body), sealed with ChaCha20-Poly1305 under phase_key with nonce = 4 zero bytes || counter (u64 LE) and AD = the 16-byte header; phase_key = `key` after `rekeys` Noise REKEYs (k' = first 32 bytes of ENCRYPT(k, 2^64-1, '', 32 zero bytes)). `datagram` is the record as one UDP datagram; `frame` the same with a 2-byte big-endian length prefix for streams. Multi-chunk Data vectors also give the whole `message`. `init-xx` is an XX Init as sent on streams; `init-xx-datagram-padded` the same as sent on datagrams, its Noise payload zero-padded so that the record is init_min_datagram (276) bytes (see handshake.json). `init-ik` shows an IK Init's layout with a stand-in body; on datagrams an IK Init is padded to 276 bytes too, but inside its encrypted payload, so the zeros are not visible (see handshake.json). Byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
+        "vectors": v,
+    })
+}
+
+// =========================================================================== malformed.json
+
+fn malformed_node_config() -> Config {
+    base_config("victim", b"meshlink", None, true)
+}
+const VICTIM_SECRET: [u8; 32] = [0x77; 32];
+const VICTIM_SEED: [u8; 32] = [0x88; 32];
+const HOSTILE_ADDR: &str = "198.51.100.7:6000";
+
+/// Runs one malformed input at its layer; the error's Debug and Display strings.
+fn run_malformed(layer: &str, input: &[u8], extra: &Value) -> (String, String) {
+    fn s<E: std::fmt::Debug + std::fmt::Display>(e: E) -> (String, String) {
+        (format!("{e:?}"), e.to_string())
+    }
+    match layer {
+        "record_header" => s(Header::parse(input).unwrap_err()),
+        "frame" => {
+            let max = extra["max_frame"].as_u64().unwrap() as usize;
+            let mut buf = vec![0u8; 2 + max];
+            s(FrameDecoder::new().push(&mut buf, input, max).unwrap_err())
+        }
+        "packet" => s(Packet::decode(input).unwrap_err()),
+        "hello" => s(Hello::decode(input).unwrap_err()),
+        "transport_open" => {
+            let key: [u8; 32] = hex::decode(extra["key"].as_str().unwrap()).unwrap().try_into().unwrap();
+            let Header::Transport { counter, .. } = Header::parse(input).unwrap() else {
+                panic!("not a transport record")
+            };
+            let mut body = input[16..].to_vec();
+            let n = body.len();
+            s(CipherState::new(key).decrypt_at(counter, &input[..16], &mut body, n).unwrap_err())
+        }
+        "node_datagram" | "node_stream" => {
+            let mut n = node(&malformed_node_config(), VICTIM_SECRET, VICTIM_SEED);
+            let from: SocketAddr = HOSTILE_ADDR.parse().unwrap();
+            let r: Result<(), Error> = if layer == "node_datagram" {
+                n.handle_datagram(NOW, from, input)
+            } else {
+                let c = n.accept(NOW, from).unwrap();
+                n.handle_stream(c, NOW, input).map(|_| ())
+            };
+            s(r.unwrap_err())
+        }
+        l => panic!("unknown layer {l}"),
+    }
+}
+
+fn malformed_file() -> Value {
+    let id = b"meshlink";
+    let tag = blake2s(&[b"meshlink network tag", id])[..4].to_vec();
+    let init = |version: u8, pattern: u8, tag: &[u8], body: &[u8]| {
+        [&[1, version, pattern, 0, 4, 3, 2, 1][..], tag, body].concat()
+    };
+    let good_e = public([0x42; 32]);
+    let low = [
+        ("zero", [0u8; 32]),
+        ("one", {
+            let mut k = [0u8; 32];
+            k[0] = 1;
+            k
+        }),
+        (
+            "order-8-a",
+            hex::decode("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        ),
+        (
+            "order-8-b",
+            hex::decode("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157")
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        ),
+        (
+            "p-minus-1",
+            hex::decode("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        ),
+        (
+            "p",
+            hex::decode("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        ),
+        (
+            "p-plus-1",
+            hex::decode("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        ),
+    ];
+    // A genuine transport record under KEY, then tampered copies.
+    let ping = {
+        let mut rec = vec![0u8; 16 + 2 + TAG_LEN];
+        Header::Transport { phase: 0, receiver: RECEIVER, counter: 5 }.encode(&mut rec).unwrap();
+        let n = Packet::Ping { seq: 9 }.encode(&mut rec[16..]).unwrap();
+        let (h, b) = rec.split_at_mut(16);
+        CipherState::new(KEY).encrypt_at(5, h, b, n).unwrap();
+        rec
+    };
+    let flip = |at: usize| {
+        let mut r = ping.clone();
+        let at = if at == usize::MAX { r.len() - 1 } else { at };
+        r[at] ^= 0x01;
+        r
+    };
+    let name33 = [&[0x01u8, 33][..], &[b'a'; 33]].concat();
+    // Each malformed Hello is one change away from a valid one: it fails for the stated reason.
+    let name32 = [&[0x01u8, 32][..], &[b'a'; 32], &[0, 0, 0, 0, 0, 0]].concat();
+    assert!(Hello::decode(&name32).is_ok() && Hello::decode(&[1, 0, 0, 0, 0, 0, 0, 0]).is_ok());
+    assert!(Hello::decode(&[&[1u8, 0, 8][..], &[1, b'c'].repeat(8), &[0, 0, 0, 0, 0]].concat()).is_ok());
+    assert!(Packet::decode(&[3, 1, 4, 1, 3, 9, 9, 9]).is_ok() && Packet::decode(&[1, 5]).is_ok());
+    let key = json!({"key": hx(&KEY)});
+    let mf = json!({"max_frame": 2048});
+    let none = json!({});
+    let rh = "PROTOCOL.md §Records";
+    let pk = "PROTOCOL.md §Packets";
+    let hs = "PROTOCOL.md §Handshake";
+    let mut cases: Vec<(String, &str, &str, Vec<u8>, &Value)> = vec![
+        ("header-empty".into(), rh, "record_header", vec![], &none),
+        ("header-init-truncated".into(), rh, "record_header", vec![1, 1, 0, 0, 1, 2, 3], &none),
+        ("header-resp-truncated".into(), rh, "record_header", vec![2; 11], &none),
+        ("header-final-truncated".into(), rh, "record_header", vec![3, 0, 0, 0, 1], &none),
+        ("header-transport-truncated".into(), rh, "record_header", vec![4; 15], &none),
+        ("header-reject-truncated".into(), rh, "record_header", vec![6, 3, 1, 0, 0, 0, 0], &none),
+        ("header-type-0x00".into(), rh, "record_header", vec![0; 16], &none),
+        ("header-type-0x07".into(), rh, "record_header", vec![7; 16], &none),
+        ("header-type-0xff".into(), rh, "record_header", vec![0xff; 16], &none),
+        ("frame-length-zero".into(), "PROTOCOL.md §Framing", "frame", vec![0, 0, 1], &mf),
+        ("frame-length-max-frame-plus-1".into(), "PROTOCOL.md §Framing", "frame", vec![0x08, 0x01], &mf),
+        ("frame-length-65535".into(), "PROTOCOL.md §Framing", "frame", vec![0xff, 0xff], &mf),
+        ("packet-empty".into(), pk, "packet", vec![], &none),
+        ("ping-no-body".into(), pk, "packet", vec![1], &none),
+        ("ping-overlong-varint".into(), pk, "packet", vec![1, 0x80, 0x80, 0x80, 0x80, 0x10], &none),
+        ("ping-trailing-byte".into(), pk, "packet", vec![1, 5, 0], &none),
+        ("pong-truncated-varint".into(), pk, "packet", vec![2, 0x80], &none),
+        ("data-bytes-past-end".into(), pk, "packet", vec![3, 1, 10, 0, 10, 1, 2, 3], &none),
+        ("data-offset-plus-len-over-total".into(), pk, "packet", vec![3, 1, 4, 2, 3, 9, 9, 9], &none),
+        ("error-detail-not-utf8".into(), pk, "packet", vec![4, 2, 2, 0xff, 0xfe], &none),
+        ("error-detail-129-bytes".into(), pk, "packet", [&[4u8, 2, 129, 1][..], &[b'x'; 129]].concat(), &none),
+        ("close-no-body".into(), pk, "packet", vec![5], &none),
+        ("hello-truncated".into(), "PROTOCOL.md §Hello", "hello", vec![1, 5, b'a'], &none),
+        (
+            "hello-name-33-bytes".into(),
+            "PROTOCOL.md §Hello",
+            "hello",
+            [&name33[..], &[0, 0, 0, 0, 0, 0]].concat(),
+            &none,
+        ),
+        (
+            "hello-9-capabilities".into(),
+            "PROTOCOL.md §Hello",
+            "hello",
+            [&[1u8, 0, 9][..], &[1, b'c'].repeat(9), &[0, 0, 0, 0, 0]].concat(),
+            &none,
+        ),
+        ("hello-trailing-byte".into(), "PROTOCOL.md §Hello", "hello", vec![1, 0, 0, 0, 0, 0, 0, 0, 0xaa], &none),
+        ("transport-tag-bit-flip".into(), pk, "transport_open", flip(usize::MAX), &key),
+        ("transport-ciphertext-bit-flip".into(), pk, "transport_open", flip(16), &key),
+        ("transport-ad-bit-flip".into(), pk, "transport_open", flip(1), &key),
+        ("transport-shorter-than-tag".into(), pk, "transport_open", ping[..16 + 15].to_vec(), &key),
+        ("transport-counter-max".into(), pk, "transport_open", [&ping[..8], &[0xff; 8], &ping[16..]].concat(), &key),
+        ("datagram-init-version-2".into(), hs, "node_datagram", init(2, 0, &tag, &good_e), &none),
+        ("datagram-init-wrong-network".into(), hs, "node_datagram", init(1, 0, &[0, 0, 0, 0], &good_e), &none),
+        ("datagram-init-unknown-pattern".into(), hs, "node_datagram", init(1, 3, &tag, &good_e), &none),
+        (
+            "datagram-init-psk-pattern-without-key".into(),
+            hs,
+            "node_datagram",
+            init(1, 1, &tag, &[&good_e[..], &[0; 16]].concat()),
+            &none,
+        ),
+        ("datagram-init-truncated-e".into(), hs, "node_datagram", init(1, 0, &tag, &good_e[..20]), &none),
+        (
+            "datagram-init-ik-garbage".into(),
+            hs,
+            "node_datagram",
+            init(1, 2, &tag, &[&good_e[..], &[0x5a; 64]].concat()),
+            &none,
+        ),
+        ("datagram-transport-unknown-receiver".into(), rh, "node_datagram", ping.clone(), &none),
+        (
+            "datagram-final-without-init".into(),
+            hs,
+            "node_datagram",
+            [&[3u8, 0, 0, 0, 0, 0, 1, 0][..], &[0; 64]].concat(),
+            &none,
+        ),
+        (
+            // One byte over max_datagram: refused by size before the header is looked at.
+            "datagram-larger-than-max-datagram".into(),
+            rh,
+            "node_datagram",
+            init(1, 0, &tag, &[&good_e[..], &vec![0; malformed_node_config().max_datagram + 1 - 44]].concat()),
+            &none,
+        ),
+        ("stream-frame-length-zero".into(), "PROTOCOL.md §Framing", "node_stream", vec![0, 0], &none),
+        ("stream-frame-too-large".into(), "PROTOCOL.md §Framing", "node_stream", vec![0x08, 0x01], &none),
+        ("stream-unknown-record-type".into(), rh, "node_stream", frame(&[9; 16]), &none),
+        (
+            "stream-resp-to-responder".into(),
+            hs,
+            "node_stream",
+            frame(&[&[2u8, 0, 0, 0, 1, 0, 1, 0, 2, 0, 2, 0][..], &[0; 96]].concat()),
+            &none,
+        ),
+        ("stream-transport-before-handshake".into(), hs, "node_stream", frame(&ping), &none),
+    ];
+    for (n, k) in &low {
+        cases.push((format!("datagram-init-low-order-e-{n}"), hs, "node_datagram", init(1, 0, &tag, k), &none));
+        cases.push((format!("stream-init-low-order-e-{n}"), hs, "node_stream", frame(&init(1, 0, &tag, k)), &none));
+    }
+    let vectors: Vec<Value> = cases
+        .into_iter()
+        .map(|(name, section, layer, input, extra)| {
+            let (debug, display) = run_malformed(layer, &input, extra);
+            let mut v = json!({"name": name, "section": section, "layer": layer, "input": hx(&input), "error": debug, "display": display});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            v
+        })
+        .collect();
+    json!({
+        "description": "Malformed meshlink inputs and the exact error each gives: `error` is the Rust Debug form, `display` the Display form. Layers: record_header = Header::parse(input); frame = a fresh stream frame decoder with max_frame fed `input`; packet = Packet::decode(input) (decrypted transport plaintext); hello = Hello::decode(input); transport_open = ChaCha20-Poly1305 open of a transport record under `key` (nonce = 4 zero bytes || counter LE, AD = 16-byte header); node_datagram = a fresh node (see `node`) given handle_datagram(now, hostile_addr, input); node_stream = a fresh node that accept()ed a stream from hostile_addr, given handle_stream(conn, now, input). Byte strings are lowercase hex.",
+        "node": {"config": config_json(&malformed_node_config()), "static_secret": hx(&VICTIM_SECRET), "seed": hx(&VICTIM_SEED),
+            "now_us": NOW.as_micros(), "hostile_addr": HOSTILE_ADDR},
+        "vectors": vectors,
+    })
+}
+
+// =========================================================================== main
+
+fn main() {
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors")));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, v) in
+        [("handshake.json", handshake_file()), ("records.json", records_file()), ("malformed.json", malformed_file())]
+    {
+        let path = dir.join(file);
+        std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
+        println!("wrote {}", path.display());
+    }
+}
