@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Firmware size report for meshlink-core: builds size-report/ (a minimal Cortex-M4F image
+# running one two-peer node, opt-level "s" + LTO) and prints its flash and static RAM use,
+# plus size_of the node type on the target and on the host.
+set -euo pipefail
+cd "$(dirname "$0")/../size-report"
+
+target=thumbv7em-none-eabihf
+if ! rustup target list --installed | grep -qx "$target"; then
+  rustup target add "$target"
+fi
+
+# The target comes from size-report/.cargo/config.toml, which is why we cd'ed here.
+cargo build -q --release
+elf="target/$target/release/meshlink-size-report"
+
+echo "==> $elf ($target, opt-level=\"s\", lto)"
+llvm_size="$(ls "$(rustc --print sysroot)"/lib/rustlib/*/bin/llvm-size 2>/dev/null | head -n 1 || true)"
+if [ -n "$llvm_size" ]; then
+  "$llvm_size" -A "$elf"
+fi
+
+# The summary is computed from the ELF directly (standard library only), so it also
+# works where llvm-tools is missing; it also reads the NODE symbol's size.
+python3 - "$elf" <<'EOF'
+import struct, sys
+
+data = open(sys.argv[1], "rb").read()
+assert data[:4] == b"\x7fELF" and data[4] == 1 and data[5] == 1, "expected a 32-bit little-endian ELF"
+shoff, = struct.unpack_from("<I", data, 0x20)
+shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
+secs = [struct.unpack_from("<10I", data, shoff + i * shentsize) for i in range(shnum)]
+names = secs[shstrndx]
+
+def cstr(off):
+    return data[off:data.index(b"\0", off)].decode()
+
+size = {cstr(names[4] + s[0]): s[5] for s in secs}
+node = None
+for s in secs:
+    if s[1] == 2:  # SHT_SYMTAB
+        strtab = secs[s[6]]
+        for off in range(s[4], s[4] + s[5], 16):
+            name, value, sym_size, info, other, shndx = struct.unpack_from("<IIIBBH", data, off)
+            if cstr(strtab[4] + name) == "NODE":
+                node = sym_size
+
+get = lambda n: size.get(n, 0)
+flash = get(".vector_table") + get(".text") + get(".rodata") + get(".data")
+ram = get(".data") + get(".bss") + get(".uninit")
+print()
+print("section           bytes")
+for n in (".vector_table", ".text", ".rodata", ".data", ".bss"):
+    print(f"{n:<14} {get(n):>8}")
+print(f"{'flash total':<14} {flash:>8}   (.vector_table + .text + .rodata + .data)")
+print(f"{'static RAM':<14} {ram:>8}   (.data + .bss; the stack comes on top)")
+if node is not None:
+    print(f"size_of::<Node<[u8; SLOT], 2>>() on the target = {node} bytes (the NODE static)")
+EOF
+
+host="$(rustc -vV | sed -n 's/^host: //p')"
+cargo test -q --lib --target "$host" -- --nocapture 2>&1 | grep -E "size_of|test result" || {
+  echo "host size test failed" >&2
+  exit 1
+}

@@ -1,0 +1,92 @@
+//! Firmware image for the size report. It runs one node the way an interrupt-free main
+//! loop would: every input (clock, received datagram, keys) is read with `read_volatile`
+//! from statics a driver would fill, and every output is written with `write_volatile`,
+//! so LTO can drop nothing the real firmware would keep.
+#![no_std]
+#![no_main]
+
+use core::mem::MaybeUninit;
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
+
+use cortex_m_rt::entry;
+use meshlink_core::{Event, Instant, Keypair, PeerId, TransportKind};
+use meshlink_size_report::{config, FirmwareNode, SLOT};
+use panic_halt as _;
+
+const MTU: usize = 1200;
+
+/// The node, statically allocated: its size is the symbol size of `NODE` in the ELF.
+#[no_mangle]
+static mut NODE: MaybeUninit<FirmwareNode> = MaybeUninit::uninit();
+
+// Stand-ins for provisioning storage, a hardware timer and a network driver's buffers.
+static mut SECRET: [u8; 32] = [1; 32];
+static mut SEED: [u8; 32] = [2; 32];
+static mut PEER_KEY: [u8; 32] = [3; 32];
+static mut CLOCK_US: u64 = 0;
+static mut RX: [u8; MTU] = [0; MTU];
+static mut RX_LEN: usize = 0;
+static mut RX_FROM: (u32, u16) = (0, 0);
+static mut TX: [u8; MTU] = [0; MTU];
+static mut TX_LEN: usize = 0;
+static mut TX_TO: (u32, u16) = (0, 0);
+static mut DELIVERED: usize = 0;
+static mut OUTBOX_LEN: usize = 0;
+static mut WAKE_AT_US: u64 = 0;
+
+fn v4(a: (u32, u16)) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(a.0), a.1))
+}
+
+#[entry]
+fn main() -> ! {
+    // SAFETY: single-threaded firmware with no interrupts touching these statics; every
+    // access is a volatile read or write of a plain value.
+    let (secret, seed, peer, now) = unsafe {
+        (
+            read_volatile(addr_of!(SECRET)),
+            read_volatile(addr_of!(SEED)),
+            read_volatile(addr_of!(PEER_KEY)),
+            read_volatile(addr_of!(CLOCK_US)),
+        )
+    };
+    let Ok(node) = FirmwareNode::new(config(), Keypair::from_secret(secret), seed, || [0u8; SLOT]) else { panic!() };
+    // SAFETY: NODE is written once here, before any reference to it exists.
+    let node: &mut FirmwareNode = unsafe { (*addr_of_mut!(NODE)).write(node) };
+    let peer = PeerId::from_bytes(peer);
+    let server = v4(unsafe { read_volatile(addr_of!(RX_FROM)) });
+    let _ = node.connect(Instant::from_micros(now), TransportKind::Datagram, server, Some(peer));
+
+    let mut tx = [0u8; MTU];
+    loop {
+        // SAFETY: as above.
+        unsafe {
+            let now = Instant::from_micros(read_volatile(addr_of!(CLOCK_US)));
+            let len = read_volatile(addr_of!(RX_LEN)).min(MTU);
+            if len > 0 {
+                let rx = read_volatile(addr_of!(RX));
+                let _ = node.handle_datagram(now, v4(read_volatile(addr_of!(RX_FROM))), &rx[..len]);
+                write_volatile(addr_of_mut!(RX_LEN), 0);
+            }
+            node.handle_timeout(now);
+            let out = read_volatile(addr_of!(OUTBOX_LEN)).min(MTU);
+            if out > 0 && node.send(now, &peer, &read_volatile(addr_of!(TX))[..out]).is_ok() {
+                write_volatile(addr_of_mut!(OUTBOX_LEN), 0);
+            }
+            while let Some(t) = node.poll_transmit(now, &mut tx) {
+                write_volatile(addr_of_mut!(TX), tx);
+                write_volatile(addr_of_mut!(TX_LEN), t.len);
+                if let SocketAddr::V4(a) = t.addr {
+                    write_volatile(addr_of_mut!(TX_TO), (u32::from(*a.ip()), a.port()));
+                }
+            }
+            while let Some(ev) = node.poll_event() {
+                if let Event::Message { data, .. } = ev {
+                    write_volatile(addr_of_mut!(DELIVERED), data.len());
+                }
+            }
+            write_volatile(addr_of_mut!(WAKE_AT_US), node.poll_timeout().map_or(u64::MAX, |t| t.as_micros()));
+        }
+    }
+}
