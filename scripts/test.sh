@@ -11,8 +11,10 @@ step "format"
 cargo fmt --all -- --check
 
 step "workspace tests (unit, integration, golden vectors, simulator, doc tests)"
-cargo test --workspace --all-targets
-cargo test --workspace --doc
+testlog="$(mktemp)"
+trap 'rm -f "$testlog"' EXIT
+cargo test --workspace --all-targets 2>&1 | tee "$testlog"
+cargo test --workspace --doc 2>&1 | tee -a "$testlog"
 
 step "clippy (libraries strict, tests and benches advisory)"
 cargo clippy --workspace --lib --bins -q -- -D warnings
@@ -35,3 +37,5 @@ if [ -x scripts/fuzz-smoke.sh ]; then
 fi
 
 step "done in $(( $(date +%s) - start )) s"
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$testlog"
