@@ -1,0 +1,302 @@
+//! Command-line parsing (clap) and the `up`, `keygen` and `id` commands.
+//!
+//! Precedence: built-in defaults < config file < `MESHLINK_*` environment < flags.
+//! (clap reads each flag's variable itself; a flag given on the command line wins.)
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use meshlink_core::PeerId;
+use meshlink_host::config::PeerEntry;
+use meshlink_host::error::reason_text;
+use meshlink_host::identity;
+use meshlink_host::types::dialable;
+use meshlink_host::{Host, HostConfig, HostError, HostEvent, HostHandle, PeerUrl, Transport};
+
+#[derive(Parser)]
+#[command(name = "meshlink", version, about = "Encrypted peer-to-peer messaging: run a node, or try the demo")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a node until Ctrl-C (listens on tcp 7400, ws 7401, udp 7402 by default).
+    Up(Box<UpArgs>),
+    /// Start a small local network over real loopback sockets and show it working.
+    Demo {
+        /// Seconds to run before shutting down.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+    },
+    /// Create the node's key in the data directory.
+    Keygen {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Replace an existing key (the node gets a new identity).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the node's peer id.
+    Id {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+#[derive(Args)]
+struct DataDir {
+    /// Where the key (and optional config.toml) live [default: $XDG_DATA_HOME/meshlink or ~/.local/share/meshlink]
+    #[arg(long, env = "MESHLINK_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataDir {
+    fn path(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(identity::default_data_dir)
+    }
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    /// TOML config file [default: <data-dir>/config.toml if it exists]
+    #[arg(long, env = "MESHLINK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Node name sent to peers [default: the host name]
+    #[arg(long, env = "MESHLINK_NAME")]
+    name: Option<String>,
+    /// TCP listen addresses, or `off` [default: 0.0.0.0:7400]
+    #[arg(long, env = "MESHLINK_TCP", value_delimiter = ',', value_name = "ADDR")]
+    tcp: Option<Vec<String>>,
+    /// WebSocket listen addresses, or `off` [default: 0.0.0.0:7401]
+    #[arg(long, env = "MESHLINK_WS", value_delimiter = ',', value_name = "ADDR")]
+    ws: Option<Vec<String>>,
+    /// UDP listen addresses, or `off` [default: 0.0.0.0:7402]
+    #[arg(long, env = "MESHLINK_UDP", value_delimiter = ',', value_name = "ADDR")]
+    udp: Option<Vec<String>>,
+    /// Peers to connect to: tcp://host:port, ws://host:port or udp://host:port
+    #[arg(long, env = "MESHLINK_CONNECT", value_delimiter = ',', value_name = "URL")]
+    connect: Vec<String>,
+    /// Peer ids the --connect peers must prove, in the same order
+    #[arg(long, env = "MESHLINK_EXPECT", value_delimiter = ',', value_name = "PEER_ID", value_parser = parse_peer_id)]
+    expect: Vec<PeerId>,
+    /// Network id: nodes of different networks cannot connect [default: meshlink]
+    #[arg(long, env = "MESHLINK_NETWORK_ID")]
+    network_id: Option<String>,
+    /// Pre-shared network key, 64 hex characters
+    #[arg(long, env = "MESHLINK_NETWORK_KEY", hide_env_values = true, value_name = "HEX")]
+    network_key: Option<String>,
+    /// Most open TCP/WebSocket connections
+    #[arg(long, env = "MESHLINK_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Most inbound TCP/WebSocket connections from one IP address
+    #[arg(long, env = "MESHLINK_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Largest message in bytes
+    #[arg(long, env = "MESHLINK_MAX_MESSAGE")]
+    max_message: Option<usize>,
+}
+
+fn parse_peer_id(s: &str) -> Result<PeerId, String> {
+    s.trim().parse::<PeerId>().map_err(|e| e.to_string())
+}
+
+fn parse_listen(flag: &str, values: &[String]) -> Result<Vec<SocketAddr>, HostError> {
+    if values.iter().any(|v| v == "off" || v == "none") {
+        return Ok(Vec::new());
+    }
+    values
+        .iter()
+        .map(|v| {
+            v.trim().parse().map_err(|_| {
+                HostError::Config(format!("--{flag} {v:?}: expected ADDR:PORT like 0.0.0.0:7400 or [::]:7400, or off"))
+            })
+        })
+        .collect()
+}
+
+pub fn main() -> Result<(), HostError> {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.cmd, Cmd::Demo { .. }));
+    match cli.cmd {
+        Cmd::Keygen { dir, force } => {
+            let path = dir.path();
+            let kp = identity::create(&path, force)?;
+            println!("{}", kp.peer_id());
+            eprintln!("key written to {}", identity::key_path(&path).display());
+            Ok(())
+        }
+        Cmd::Id { dir } => {
+            println!("{}", identity::load(&dir.path())?.peer_id());
+            Ok(())
+        }
+        Cmd::Demo { seconds } => {
+            runtime()?.block_on(meshlink_host::demo::run(meshlink_host::demo::DemoOptions { seconds }))
+        }
+        Cmd::Up(args) => runtime()?.block_on(up(*args)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, HostError> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| HostError::io("start runtime", e))
+}
+
+fn init_logging(quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet { "warn" } else { "warn,meshlink_host=info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Defaults, then the config file, then environment and flags.
+fn build_config(args: &UpArgs, data_dir: &std::path::Path) -> Result<HostConfig, HostError> {
+    let implicit = data_dir.join("config.toml");
+    let mut c = match &args.config {
+        Some(path) => HostConfig::from_file(path)?,
+        None if implicit.exists() => HostConfig::from_file(&implicit)?,
+        None => HostConfig::default(),
+    };
+    if let Some(v) = &args.name {
+        c.name = v.clone();
+    }
+    if let Some(v) = &args.tcp {
+        c.listen.tcp = parse_listen("tcp", v)?;
+    }
+    if let Some(v) = &args.ws {
+        c.listen.ws = parse_listen("ws", v)?;
+    }
+    if let Some(v) = &args.udp {
+        c.listen.udp = parse_listen("udp", v)?;
+    }
+    if let Some(v) = &args.network_id {
+        c.network_id = v.clone();
+    }
+    if let Some(v) = &args.network_key {
+        c.network_key = Some(v.clone());
+    }
+    if let Some(v) = args.max_connections {
+        c.limits.max_connections = v;
+    }
+    if let Some(v) = args.max_connections_per_ip {
+        c.limits.max_connections_per_ip = v;
+    }
+    if let Some(v) = args.max_message {
+        c.limits.max_message = v;
+    }
+    if args.expect.len() > args.connect.len() {
+        return Err(HostError::Config("more --expect than --connect values".into()));
+    }
+    for (i, url) in args.connect.iter().enumerate() {
+        PeerUrl::parse(url)?;
+        c.peers.push(PeerEntry { url: url.clone(), expect: args.expect.get(i).map(|p| p.to_string()) });
+    }
+    c.core_config()?; // report config errors before touching the key or sockets
+    Ok(c)
+}
+
+async fn up(args: UpArgs) -> Result<(), HostError> {
+    let data_dir = args.dir.path();
+    let config = build_config(&args, &data_dir)?;
+    let (kp, created) = identity::load_or_create(&data_dir)?;
+    let mut peers = Vec::new();
+    for p in &config.peers {
+        let expect = match &p.expect {
+            Some(s) => Some(parse_peer_id(s).map_err(|e| HostError::Config(format!("peer {}: {e}", p.url)))?),
+            None => None,
+        };
+        peers.push((p.url.clone(), expect));
+    }
+    let name = config.name.clone();
+    let node = Host::start(config, kp).await?;
+    print_banner(&node, &name, &data_dir, created);
+    let events = node.events().await?;
+    let started = Instant::now();
+    tokio::spawn(print_events(events, started));
+    for (url, expect) in peers {
+        let node = node.clone();
+        tokio::spawn(async move {
+            if let Err(e) = node.connect(&url, expect).await {
+                eprintln!("meshlink: cannot connect to {url}: {e}");
+            }
+        });
+    }
+    wait_for_signal().await?;
+    eprintln!("shutting down: closing every session");
+    node.shutdown().await
+}
+
+fn print_banner(node: &HostHandle, name: &str, data_dir: &std::path::Path, created: bool) {
+    let l = node.local_addrs();
+    println!("meshlink node {name:?} is up");
+    println!("  peer id   {}", node.peer_id());
+    for (t, list) in [(Transport::Tcp, &l.tcp), (Transport::Ws, &l.ws), (Transport::Udp, &l.udp)] {
+        for a in list {
+            println!("  {t:<4}      {}", PeerUrl::for_addr(t, *a));
+        }
+    }
+    let state = if created { "key created" } else { "existing key" };
+    println!("  data dir  {} ({state})", data_dir.display());
+    let target = l
+        .tcp
+        .first()
+        .map(|a| (Transport::Tcp, *a))
+        .or(l.ws.first().map(|a| (Transport::Ws, *a)))
+        .or(l.udp.first().map(|a| (Transport::Udp, *a)));
+    if let Some((t, a)) = target {
+        let second = std::env::temp_dir().join("meshlink-2");
+        println!("\nStart a second node in another terminal and connect it to this one:");
+        println!(
+            "  meshlink up --data-dir {} --tcp 127.0.0.1:0 --ws 127.0.0.1:0 --udp 127.0.0.1:0 --connect {} --expect {}",
+            second.display(),
+            PeerUrl::for_addr(t, dialable(a)),
+            node.peer_id()
+        );
+    }
+    println!();
+}
+
+async fn print_events(mut events: tokio::sync::mpsc::Receiver<HostEvent>, started: Instant) {
+    let at = || format!("[{:8.3}s]", started.elapsed().as_secs_f64());
+    while let Some(ev) = events.recv().await {
+        match ev {
+            HostEvent::Connected { peer, addr, transport, hello, quality, .. } => println!(
+                "{} connected     {peer} ({}) via {transport} {addr}, rtt {}",
+                at(),
+                hello.name,
+                meshlink_host::table::ms(quality.rtt_us)
+            ),
+            HostEvent::Message { peer, data } => {
+                let text = String::from_utf8_lossy(&data[..data.len().min(200)]).into_owned();
+                println!("{} message       {} ({} bytes): {text:?}", at(), peer.short(), data.len());
+            }
+            HostEvent::RemoteError { peer, code } => println!("{} peer error    {}: {code:?}", at(), peer.short()),
+            HostEvent::Disconnected { peer, addr, transport, reason, .. } => println!(
+                "{} disconnected  {} via {transport} {addr}: {}",
+                at(),
+                peer.map_or("(during handshake)".into(), |p| p.to_string()),
+                reason_text(&reason)
+            ),
+            HostEvent::Quality { .. } => {}
+        }
+    }
+}
+
+async fn wait_for_signal() -> Result<(), HostError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| HostError::io("install SIGTERM handler", e))?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(|e| HostError::io("wait for Ctrl-C", e)),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.map_err(|e| HostError::io("wait for Ctrl-C", e))
+}

@@ -1,0 +1,323 @@
+//! Host configuration: listen addresses, limits, timers and node identity settings.
+//!
+//! Every field has a default good enough to run with nothing set. The same structure is
+//! read from the optional TOML config file; CLI flags and `MESHLINK_*` variables override
+//! it (see `main.rs`).
+//!
+//! Default ports: TCP 7400, WebSocket 7401, UDP 7402, on all IPv4 interfaces.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use meshlink_core::{Config, Hello, ThreatPolicy};
+use serde::Deserialize;
+
+use crate::error::HostError;
+
+pub const DEFAULT_TCP_PORT: u16 = 7400;
+pub const DEFAULT_WS_PORT: u16 = 7401;
+pub const DEFAULT_UDP_PORT: u16 = 7402;
+
+/// Sessions one node can hold (the core's `N`). `limits.max_peers` may lower it.
+pub const MAX_SESSIONS: usize = 256;
+
+/// The whole host configuration, as in the TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    /// Node name sent in the Hello (at most 32 bytes). Default: the host name.
+    pub name: String,
+    /// Nodes of different networks cannot connect (F03).
+    pub network_id: String,
+    /// Optional pre-shared network key, 64 hex characters (F03).
+    pub network_key: Option<String>,
+    pub listen: Listen,
+    pub limits: Limits,
+    pub timers: Timers,
+    pub threat: Threat,
+    /// Peers to connect to at start (`meshlink up`).
+    pub peers: Vec<PeerEntry>,
+}
+
+/// Addresses to listen on, per transport. An empty list disables that transport.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    pub tcp: Vec<SocketAddr>,
+    pub ws: Vec<SocketAddr>,
+    pub udp: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Sessions (connected plus handshaking), at most 256.
+    pub max_peers: usize,
+    /// Handshakes in progress (flood cap).
+    pub max_half_open: usize,
+    /// Open stream sockets (TCP and WebSocket, in and out).
+    pub max_connections: usize,
+    /// Inbound stream sockets from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Largest application message, in bytes.
+    pub max_message: usize,
+    /// Bytes of queued outgoing messages per peer inside the core.
+    pub send_queue: usize,
+    /// UDP socket receive buffer to ask the kernel for (capped by net.core.rmem_max).
+    pub udp_recv_buffer: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timers {
+    /// TCP connect plus WebSocket upgrade deadline.
+    pub connect_timeout_ms: u64,
+    /// A socket write that makes no progress this long closes the connection.
+    pub write_timeout_ms: u64,
+    pub ping_interval_ms: u64,
+    pub dead_peer_timeout_ms: u64,
+    pub handshake_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Threat {
+    /// Score above which the policy applies (F05).
+    pub threshold: f32,
+    /// `"drop"` (refuse and close) or `"refuse"` (refuse new handshakes only).
+    pub policy: String,
+}
+
+/// A peer to dial at start.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerEntry {
+    /// `tcp://host:port`, `ws://host:port` or `udp://host:port`.
+    pub url: String,
+    /// The peer id the remote must prove (enables the IK fast path).
+    pub expect: Option<String>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            name: default_name(),
+            network_id: "meshlink".into(),
+            network_key: None,
+            listen: Listen::default(),
+            limits: Limits::default(),
+            timers: Timers::default(),
+            threat: Threat::default(),
+            peers: Vec::new(),
+        }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
+        Listen { tcp: vec![any(DEFAULT_TCP_PORT)], ws: vec![any(DEFAULT_WS_PORT)], udp: vec![any(DEFAULT_UDP_PORT)] }
+    }
+}
+
+impl Listen {
+    /// Nothing bound: for outbound-only nodes and as a base for tests.
+    pub fn none() -> Self {
+        Listen { tcp: vec![], ws: vec![], udp: vec![] }
+    }
+    /// One ephemeral loopback port per transport (tests, demo).
+    pub fn loopback() -> Self {
+        let lo = SocketAddr::from(([127, 0, 0, 1], 0));
+        Listen { tcp: vec![lo], ws: vec![lo], udp: vec![lo] }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let core = Config::default();
+        Limits {
+            max_peers: MAX_SESSIONS,
+            max_half_open: core.max_half_open,
+            max_connections: 512,
+            max_connections_per_ip: 32,
+            max_message: core.max_message,
+            send_queue: core.send_queue,
+            udp_recv_buffer: 2 << 20,
+        }
+    }
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        let core = Config::default();
+        let ms = |d: Duration| d.as_millis() as u64;
+        Timers {
+            connect_timeout_ms: 10_000,
+            write_timeout_ms: 15_000,
+            ping_interval_ms: ms(core.ping_interval),
+            dead_peer_timeout_ms: ms(core.dead_peer_timeout),
+            handshake_timeout_ms: ms(core.handshake_timeout),
+        }
+    }
+}
+
+impl Default for Threat {
+    fn default() -> Self {
+        Threat { threshold: Config::default().threat_threshold, policy: "drop".into() }
+    }
+}
+
+/// The machine's host name (for the Hello), trimmed to the 32-byte limit.
+fn default_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "meshlink".into());
+    truncate_utf8(&name, meshlink_core::wire::hello::NAME_MAX).to_string()
+}
+
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl HostConfig {
+    /// Reads a TOML config file. Unknown keys are errors, so typos do not pass silently.
+    pub fn from_file(path: &Path) -> Result<Self, HostError> {
+        let text = std::fs::read_to_string(path).map_err(|source| HostError::File {
+            path: path.to_path_buf(),
+            what: "read config file",
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| HostError::Config(format!("{}: {e}", path.display())))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.message().to_string())
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.timers.connect_timeout_ms)
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.timers.write_timeout_ms)
+    }
+
+    /// The core configuration for these settings, validated.
+    pub fn core_config(&self) -> Result<Config, HostError> {
+        let bad = |s: String| HostError::Config(s);
+        let mut c = Config::default()
+            .with_network_id(self.network_id.as_bytes())
+            .map_err(|_| bad(format!("network_id longer than {} bytes", meshlink_core::config::NETWORK_ID_MAX)))?;
+        if let Some(k) = &self.network_key {
+            let bytes = hex::decode(k.trim()).map_err(|_| bad("network_key must be 64 hex characters".into()))?;
+            let key: [u8; 32] = bytes.try_into().map_err(|_| bad("network_key must be 64 hex characters".into()))?;
+            c.network_key = Some(key);
+        }
+        c.hello = Hello::named(&self.name).map_err(|_| {
+            bad(format!("name longer than {} bytes: {:?}", meshlink_core::wire::hello::NAME_MAX, self.name))
+        })?;
+        let l = &self.limits;
+        if l.max_peers == 0 || l.max_peers > MAX_SESSIONS {
+            return Err(bad(format!("limits.max_peers must be 1..={MAX_SESSIONS}")));
+        }
+        c.max_peers = l.max_peers;
+        c.max_half_open = l.max_half_open;
+        c.max_message = l.max_message;
+        c.send_queue = l.send_queue;
+        let t = &self.timers;
+        for (name, v) in [
+            ("ping_interval_ms", t.ping_interval_ms),
+            ("dead_peer_timeout_ms", t.dead_peer_timeout_ms),
+            ("handshake_timeout_ms", t.handshake_timeout_ms),
+            ("connect_timeout_ms", t.connect_timeout_ms),
+            ("write_timeout_ms", t.write_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(bad(format!("timers.{name} must be positive")));
+            }
+        }
+        c.ping_interval = Duration::from_millis(t.ping_interval_ms);
+        c.dead_peer_timeout = Duration::from_millis(t.dead_peer_timeout_ms);
+        c.handshake_timeout = Duration::from_millis(t.handshake_timeout_ms);
+        if !(0.0..=1.0).contains(&self.threat.threshold) {
+            return Err(bad("threat.threshold must be within 0..=1".into()));
+        }
+        c.threat_threshold = self.threat.threshold;
+        c.threat_policy = match self.threat.policy.as_str() {
+            "drop" => ThreatPolicy::Drop,
+            "refuse" => ThreatPolicy::Refuse,
+            p => return Err(bad(format!("threat.policy must be \"drop\" or \"refuse\", not {p:?}"))),
+        };
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_make_a_valid_core_config() {
+        let c = HostConfig::default().core_config().unwrap();
+        assert_eq!(c.network_id.as_slice(), b"meshlink");
+        assert_eq!(HostConfig::default().listen.tcp, vec!["0.0.0.0:7400".parse().unwrap()]);
+    }
+
+    #[test]
+    fn toml_overrides_and_rejects_typos() {
+        let c = HostConfig::from_toml(
+            "name = \"n1\"\n[listen]\ntcp = [\"127.0.0.1:0\", \"[::1]:0\"]\nudp = []\n[limits]\nmax_message = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(c.name, "n1");
+        assert_eq!(c.listen.tcp.len(), 2);
+        assert!(c.listen.udp.is_empty());
+        assert_eq!(c.listen.ws, Listen::default().ws, "unset keys keep their defaults");
+        assert_eq!(c.limits.max_message, 1000);
+        let e = HostConfig::from_toml("[limits]\nmax_mesage = 1\n").unwrap_err();
+        assert!(e.contains("max_mesage"), "{e}");
+    }
+
+    /// The documented example states the defaults: it must parse, and agree with them.
+    #[test]
+    fn example_file_matches_the_defaults() {
+        let text = include_str!("../meshlink.example.toml");
+        let ex = HostConfig::from_toml(text).unwrap();
+        let d = HostConfig::default();
+        assert_eq!(ex.listen, d.listen);
+        assert_eq!(ex.network_id, d.network_id);
+        assert_eq!(format!("{:?}", ex.limits), format!("{:?}", d.limits));
+        assert_eq!(format!("{:?}", ex.timers), format!("{:?}", d.timers));
+        assert_eq!(format!("{:?}", ex.threat), format!("{:?}", d.threat));
+        // And the commented-out lines are valid too.
+        let uncommented: String = text
+            .lines()
+            .map(|l| l.strip_prefix("# ").filter(|r| r.contains(" = ") || r.starts_with("[[")).unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let full = HostConfig::from_toml(&uncommented).unwrap();
+        assert_eq!(full.name, "my-node");
+        assert_eq!(full.peers.len(), 1);
+        full.core_config().unwrap();
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let mut c = HostConfig { network_key: Some("abcd".into()), ..HostConfig::default() };
+        assert!(c.core_config().unwrap_err().to_string().contains("network_key"));
+        c.network_key = None;
+        c.threat.policy = "nuke".into();
+        assert!(c.core_config().unwrap_err().to_string().contains("threat.policy"));
+        c.threat.policy = "refuse".into();
+        c.name = "x".repeat(33);
+        assert!(c.core_config().unwrap_err().to_string().contains("name"));
+    }
+}

@@ -1,0 +1,94 @@
+//! The host's error type: what can go wrong around the core (sockets, files, config) plus
+//! the core's own typed errors, passed through unchanged.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use meshlink_core::DisconnectReason;
+
+/// Everything the host API can fail with. Display is one line, fit for a CLI error.
+#[derive(Debug)]
+pub enum HostError {
+    /// The core refused (typed: peer limit, queue full, key mismatch, ...).
+    Core(meshlink_core::Error),
+    /// A socket operation failed; `what` says which one.
+    Io { what: String, source: std::io::Error },
+    /// A file (key, config) could not be read or written.
+    File { path: PathBuf, what: &'static str, source: std::io::Error },
+    /// A peer URL did not parse or uses an unsupported scheme.
+    InvalidUrl { url: String, why: String },
+    /// Name resolution gave no address.
+    Resolve { host: String },
+    /// The socket (or WebSocket upgrade) did not connect within the connect timeout.
+    ConnectTimeout { addr: SocketAddr },
+    /// The WebSocket upgrade failed.
+    WebSocket { addr: SocketAddr, why: String },
+    /// The handshake failed or the session ended before it was confirmed.
+    Handshake { addr: SocketAddr, reason: DisconnectReason },
+    /// The host's connection limit is reached.
+    ConnectionLimit { limit: usize },
+    /// A send waited in the host queue and the peer went away (or the node shut down).
+    NotDelivered,
+    /// Configuration error (config file, flags or environment).
+    Config(String),
+    /// The key file is missing, malformed or has unsafe permissions.
+    Key(String),
+    /// The node has shut down.
+    Stopped,
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostError::Core(e) => write!(f, "{e}"),
+            HostError::Io { what, source } => write!(f, "{what}: {source}"),
+            HostError::File { path, what, source } => write!(f, "cannot {what} {}: {source}", path.display()),
+            HostError::InvalidUrl { url, why } => write!(f, "invalid peer address {url:?}: {why}"),
+            HostError::Resolve { host } => write!(f, "cannot resolve {host:?}"),
+            HostError::ConnectTimeout { addr } => write!(f, "connecting to {addr} timed out"),
+            HostError::WebSocket { addr, why } => write!(f, "WebSocket upgrade with {addr} failed: {why}"),
+            HostError::Handshake { addr, reason } => write!(f, "handshake with {addr} failed: {}", reason_text(reason)),
+            HostError::ConnectionLimit { limit } => write!(f, "connection limit of {limit} reached"),
+            HostError::NotDelivered => f.write_str("message not sent: the peer disconnected or the node stopped"),
+            HostError::Config(s) => write!(f, "configuration: {s}"),
+            HostError::Key(s) => write!(f, "key: {s}"),
+            HostError::Stopped => f.write_str("the node has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for HostError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HostError::Core(e) => Some(e),
+            HostError::Io { source, .. } | HostError::File { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<meshlink_core::Error> for HostError {
+    fn from(e: meshlink_core::Error) -> Self {
+        HostError::Core(e)
+    }
+}
+
+impl HostError {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        HostError::Io { what: what.into(), source }
+    }
+}
+
+/// A disconnect reason in words, for logs and CLI output.
+pub fn reason_text(r: &DisconnectReason) -> String {
+    match r {
+        DisconnectReason::Local(c) => format!("closed locally ({c:?})"),
+        DisconnectReason::Remote(c) => format!("closed by peer ({c:?})"),
+        DisconnectReason::TransportClosed => "connection closed".into(),
+        DisconnectReason::Timeout => "peer timed out".into(),
+        DisconnectReason::Error(e) => e.to_string(),
+    }
+}
+
+pub type Result<T, E = HostError> = std::result::Result<T, E>;

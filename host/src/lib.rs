@@ -1,0 +1,37 @@
+//! `meshlink-host`: the tokio driver for meshlink nodes, and the `meshlink` binary.
+//!
+//! One task owns a sans-IO [`meshlink_core::Node`]; sockets feed it bytes, its output goes
+//! back to the right socket, its timer runs on `tokio::time`. No protocol logic lives
+//! here: the host moves bytes, keeps time and owns sockets.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), meshlink_host::HostError> {
+//! use meshlink_host::{Host, HostConfig, HostEvent, Listen};
+//! let kp = meshlink_core::Keypair::generate(&mut rand_core::OsRng);
+//! let node = Host::start(HostConfig { listen: Listen::loopback(), ..HostConfig::default() }, kp).await?;
+//! let mut events = node.events().await?;
+//! let peer = node.connect("tcp://127.0.0.1:7400", None).await?;
+//! node.send(peer.peer, &b"hello"[..]).await?;
+//! while let Some(ev) = events.recv().await {
+//!     if let HostEvent::Message { peer, data } = ev { println!("{peer}: {data:?}"); }
+//! }
+//! node.shutdown().await
+//! # }
+//! ```
+
+pub mod config;
+pub mod demo;
+mod driver;
+pub mod error;
+mod fanout;
+mod handle;
+pub mod identity;
+mod net;
+pub mod table;
+pub mod types;
+
+pub use config::{HostConfig, Listen};
+pub use driver::HostStats;
+pub use error::HostError;
+pub use handle::{Host, HostHandle};
+pub use types::{HostEvent, LocalAddrs, PeerSummary, PeerUrl, Transport};

@@ -1,0 +1,501 @@
+//! Sockets: listeners, dialers, per-connection reader and writer tasks, connection limits.
+//!
+//! No protocol logic here: readers hand bytes to the driver, writers write what the
+//! driver gives them. A WebSocket carries the same byte stream as TCP; message
+//! boundaries mean nothing (a binary message may hold any chunk of the frame stream).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use meshlink_core::ConnId;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::error::HostError;
+use crate::types::Transport;
+
+/// Read chunk per syscall on streams.
+const READ_CHUNK: usize = 64 * 1024;
+/// Most bytes one writer batch (one vectored write, one WebSocket message) carries.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Largest WebSocket message or frame accepted from a peer: bounds memory per socket.
+const WS_MAX_MESSAGE: usize = 1 << 20;
+/// After we close a connection, its reader keeps reading (and discarding) until the peer
+/// closes too, at most this long. Closing a socket with unread input makes the kernel
+/// send RST, and a RST can destroy our own last bytes (the Close packet) in the peer's
+/// receive queue before it reads them.
+pub(crate) const LINGER: Duration = Duration::from_secs(3);
+
+/// What socket tasks tell the driver.
+pub(crate) enum NetInput {
+    Accepted {
+        stream: StreamConn,
+        transport: Transport,
+        addr: SocketAddr,
+        guard: ConnGuard,
+    },
+    Stream {
+        conn: ConnId,
+        data: Bytes,
+    },
+    StreamClosed {
+        conn: ConnId,
+    },
+    Datagram {
+        from: SocketAddr,
+        data: Bytes,
+    },
+    /// A congested writer fell below the low watermark: parked sends may proceed.
+    Drained {
+        conn: ConnId,
+    },
+}
+
+/// An established stream socket.
+pub(crate) enum StreamConn {
+    Tcp(TcpStream),
+    Ws(Box<WebSocketStream<TcpStream>>),
+}
+
+pub(crate) fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().max_message_size(Some(WS_MAX_MESSAGE)).max_frame_size(Some(WS_MAX_MESSAGE))
+}
+
+// ---------------------------------------------------------------------- limits
+
+/// Counts open stream sockets, in total and per remote IP (inbound only), so that a
+/// flood is refused at accept time before any byte reaches the core (F11).
+pub(crate) struct Limiter {
+    max_total: usize,
+    max_per_ip: usize,
+    state: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// Holds one slot of the limiter until dropped (when the connection's tasks end).
+pub(crate) struct ConnGuard {
+    limiter: Arc<Limiter>,
+    ip: Option<IpAddr>,
+}
+
+impl Limiter {
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
+        Arc::new(Limiter { max_total, max_per_ip, state: Mutex::new((0, HashMap::new())) })
+    }
+
+    /// Takes a slot for an inbound (`Some(ip)`) or outbound (`None`) connection.
+    pub fn acquire(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<ConnGuard, HostError> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.0 >= self.max_total {
+            return Err(HostError::ConnectionLimit { limit: self.max_total });
+        }
+        let ip = ip.map(canonical_ip);
+        if let Some(ip) = ip {
+            let n = st.1.entry(ip).or_insert(0);
+            if *n >= self.max_per_ip {
+                return Err(HostError::ConnectionLimit { limit: self.max_per_ip });
+            }
+            *n += 1;
+        }
+        st.0 += 1;
+        Ok(ConnGuard { limiter: self.clone(), ip })
+    }
+
+    pub fn open(&self) -> usize {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let mut st = self.limiter.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.0 = st.0.saturating_sub(1);
+        if let Some(ip) = self.ip {
+            if let Some(n) = st.1.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    st.1.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+// ---------------------------------------------------------------------- binding
+
+fn socket_for(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::Socket> {
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)?;
+    if addr.is_ipv6() {
+        // So that `0.0.0.0:p` and `[::]:p` can both be bound, each for its own family.
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+pub(crate) fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, HostError> {
+    let err = |e| HostError::io(format!("cannot listen on tcp {addr}"), e);
+    let s = socket_for(addr, socket2::Type::STREAM).map_err(err)?;
+    s.set_reuse_address(true).map_err(err)?;
+    s.bind(&addr.into()).map_err(err)?;
+    s.listen(1024).map_err(err)?;
+    TcpListener::from_std(s.into()).map_err(err)
+}
+
+pub(crate) fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> Result<UdpSocket, HostError> {
+    let err = |e| HostError::io(format!("cannot bind udp {addr}"), e);
+    let s = socket_for(addr, socket2::Type::DGRAM).map_err(err)?;
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = s.set_recv_buffer_size(recv_buffer);
+    s.bind(&addr.into()).map_err(err)?;
+    UdpSocket::from_std(s.into()).map_err(err)
+}
+
+// ---------------------------------------------------------------------- accepting
+
+/// Accepts TCP (or WebSocket, with the upgrade done here) connections and hands them to
+/// the driver, refusing those over the limits.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    transport: Transport,
+    limiter: Arc<Limiter>,
+    net: mpsc::Sender<NetInput>,
+    upgrade_timeout: Duration,
+) {
+    loop {
+        let (sock, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept on {transport} failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let guard = match limiter.acquire(Some(addr.ip())) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::debug!("refused {transport} connection from {addr}: {e}");
+                continue; // dropping `sock` closes it
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        match transport {
+            Transport::Ws => {
+                let net = net.clone();
+                tokio::spawn(async move {
+                    let up = tokio_tungstenite::accept_async_with_config(sock, Some(ws_config()));
+                    match tokio::time::timeout(upgrade_timeout, up).await {
+                        Ok(Ok(ws)) => {
+                            let stream = StreamConn::Ws(Box::new(ws));
+                            let _ = net.send(NetInput::Accepted { stream, transport, addr, guard }).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!("WebSocket upgrade from {addr} failed: {e}"),
+                        Err(_) => tracing::debug!("WebSocket upgrade from {addr} timed out"),
+                    }
+                });
+            }
+            _ => {
+                let stream = StreamConn::Tcp(sock);
+                if net.send(NetInput::Accepted { stream, transport, addr, guard }).await.is_err() {
+                    return; // driver gone
+                }
+            }
+        }
+    }
+}
+
+/// Receives datagrams and hands them to the driver.
+pub(crate) async fn udp_reader(sock: Arc<UdpSocket>, net: mpsc::Sender<NetInput>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let data = Bytes::copy_from_slice(&buf[..n]);
+                if net.send(NetInput::Datagram { from, data }).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP port-unreachable surfaces as ECONNREFUSED on Linux: not fatal.
+            Err(e) => tracing::trace!("udp recv: {e}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------- dialing
+
+/// Connects a TCP socket within `timeout`.
+pub(crate) async fn dial_tcp(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, HostError> {
+    let s = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| HostError::ConnectTimeout { addr })?
+        .map_err(|e| HostError::io(format!("cannot connect to {addr}"), e))?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
+/// Upgrades a connected socket to a WebSocket (`url` gives the Host header and path).
+pub(crate) async fn upgrade_ws(
+    sock: TcpStream,
+    addr: SocketAddr,
+    url: &str,
+    timeout: Duration,
+) -> Result<WebSocketStream<TcpStream>, HostError> {
+    let up = tokio_tungstenite::client_async_with_config(url, sock, Some(ws_config()));
+    let (ws, _resp) = tokio::time::timeout(timeout, up)
+        .await
+        .map_err(|_| HostError::ConnectTimeout { addr })?
+        .map_err(|e| HostError::WebSocket { addr, why: e.to_string() })?;
+    Ok(ws)
+}
+
+// ---------------------------------------------------------------------- per connection
+
+/// Bytes queued for a writer that mark it congested / drained again. Small enough that
+/// pings queued behind bulk data still measure a sensible RTT, large enough to keep a
+/// loopback or LAN link busy.
+pub(crate) const HIGH_WATER: usize = 512 * 1024;
+const LOW_WATER: usize = 128 * 1024;
+
+/// What the driver and a writer share: bytes queued but not yet written.
+#[derive(Default)]
+pub(crate) struct WriterState {
+    queued: AtomicUsize,
+    /// Set by the driver when it parks a send on this connection; the writer then reports
+    /// `Drained` once below the low watermark.
+    pub want_drain: AtomicBool,
+}
+
+impl WriterState {
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+}
+
+/// The driver's handle on one stream connection's tasks.
+pub(crate) struct ConnTasks {
+    pub transport: Transport,
+    pub tx: mpsc::UnboundedSender<Bytes>,
+    pub state: Arc<WriterState>,
+    pub reader: tokio::task::AbortHandle,
+}
+
+impl ConnTasks {
+    /// Queues bytes for the writer (never blocks; `HIGH_WATER` gates new application sends).
+    pub fn write(&self, data: Bytes) {
+        self.state.queued.fetch_add(data.len(), Ordering::AcqRel);
+        let _ = self.tx.send(data);
+    }
+}
+
+/// Every connection's tasks, so that shutdown can wait for writers to flush and readers
+/// to see the peer close.
+#[derive(Default)]
+pub(crate) struct ConnTaskSets {
+    pub writers: tokio::task::JoinSet<()>,
+    pub readers: tokio::task::JoinSet<()>,
+}
+
+impl ConnTaskSets {
+    /// Frees finished tasks.
+    pub fn reap(&mut self) {
+        while self.writers.try_join_next().is_some() {}
+        while self.readers.try_join_next().is_some() {}
+    }
+
+    /// Waits for writers, then readers, to finish, until `deadline`; then aborts the rest.
+    pub async fn finish(&mut self, deadline: tokio::time::Instant) {
+        let _ = tokio::time::timeout_at(deadline, async {
+            while self.writers.join_next().await.is_some() {}
+            while self.readers.join_next().await.is_some() {}
+        })
+        .await;
+        self.writers.abort_all();
+        self.readers.abort_all();
+    }
+}
+
+/// Starts the reader and writer tasks of a stream connection.
+pub(crate) fn spawn_conn(
+    conn: ConnId,
+    stream: StreamConn,
+    transport: Transport,
+    guard: ConnGuard,
+    net: mpsc::Sender<NetInput>,
+    tasks: &mut ConnTaskSets,
+    write_timeout: Duration,
+) -> ConnTasks {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = Arc::new(WriterState::default());
+    let guard = Arc::new(guard); // released when both tasks have ended
+    let w = Writer { conn, rx, state: state.clone(), net: net.clone(), timeout: write_timeout, _guard: guard.clone() };
+    let reader = match stream {
+        StreamConn::Tcp(s) => {
+            let (r, wh) = s.into_split();
+            tasks.writers.spawn(w.run_tcp(wh));
+            tasks.readers.spawn(read_tcp(conn, r, net, guard))
+        }
+        StreamConn::Ws(ws) => {
+            let (sink, stream) = (*ws).split();
+            tasks.writers.spawn(w.run_ws(sink));
+            tasks.readers.spawn(read_ws(conn, stream, net, guard))
+        }
+    };
+    ConnTasks { transport, tx, state, reader }
+}
+
+async fn read_tcp(
+    conn: ConnId,
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    net: mpsc::Sender<NetInput>,
+    _g: Arc<ConnGuard>,
+) {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        buf.reserve(READ_CHUNK);
+        match r.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let data = buf.split().freeze();
+                if net.send(NetInput::Stream { conn, data }).await.is_err() {
+                    // The driver is gone (shutdown): linger until the peer closes too.
+                    let _ = tokio::time::timeout(LINGER, async {
+                        while matches!(r.read_buf(&mut buf).await, Ok(n) if n > 0) {
+                            buf.clear();
+                        }
+                    })
+                    .await;
+                    return;
+                }
+            }
+        }
+    }
+    let _ = net.send(NetInput::StreamClosed { conn }).await;
+}
+
+type WsSink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
+type WsStream = futures_util::stream::SplitStream<WebSocketStream<TcpStream>>;
+
+async fn read_ws(conn: ConnId, mut s: WsStream, net: mpsc::Sender<NetInput>, _g: Arc<ConnGuard>) {
+    while let Some(msg) = s.next().await {
+        match msg {
+            Ok(Message::Binary(data)) => {
+                if net.send(NetInput::Stream { conn, data }).await.is_err() {
+                    let _ =
+                        tokio::time::timeout(LINGER, async { while matches!(s.next().await, Some(Ok(_))) {} }).await;
+                    return;
+                }
+            }
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+            // Text is not part of the protocol; Close and errors end the connection.
+            Ok(Message::Text(_) | Message::Close(_)) | Err(_) => break,
+        }
+    }
+    let _ = net.send(NetInput::StreamClosed { conn }).await;
+}
+
+struct Writer {
+    conn: ConnId,
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    state: Arc<WriterState>,
+    net: mpsc::Sender<NetInput>,
+    timeout: Duration,
+    _guard: Arc<ConnGuard>,
+}
+
+impl Writer {
+    /// Takes everything queued, up to `WRITE_BATCH` bytes (at least one buffer).
+    async fn next_batch(&mut self, batch: &mut Vec<Bytes>) -> Option<usize> {
+        let first = self.rx.recv().await?;
+        let mut n = first.len();
+        batch.push(first);
+        while n < WRITE_BATCH {
+            match self.rx.try_recv() {
+                Ok(b) => {
+                    n += b.len();
+                    batch.push(b);
+                }
+                Err(_) => break,
+            }
+        }
+        Some(n)
+    }
+
+    async fn written(&self, n: usize) {
+        let before = self.state.queued.fetch_sub(n, Ordering::SeqCst);
+        let now = before - n;
+        if now <= LOW_WATER && self.state.want_drain.swap(false, Ordering::SeqCst) {
+            let _ = self.net.send(NetInput::Drained { conn: self.conn }).await;
+        }
+    }
+
+    async fn failed(&self, why: String) {
+        tracing::debug!("write on {:?} failed: {why}", self.conn);
+        let _ = self.net.send(NetInput::StreamClosed { conn: self.conn }).await;
+    }
+
+    async fn run_tcp(mut self, mut w: tokio::net::tcp::OwnedWriteHalf) {
+        let mut batch = Vec::new();
+        while let Some(n) = self.next_batch(&mut batch).await {
+            match tokio::time::timeout(self.timeout, write_all_vectored(&mut w, &mut batch)).await {
+                Ok(Ok(())) => self.written(n).await,
+                Ok(Err(e)) => return self.failed(e.to_string()).await,
+                Err(_) => return self.failed("timed out".into()).await,
+            }
+            batch.clear();
+        }
+        // The driver dropped the sender: everything queued is written; send FIN.
+        let _ = tokio::time::timeout(self.timeout, w.shutdown()).await;
+    }
+
+    async fn run_ws(mut self, mut sink: WsSink) {
+        let mut batch = Vec::new();
+        while let Some(n) = self.next_batch(&mut batch).await {
+            let data = if batch.len() == 1 { batch.pop().unwrap_or_default() } else { Bytes::from(batch.concat()) };
+            batch.clear();
+            match tokio::time::timeout(self.timeout, sink.send(Message::Binary(data))).await {
+                Ok(Ok(())) => self.written(n).await,
+                Ok(Err(e)) => return self.failed(e.to_string()).await,
+                Err(_) => return self.failed("timed out".into()).await,
+            }
+        }
+        let _ = tokio::time::timeout(self.timeout, sink.close()).await;
+    }
+}
+
+/// Writes every buffer with vectored writes, advancing over partial writes.
+async fn write_all_vectored(w: &mut tokio::net::tcp::OwnedWriteHalf, bufs: &mut [Bytes]) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < bufs.len() {
+        let slices: Vec<std::io::IoSlice<'_>> =
+            bufs[first..].iter().take(64).map(|b| std::io::IoSlice::new(b)).collect();
+        let mut n = w.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while first < bufs.len() && n >= bufs[first].len() {
+            n -= bufs[first].len();
+            first += 1;
+        }
+        if n > 0 {
+            let _ = bufs[first].split_to(n);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Human-readable tables of peers and their quality, in the spirit of `wg show`.
+
+use std::fmt::Write;
+
+use meshlink_core::Quality;
+
+use crate::types::PeerSummary;
+
+/// Microseconds as milliseconds with two decimals, `-` when unknown.
+pub fn ms(us: Option<u64>) -> String {
+    us.map_or_else(|| "-".into(), |us| format!("{:.2}ms", us as f64 / 1000.0))
+}
+
+/// Bytes with a binary unit: `512B`, `12.3KiB`, `4.0MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1}{}", UNITS[u])
+}
+
+/// One row per (node, peer): who, how, and the quality figures.
+pub fn quality_table(rows: &[(String, PeerSummary)]) -> String {
+    let header = [
+        "NODE",
+        "PEER",
+        "ID",
+        "VIA",
+        "ADDRESS",
+        "RTT",
+        "MIN",
+        "JITTER",
+        "LOSS",
+        "SCORE",
+        "MSGS IN/OUT",
+        "BYTES IN/OUT",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for (node, p) in rows {
+        let q: &Quality = &p.quality;
+        cells.push(vec![
+            node.clone(),
+            if p.name.is_empty() { "-".into() } else { p.name.clone() },
+            p.peer.short().to_string(),
+            p.transport.to_string(),
+            p.addr.to_string(),
+            ms(q.rtt_us),
+            ms(q.rtt_min_us),
+            ms(Some(q.jitter_us)),
+            format!("{:.1}%", q.loss * 100.0),
+            format!("{:.2}", q.score),
+            format!("{}/{}", q.counters.msgs_in, q.counters.msgs_out),
+            format!("{}/{}", bytes(q.counters.bytes_in), bytes(q.counters.bytes_out)),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len()).map(|c| cells.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &cells {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(1536), "1.5KiB");
+        assert_eq!(bytes(3 << 20), "3.0MiB");
+        assert_eq!(ms(Some(1234)), "1.23ms");
+        assert_eq!(ms(None), "-");
+    }
+}
