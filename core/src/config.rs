@@ -33,6 +33,9 @@ pub struct Config {
     pub max_peers: usize,
     /// Most sessions still in the handshake (flood cap; WireGuard-style half-open bound).
     pub max_half_open: usize,
+    /// Most handshakes in progress started by one remote IP address (inbound only), so
+    /// that one source cannot take every half-open slot.
+    pub max_half_open_per_ip: usize,
     /// Largest stream frame body accepted, at most 65535 and the per-peer buffer.
     pub max_frame: usize,
     /// Largest datagram sent or accepted. 1200 keeps clear of IP fragmentation (as QUIC).
@@ -77,6 +80,7 @@ impl Default for Config {
             hello: Hello::default(),
             max_peers: usize::MAX,
             max_half_open: 16,
+            max_half_open_per_ip: 4,
             max_frame: MAX_FRAME_LEN,
             max_datagram: 1200,
             max_message: 64 * 1024,

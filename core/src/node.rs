@@ -271,7 +271,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         self.slots.iter().filter(|s| s.sess.as_ref().is_some_and(&f)).count()
     }
 
-    fn alloc(&mut self) -> Result<usize, Error> {
+    /// A free slot, within the limits. `from` is the remote address of an inbound
+    /// handshake (subject to the per-IP cap); outbound ones pass `None`.
+    fn alloc(&mut self, from: Option<SocketAddr>) -> Result<usize, Error> {
         let in_use = self.count(|_| true);
         if in_use >= self.config.max_peers {
             return Err(Error::PeerLimit { limit: self.config.max_peers });
@@ -279,6 +281,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         let half_open = self.count(|s| s.is_half_open());
         if half_open >= self.config.max_half_open {
             return Err(Error::HalfOpenLimit { limit: self.config.max_half_open });
+        }
+        if let Some(from) = from {
+            let ip = from.ip();
+            let same_ip = self.count(|s| s.is_half_open() && s.role == Role::Responder && s.addr.ip() == ip);
+            if same_ip >= self.config.max_half_open_per_ip {
+                return Err(Error::HalfOpenLimit { limit: self.config.max_half_open_per_ip });
+            }
         }
         self.slots
             .iter()
@@ -338,7 +347,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
                 return Err(Error::Threat);
             }
         }
-        let slot = self.alloc()?;
+        let slot = self.alloc(None)?;
         let index = self.local_index(slot);
         let Node { config, keypair, rng, layout, hello, prologue, prologue_len, psk, .. } = self;
         let mut ctx = Ctx {
@@ -359,7 +368,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     /// Registers an accepted stream connection from `addr`; the peer's Init follows.
     pub fn accept(&mut self, now: Instant, addr: SocketAddr) -> Result<ConnId, Error> {
         let now = self.tick(now);
-        let slot = self.alloc()?;
+        let slot = self.alloc(Some(addr))?;
         let index = self.local_index(slot);
         self.slots[slot].sess = Some(Session::responder(TransportKind::Stream, addr, index, now));
         Ok(self.conn_of(slot))
@@ -525,7 +534,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
                 }) {
                     slot // a retransmitted Init
                 } else {
-                    let slot = match self.alloc() {
+                    let slot = match self.alloc(Some(from)) {
                         Ok(s) => s,
                         Err(e) => {
                             self.reply_reject(from, RejectCode::Busy, sender);

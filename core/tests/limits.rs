@@ -1,0 +1,65 @@
+//! Limits at their edges that the hostile suite does not cover: the per-IP cap on
+//! inbound handshakes in progress (`max_half_open_per_ip`).
+
+use meshlink_core::{Config, Error, Instant, Keypair, Node, TransportKind};
+use rand_core::{RngCore, SeedableRng};
+
+fn node(cfg: Config, seed: u64) -> Node<Vec<u8>, 16> {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    let mut s = [0u8; 32];
+    rng.fill_bytes(&mut s);
+    let len = cfg.slot_buffer_len();
+    Node::new(cfg, Keypair::generate(&mut rng), s, || vec![0; len]).unwrap()
+}
+
+fn cfg() -> Config {
+    Config { max_message: 2048, send_queue: 4096, max_frame: 2048, max_half_open: 8, ..Config::default() }
+}
+
+#[test]
+fn one_ip_holds_at_most_max_half_open_per_ip_inbound_handshakes() {
+    let mut n = node(Config { max_half_open_per_ip: 3, ..cfg() }, 1);
+    let now = Instant::from_millis(1);
+    for port in 1..=3 {
+        n.accept(now, format!("192.0.2.1:{port}").parse().unwrap()).expect("within the per-IP cap");
+    }
+    assert_eq!(n.accept(now, "192.0.2.1:4".parse().unwrap()), Err(Error::HalfOpenLimit { limit: 3 }));
+    // Another address is unaffected, and so are our own outbound handshakes.
+    n.accept(now, "192.0.2.2:1".parse().unwrap()).expect("another IP");
+    n.connect(now, TransportKind::Stream, "192.0.2.1:9".parse().unwrap(), None).expect("outbound");
+    assert_eq!(n.stats().half_open, 5);
+    // The node-wide cap still applies on top.
+    for ip in 3..=5 {
+        n.accept(now, format!("192.0.2.{ip}:1").parse().unwrap()).unwrap();
+    }
+    assert_eq!(n.accept(now, "192.0.2.9:1".parse().unwrap()), Err(Error::HalfOpenLimit { limit: 8 }));
+}
+
+#[test]
+fn datagram_inits_from_one_ip_are_capped_and_refused_with_busy() {
+    let mut server = node(Config { max_half_open_per_ip: 2, ..cfg() }, 2);
+    let now = Instant::from_millis(1);
+    let mut buf = vec![0u8; 4096];
+    let mut accepted = 0;
+    let mut refused = 0;
+    for (i, seed) in (10..15).enumerate() {
+        let mut client = node(cfg(), seed);
+        let from = format!("198.51.100.7:{}", 1000 + i).parse().unwrap();
+        client.connect(now, TransportKind::Datagram, "203.0.113.1:7402".parse().unwrap(), None).unwrap();
+        let t = client.poll_transmit(now, &mut buf).unwrap();
+        match server.handle_datagram(now, from, &buf[..t.len]) {
+            Ok(()) => accepted += 1,
+            Err(Error::HalfOpenLimit { limit: 2 }) => {
+                refused += 1;
+                // The refusal is a Busy Reject, no larger than the Init.
+                let r = server.poll_transmit(now, &mut buf).expect("a reject");
+                assert!(r.conn.is_none() && r.len == 8 && buf[0] == 0x06 && buf[1] == 3);
+                continue;
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        while server.poll_transmit(now, &mut buf).is_some() {}
+    }
+    assert_eq!((accepted, refused), (2, 3));
+    assert_eq!(server.stats().half_open, 2);
+}
