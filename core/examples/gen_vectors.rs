@@ -70,7 +70,8 @@ fn config_json(c: &Config) -> Value {
 fn hello_bytes(c: &Config) -> Vec<u8> {
     let mut h = c.hello.clone();
     h.version = WIRE_VERSION;
-    h.max_record = c.max_frame.max(c.max_datagram) as u32;
+    h.max_frame = c.max_frame as u32;
+    h.max_datagram = c.max_datagram as u32;
     h.max_message = c.max_message as u32;
     let mut out = [0u8; 1024];
     let n = h.encode(&mut out).unwrap();
@@ -376,11 +377,11 @@ struct Spec {
 }
 
 /// What a fresh node draws from ChaCha20Rng(seed) for its first session (slot 0): the
-/// session index (next_u32, high half kept, bit 16 set, low half = slot), then the
+/// session index (next_u32, high half kept, low half = slot), then the
 /// ephemeral secret (32 bytes). Stated in the vector and checked against the records.
 fn first_draws(seed: [u8; 32]) -> (u32, [u8; 32]) {
     let mut rng = ChaCha20Rng::from_seed(seed);
-    let index = (rng.next_u32() & 0xffff_0000) | 0x0001_0000;
+    let index = rng.next_u32() & 0xffff_0000;
     let mut e = [0u8; 32];
     rng.fill_bytes(&mut e);
     (index, e)
@@ -565,7 +566,7 @@ fn handshake_file() -> Value {
         },
     ];
     json!({
-        "description": "meshlink handshake transcripts. Two fresh Node<_, 2>s (config: Config::default() plus the fields in `initiator.config`/`responder.config`, hello = Hello::named(hello_name)), static keys Keypair::from_secret(static_secret), node seeds `seed`, time fixed at now_us. The initiator calls connect(now, kind, responder_addr, expected) with expected = the responder's key iff connect_with_expected_key (which selects IK); on a stream the responder calls accept(now, initiator_addr) first. Then rounds until both are quiet: all of the initiator's poll_transmit output is delivered (handle_datagram from initiator_addr, or handle_stream), events drained, then the same for the responder. After both report Connected, each entry of `messages` is sent with send() and rounds run again. Each vector is run once per transport: `datagram.records` and `stream.records` list every record in order, as sent over that transport; each entry has the record bytes `record` (one UDP datagram on datagrams) and, on streams, `frame` = its 2-byte big-endian length || record (several frames may share one stream transmit). The lists differ only in the handshake records, because message 1's payload depends on the transport (anti-amplification padding, see `constants`): on streams it is the initiator's encoded Hello in IK and empty in XX and XXpsk3; on datagrams the same followed by zero bytes, so that the payload is max(its length, init_min_datagram - 12 - overhead) bytes, where overhead = the Noise message 1 length with an empty payload (XX 32 = e; XXpsk3 32 + 16, its payload being encrypted; IK 32 + 48 + 16 = e, encrypted s, tag), so that the datagram Init record is at least init_min_datagram bytes (exactly, in every vector here, IK included). An IK responder decodes the Hello and requires every byte after it to be zero. Streams are never padded. A responder that has not verified a datagram peer's address sends it at most amplification_factor times the bytes received from it; init_min_datagram = ceil(handshake_record_max / amplification_factor) and handshake_record_max = 12 + 32 + 48 + hello_max_len + 16 (Init header, e, encrypted s, encrypted largest Hello). Each list has its own `handshake_hash` (h absorbs the payload); the transport keys (ck never absorbs a payload) and hence every transport record are the same on both transports. Deterministic ephemerals: a node's ChaCha20Rng(seed) gives, for its first session, next_u32 -> index = (x & 0xffff0000) | 0x00010000 | slot 0, then 32 bytes -> ephemeral_secret. prologue = 'meshlink' || version || len(network_id) || network_id; network_tag = first 4 bytes (LE u32) of BLAKE2s('meshlink network tag' || network_id); psk = BLAKE2s('meshlink psk' || network_key || network_id). Handshake records carry the Noise message (`noise_message`) whose plaintext payload is `payload` (message 1 as above; messages 2 and 3 carry the sender's encoded Hello). Transport records decrypt under transport_keys (ChaCha20-Poly1305, nonce = 4 zero bytes || counter LE, AD = the 16-byte header) to `plaintext`, decoded in `packet`. All byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
+        "description": "meshlink handshake transcripts. Two fresh Node<_, 2>s (config: Config::default() plus the fields in `initiator.config`/`responder.config`, hello = Hello::named(hello_name)), static keys Keypair::from_secret(static_secret), node seeds `seed`, time fixed at now_us. The initiator calls connect(now, kind, responder_addr, expected) with expected = the responder's key iff connect_with_expected_key (which selects IK); on a stream the responder calls accept(now, initiator_addr) first. Then rounds until both are quiet: all of the initiator's poll_transmit output is delivered (handle_datagram from initiator_addr, or handle_stream), events drained, then the same for the responder. After both report Connected, each entry of `messages` is sent with send() and rounds run again. Each vector is run once per transport: `datagram.records` and `stream.records` list every record in order, as sent over that transport; each entry has the record bytes `record` (one UDP datagram on datagrams) and, on streams, `frame` = its 2-byte big-endian length || record (several frames may share one stream transmit). The lists differ only in the handshake records, because message 1's payload depends on the transport (anti-amplification padding, see `constants`): on streams it is the initiator's encoded Hello in IK and empty in XX and XXpsk3; on datagrams the same followed by zero bytes, so that the payload is max(its length, init_min_datagram - 12 - overhead) bytes, where overhead = the Noise message 1 length with an empty payload (XX 32 = e; XXpsk3 32 + 16, its payload being encrypted; IK 32 + 48 + 16 = e, encrypted s, tag), so that the datagram Init record is at least init_min_datagram bytes (exactly, in every vector here, IK included). An IK responder decodes the Hello and requires every byte after it to be zero. Streams are never padded. A responder that has not verified a datagram peer's address sends it at most amplification_factor times the bytes received from it; init_min_datagram = ceil(handshake_record_max / amplification_factor) and handshake_record_max = 12 + 32 + 48 + hello_max_len + 16 (Init header, e, encrypted s, encrypted largest Hello). Each list has its own `handshake_hash` (h absorbs the payload); the transport keys (ck never absorbs a payload) and hence every transport record are the same on both transports. Deterministic ephemerals: a node's ChaCha20Rng(seed) gives, for its first session, next_u32 -> index = (x & 0xffff0000) | slot 0, then 32 bytes -> ephemeral_secret. prologue = 'meshlink' || version || len(network_id) || network_id; network_tag = first 4 bytes (LE u32) of BLAKE2s('meshlink network tag' || network_id); psk = BLAKE2s('meshlink psk' || network_key || network_id). Handshake records carry the Noise message (`noise_message`) whose plaintext payload is `payload` (message 1 as above; messages 2 and 3 carry the sender's encoded Hello). Transport records decrypt under transport_keys (ChaCha20-Poly1305, nonce = 4 zero bytes || counter LE, AD = the 16-byte header) to `plaintext`, decoded in `packet`. All byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
         "constants": {"hello_max_len": HELLO_MAX_LEN, "handshake_record_max": HANDSHAKE_RECORD_MAX,
             "amplification_factor": AMPLIFICATION_FACTOR, "init_min_datagram": INIT_MIN_DATAGRAM},
         "vectors": specs.iter().map(handshake_vector).collect::<Vec<_>>(),
@@ -813,9 +814,9 @@ fn malformed_file() -> Value {
     };
     let name33 = [&[0x01u8, 33][..], &[b'a'; 33]].concat();
     // Each malformed Hello is one change away from a valid one: it fails for the stated reason.
-    let name32 = [&[0x01u8, 32][..], &[b'a'; 32], &[0, 0, 0, 0, 0, 0]].concat();
-    assert!(Hello::decode(&name32).is_ok() && Hello::decode(&[1, 0, 0, 0, 0, 0, 0, 0]).is_ok());
-    assert!(Hello::decode(&[&[1u8, 0, 8][..], &[1, b'c'].repeat(8), &[0, 0, 0, 0, 0]].concat()).is_ok());
+    let name32 = [&[0x01u8, 32][..], &[b'a'; 32], &[0, 0, 0, 0, 0, 0, 0]].concat();
+    assert!(Hello::decode(&name32).is_ok() && Hello::decode(&[1, 0, 0, 0, 0, 0, 0, 0, 0]).is_ok());
+    assert!(Hello::decode(&[&[1u8, 0, 8][..], &[1, b'c'].repeat(8), &[0, 0, 0, 0, 0, 0]].concat()).is_ok());
     assert!(Packet::decode(&[3, 1, 4, 1, 3, 9, 9, 9]).is_ok() && Packet::decode(&[1, 5]).is_ok());
     let key = json!({"key": hx(&KEY)});
     let mf = json!({"max_frame": 2048});
@@ -851,17 +852,17 @@ fn malformed_file() -> Value {
             "hello-name-33-bytes".into(),
             "PROTOCOL.md §Hello",
             "hello",
-            [&name33[..], &[0, 0, 0, 0, 0, 0]].concat(),
+            [&name33[..], &[0, 0, 0, 0, 0, 0, 0]].concat(),
             &none,
         ),
         (
             "hello-9-capabilities".into(),
             "PROTOCOL.md §Hello",
             "hello",
-            [&[1u8, 0, 9][..], &[1, b'c'].repeat(9), &[0, 0, 0, 0, 0]].concat(),
+            [&[1u8, 0, 9][..], &[1, b'c'].repeat(9), &[0, 0, 0, 0, 0, 0]].concat(),
             &none,
         ),
-        ("hello-trailing-byte".into(), "PROTOCOL.md §Hello", "hello", vec![1, 0, 0, 0, 0, 0, 0, 0, 0xaa], &none),
+        ("hello-trailing-byte".into(), "PROTOCOL.md §Hello", "hello", vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0xaa], &none),
         ("transport-tag-bit-flip".into(), pk, "transport_open", flip(usize::MAX), &key),
         ("transport-ciphertext-bit-flip".into(), pk, "transport_open", flip(16), &key),
         ("transport-ad-bit-flip".into(), pk, "transport_open", flip(1), &key),

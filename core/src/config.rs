@@ -26,7 +26,7 @@ pub struct Config {
     pub network_id: Vec<u8, NETWORK_ID_MAX>,
     /// Optional pre-shared network key: outsiders cannot even complete a handshake (F03).
     pub network_key: Option<[u8; 32]>,
-    /// Our node information, sent in the handshake (F15). `max_record`/`max_message` are
+    /// Our node information, sent in the handshake (F15). `max_frame`, `max_datagram` and `max_message` are
     /// filled in by the node from the limits below.
     pub hello: Hello,
     /// Most sessions (connected plus handshaking), at most the node's `PEERS` capacity.
@@ -64,6 +64,8 @@ pub struct Config {
     /// Rotate the sending key after this long: WireGuard's REKEY_AFTER_TIME (120 s).
     pub rekey_after_time: Duration,
     /// Refuse records under a receive key older than this: WireGuard's REJECT_AFTER_TIME (180 s).
+    /// Records under the previous key are accepted for `reject_after_time - rekey_after_time`
+    /// after a rotation. Must exceed `rekey_after_time + ping_interval`.
     pub reject_after_time: Duration,
     /// Rotate the sending key after this many records: WireGuard's REKEY_AFTER_MESSAGES (2^60).
     pub rekey_after_messages: u64,

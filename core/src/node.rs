@@ -209,6 +209,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         if config.max_frame < crate::session::HANDSHAKE_RECORD_MAX {
             return Err(Error::Config("max_frame too small for a handshake"));
         }
+        if config.rekey_after_time + config.ping_interval >= config.reject_after_time {
+            // The peer must rotate (it does so when it sends, at least every ping) before
+            // its key reaches reject_after_time at our end.
+            return Err(Error::Config("rekey_after_time + ping_interval must be below reject_after_time"));
+        }
         if config.max_message > u32::MAX as usize {
             return Err(Error::Config("max_message must fit in 32 bits"));
         }
@@ -216,7 +221,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
             return Err(Error::Config("send_queue must hold at least one message"));
         }
         config.hello.version = WIRE_VERSION;
-        config.hello.max_record = config.max_frame.max(config.max_datagram) as u32;
+        config.hello.max_frame = config.max_frame as u32;
+        config.hello.max_datagram = config.max_datagram as u32;
         config.hello.max_message = config.max_message as u32;
         let mut hello_buf = [0u8; HELLO_MAX_LEN];
         let n = config.hello.encode(&mut hello_buf)?;
@@ -298,7 +304,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     fn local_index(&mut self, slot: usize) -> u32 {
         // Low 16 bits find the slot in O(1); high 16 bits are random so that off-path
         // guesses rarely land (and the AEAD stops the rest).
-        ((self.rng.next_u32() & 0xffff_0000) | slot as u32) | 0x0001_0000
+        (self.rng.next_u32() & 0xffff_0000) | slot as u32
     }
 
     fn split(&mut self, slot: usize) -> Option<(Ctx<'_>, &mut Session, &mut [u8])> {
@@ -584,10 +590,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
                         | Error::VersionMismatch { .. }
                         | Error::PatternMismatch
                 );
+                // A Resp that fails to decrypt is dropped: the initiator read it into a copy
+                // of its handshake, which stays ready for the genuine Resp. Errors after
+                // authentication end the session inside the session itself.
+                let stray_resp = matches!(header, Header::Resp { .. }) && matches!(e, Error::Noise(_));
                 let fatal = refused
                     || was_handshake
-                        && (matches!(header, Header::Init { .. })
-                            || matches!(e, Error::Noise(_) | Error::PeerKeyMismatch { .. } | Error::Threat));
+                        && !stray_resp
+                        && (matches!(header, Header::Init { .. }) || matches!(e, Error::Noise(_) | Error::Threat));
                 if fatal {
                     self.fail(slot, e);
                 }
@@ -631,11 +641,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let now = self.tick(now);
         if let Some((addr, rec)) = self.replies.pop_front() {
-            let n = rec.len().min(buf.len());
-            buf[..n].copy_from_slice(&rec[..n]);
-            return Some(Transmit { conn: None, kind: TransportKind::Datagram, addr, len: n });
+            if let Some(dst) = buf.get_mut(..rec.len()) {
+                dst.copy_from_slice(&rec);
+                return Some(Transmit { conn: None, kind: TransportKind::Datagram, addr, len: rec.len() });
+            }
         }
-        while let Some(slot) = self.tx_queue.pop_front() {
+        // Each queued session is asked once per call, so one that cannot produce anything
+        // right now (a too-small buffer) cannot spin this loop.
+        let mut budget = self.tx_queue.len();
+        while budget > 0 {
+            budget -= 1;
+            let Some(slot) = self.tx_queue.pop_front() else { break };
             let slot = usize::from(slot);
             self.slots[slot].in_tx_queue = false;
             let Some((mut ctx, sess, sbuf)) = self.split(slot) else { continue };
@@ -650,6 +666,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
                     self.after(slot, now);
                     return Some(Transmit { conn: Some(conn), kind, addr, len });
                 }
+                // The caller's buffer, not the peer's fault: retry with a larger one.
+                Err(Error::BufferTooSmall { .. }) => self.after(slot, now),
                 Err(e) => {
                     self.fail(slot, e);
                     self.after(slot, now);

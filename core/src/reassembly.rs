@@ -71,7 +71,13 @@ impl Reassembly {
                     return Chunk::OutOfOrder;
                 }
                 match self.place(region.len(), id, total) {
-                    Some(i) => i,
+                    Some(i) => {
+                        // Cleared first: chunks that overlap (a misbehaving peer) can then
+                        // only leave zeros, never bytes of an earlier message or session.
+                        let e = self.entries[i];
+                        region[e.start..e.start + e.total].fill(0);
+                        i
+                    }
                     None => return Chunk::Dropped,
                 }
             }
@@ -197,6 +203,16 @@ mod tests {
         assert_eq!(r.on_chunk(&mut region, 2, 8, 0, &[1; 4], true), Chunk::OutOfOrder);
         assert_eq!(r.on_chunk(&mut region, 1, 8, 4, &[1; 4], true), Chunk::Complete(0..8));
         assert_eq!(r.on_chunk(&mut region, 2, 8, 4, &[1; 4], true), Chunk::OutOfOrder);
+    }
+
+    #[test]
+    fn overlapping_chunks_never_expose_earlier_bytes() {
+        let mut r = Reassembly::default();
+        let mut region = [0xeeu8; 32]; // what an earlier message or session left behind
+        assert_eq!(r.on_chunk(&mut region, 1, 8, 0, &[1; 4], false), Chunk::Stored);
+        // A misbehaving peer covers bytes 0..4 twice and never sends 4..8.
+        let Chunk::Complete(m) = r.on_chunk(&mut region, 1, 8, 0, &[2; 4], false) else { panic!() };
+        assert_eq!(&region[m], &[2, 2, 2, 2, 0, 0, 0, 0]);
     }
 
     #[test]

@@ -63,3 +63,19 @@ fn datagram_inits_from_one_ip_are_capped_and_refused_with_busy() {
     assert_eq!((accepted, refused), (2, 3));
     assert_eq!(server.stats().half_open, 2);
 }
+
+#[test]
+fn a_too_small_transmit_buffer_is_refused_without_spinning_or_failing_the_session() {
+    let mut a = node(cfg(), 3);
+    let b = node(cfg(), 4);
+    let now = Instant::from_millis(1);
+    let conn = a.connect(now, TransportKind::Stream, "192.0.2.1:7400".parse().unwrap(), Some(b.peer_id())).unwrap();
+    // The Init is larger than 10 bytes: nothing comes out, the call returns.
+    let mut tiny = [0u8; 10];
+    assert!(a.poll_transmit(now, &mut tiny).is_none());
+    // The session is intact: a proper buffer gets the Init.
+    let mut buf = vec![0u8; 4096];
+    let t = a.poll_transmit(now, &mut buf).expect("the Init after all");
+    assert_eq!((t.conn, buf[2]), (Some(conn), 0x01));
+    assert_eq!(a.stats().half_open, 1);
+}

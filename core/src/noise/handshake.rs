@@ -100,7 +100,9 @@ pub struct Transport {
     pub handshake_hash: [u8; HASH_LEN],
 }
 
-/// A Noise handshake in progress.
+/// A Noise handshake in progress. Cloning it (key material included, zeroized on drop
+/// like the original) lets a datagram initiator try a message without risking its state.
+#[derive(Clone)]
 pub struct HandshakeState {
     pattern: Pattern,
     role: Role,

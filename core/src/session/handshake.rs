@@ -52,6 +52,7 @@ impl Session {
         self.write_handshake(&mut hs, header, &payload[..len])?;
         self.hs = Some(hs);
         self.hs_sent_at = now;
+        self.hs_retransmitted = false;
         self.hs_retry_delay = ctx.config.handshake_retry;
         self.schedule_retry(ctx, now);
         Ok(())
@@ -111,6 +112,7 @@ impl Session {
             // out as a dead peer (the handshake deadline still bounds it).
             self.last_recv = now;
             self.hs_out_pending = true;
+            self.hs_retransmitted = true;
             return Ok(());
         }
         if self.hs.is_some() || self.phase != Phase::Handshake {
@@ -152,7 +154,7 @@ impl Session {
         };
         self.remote_index = sender;
         if pattern == Pattern::Ik {
-            self.hello = Some(Hello::decode_padded(&payload[..n])?);
+            self.hello = Some(checked_hello(Hello::decode_padded(&payload[..n])).map_err(|e| self.fail_with(e))?);
         }
         self.write_handshake(&mut hs, Header::Resp { sender: self.local_index, receiver: sender }, ctx.hello)?;
         self.hs_sent_at = now;
@@ -178,7 +180,7 @@ impl Session {
         if self.role != Role::Initiator || receiver != self.local_index {
             return Err(Error::UnexpectedRecord);
         }
-        let Some(mut hs) = self.hs.take() else {
+        let Some(current) = self.hs.as_ref() else {
             // Already established: a duplicate Resp (our Final was lost): resend it.
             if self.phase == Phase::Established && sender == self.remote_index && !self.hs_out.is_empty() {
                 self.hs_out_pending = true;
@@ -186,15 +188,23 @@ impl Session {
             }
             return Err(Error::UnexpectedRecord);
         };
+        // Read into a copy: a forged or corrupted Resp (a legitimate one cannot fail here)
+        // is dropped and leaves our handshake untouched for the real one.
+        let mut hs = current.clone();
         let mut payload = [0u8; HELLO_MAX_LEN + TAG_LEN];
         let n = hs.read_message(&buf[body], &mut payload)?;
-        self.quality.on_rtt_sample(now.saturating_since(self.hs_sent_at));
+        self.hs = None;
+        // Authenticated from here on: any error ends the session.
+        if !self.hs_retransmitted {
+            // Karn's rule: a retransmitted exchange gives no RTT sample.
+            self.quality.on_rtt_sample(now.saturating_since(self.hs_sent_at));
+        }
         self.remote_index = sender;
-        self.hello = Some(Hello::decode(&payload[..n])?);
+        self.hello = Some(checked_hello(Hello::decode(&payload[..n])).map_err(|e| self.fail_with(e))?);
         let rs = PeerId(hs.remote_static().ok_or(Error::UnexpectedRecord)?);
         if let Some(expected) = self.expected {
             if expected != rs {
-                return Err(Error::PeerKeyMismatch { expected, got: rs });
+                return Err(self.fail_with(Error::PeerKeyMismatch { expected, got: rs }));
             }
         }
         let ik = hs.is_finished();
@@ -236,8 +246,10 @@ impl Session {
             self.queue_reject(RejectCode::Auth, self.remote_index);
             Error::from(e)
         })?;
-        self.quality.on_rtt_sample(now.saturating_since(self.hs_sent_at));
-        self.hello = Some(Hello::decode(&payload[..n])?);
+        if !self.hs_retransmitted {
+            self.quality.on_rtt_sample(now.saturating_since(self.hs_sent_at));
+        }
+        self.hello = Some(checked_hello(Hello::decode(&payload[..n])).map_err(|e| self.fail_with(e))?);
         self.hs_out.clear();
         self.hs_out_pending = false;
         self.establish(ctx, hs, now)?;
@@ -318,4 +330,23 @@ pub(crate) fn check_init(config: &Config, version: u8, tag: u32) -> Result<(), (
         return Err((RejectCode::Network, Error::NetworkMismatch));
     }
     Ok(())
+}
+
+/// A peer's Hello, refused if its limits are unusable (we could not send it anything).
+fn checked_hello(h: Result<Hello, crate::wire::WireError>) -> Result<Hello, Error> {
+    let h = h?;
+    if !h.limits_valid() {
+        return Err(crate::wire::WireError::InvalidLimits.into());
+    }
+    Ok(h)
+}
+
+impl Session {
+    /// Ends the session for an error found after authentication (the peer itself is
+    /// wrong, not a stray packet), and hands the error back.
+    pub(super) fn fail_with(&mut self, e: Error) -> Error {
+        self.phase = Phase::Closed;
+        self.close_reason.get_or_insert(DisconnectReason::Error(e));
+        e
+    }
 }

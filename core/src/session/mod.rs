@@ -152,6 +152,8 @@ pub(crate) struct Session {
     hs_out: Vec<u8, HANDSHAKE_RECORD_MAX>,
     pub hs_out_pending: bool,
     hs_sent_at: Instant,
+    /// The handshake record was sent more than once (no RTT sample then: Karn's rule).
+    hs_retransmitted: bool,
     hs_next_retry: Instant,
     hs_retry_delay: Duration,
 
@@ -216,6 +218,7 @@ impl Session {
             hs_out: Vec::new(),
             hs_out_pending: false,
             hs_sent_at: now,
+            hs_retransmitted: false,
             hs_next_retry: Instant::FAR_FUTURE,
             hs_retry_delay: Duration::ZERO,
             send: None,
@@ -270,8 +273,12 @@ impl Session {
         Session::blank(kind, addr, Role::Responder, local_index, now)
     }
 
+    /// Still in the handshake, or holding keys the peer has not confirmed (an IK responder
+    /// before the initiator's first record): both count against the half-open caps, so
+    /// replayed IK Inits cannot pile up sessions.
     pub fn is_half_open(&self) -> bool {
         self.phase == Phase::Handshake
+            || (self.phase == Phase::Established && !self.confirmed && self.role == Role::Responder)
     }
 
     pub fn is_connected(&self) -> bool {
@@ -280,12 +287,12 @@ impl Session {
 
     /// The peer's max record, bounded by what this transport can carry.
     pub(super) fn max_record(&self, ctx: &Ctx<'_>) -> usize {
-        let ours = match self.kind {
-            TransportKind::Stream => MAX_FRAME_LEN,
-            TransportKind::Datagram => ctx.config.max_datagram,
+        // Our own limit for the transport, and the peer's announced limit for it.
+        let (ours, theirs) = match self.kind {
+            TransportKind::Stream => (MAX_FRAME_LEN, self.hello.as_ref().map(|h| h.max_frame)),
+            TransportKind::Datagram => (ctx.config.max_datagram, self.hello.as_ref().map(|h| h.max_datagram)),
         };
-        let theirs = self.hello.as_ref().map_or(ours, |h| h.max_record as usize);
-        ours.min(theirs)
+        theirs.map_or(ours, |t| ours.min(t as usize))
     }
 
     /// The largest message the peer accepts.

@@ -86,7 +86,8 @@ impl Session {
                 let region = &buf[ctx.layout.out()];
                 let Some(msg) = self.out.front(region) else { break };
                 let remaining = msg.len() - self.out.sent;
-                let room = space - overhead;
+                // A peer's limits are validated at the handshake, but stay safe anyway.
+                let Some(room) = space.checked_sub(overhead).filter(|r| *r > 0) else { break };
                 // Avoid slivers: only split a message across a batch boundary if a decent chunk fits.
                 if room < remaining && room < 512 && at > 0 {
                     break;
@@ -178,6 +179,7 @@ impl Session {
                 }
                 if now >= self.hs_next_retry && !self.hs_out.is_empty() {
                     self.hs_out_pending = true;
+                    self.hs_retransmitted = true;
                     self.schedule_retry(ctx, now);
                 }
                 Ok(())

@@ -126,11 +126,18 @@ impl Session {
         let data = &mut buf[body.clone()];
         let mut adopted = None;
         let plain_len = if phase == recv.phase {
-            if now.saturating_since(recv.since) > ctx.config.reject_after_time + ctx.config.rekey_after_time {
+            // The peer rotates every rekey_after_time while it sends (and it pings at least
+            // every ping_interval), so a key older than reject_after_time is refused.
+            if now.saturating_since(recv.since) > ctx.config.reject_after_time {
                 return Err(Error::KeyExpired);
             }
             recv.cipher.decrypt_at(counter, header, data, len)?
         } else if counter < self.recv_phase_start {
+            // Late records under the previous key, for a grace period after the rotation.
+            let grace = ctx.config.reject_after_time.saturating_sub(ctx.config.rekey_after_time);
+            if now.saturating_since(recv.since) > grace {
+                return Err(Error::KeyExpired);
+            }
             let prev = self.recv_prev.as_ref().ok_or(Error::Noise(crate::noise::NoiseError::Decrypt))?;
             prev.cipher.decrypt_at(counter, header, data, len)?
         } else {
@@ -185,10 +192,15 @@ impl Session {
         };
         let (head, rest) = buf.split_at_mut(split);
         let tail = &mut rest[..ctx.layout.rx - split + ctx.layout.msg];
-        let pkt = match Packet::decode(head.get(range).ok_or(Error::UnexpectedRecord)?) {
+        let plain = head.get(range).ok_or(Error::UnexpectedRecord)?;
+        let pkt = match Packet::decode(plain) {
             Ok(p) => p,
             Err(e) => {
-                self.queue_ctrl(Ctrl::Error(ErrorCode::Malformed));
+                // Tell the peer (F29), but never answer an Error with an Error: two nodes
+                // must not be able to loop.
+                if plain.first() != Some(&(crate::wire::PacketKind::Error as u8)) {
+                    self.queue_ctrl(Ctrl::Error(ErrorCode::Malformed));
+                }
                 return Err(e.into());
             }
         };

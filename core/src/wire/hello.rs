@@ -15,7 +15,7 @@ pub const KEY_LEN_MAX: usize = 16;
 pub const METADATA_MAX: usize = 4;
 pub const METADATA_VALUE_MAX: usize = 64;
 /// Upper bound of an encoded Hello (checked by a test that encodes a Hello with every field full).
-pub const HELLO_MAX_LEN: usize = 720;
+pub const HELLO_MAX_LEN: usize = 728;
 
 /// Node information exchanged at handshake.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -32,8 +32,10 @@ pub struct Hello {
     pub resources: Vec<(String<KEY_LEN_MAX>, u32), RESOURCES_MAX>,
     /// Free-form metadata pairs.
     pub metadata: Vec<(String<KEY_LEN_MAX>, String<METADATA_VALUE_MAX>), METADATA_MAX>,
-    /// The largest record (datagram or frame body) this node accepts.
-    pub max_record: u32,
+    /// The largest stream frame body this node accepts.
+    pub max_frame: u32,
+    /// The largest datagram this node accepts.
+    pub max_datagram: u32,
     /// The largest application message this node reassembles (F31).
     pub max_message: u32,
 }
@@ -59,6 +61,15 @@ impl Hello {
         postcard::to_slice(self, out)
             .map(|s| s.len())
             .map_err(|_| WireError::BufferTooSmall { required: HELLO_MAX_LEN })
+    }
+
+    /// Whether the limits a peer announced are usable: every record we send must fit,
+    /// and a node below these cannot even receive a handshake.
+    pub fn limits_valid(&self) -> bool {
+        let min = crate::session::HANDSHAKE_RECORD_MAX as u32;
+        self.max_frame >= min
+            && self.max_frame <= crate::wire::MAX_FRAME_LEN as u32
+            && self.max_datagram >= min.min(1200)
     }
 
     /// Decodes a Hello followed only by zero padding (handshake message 1 on datagrams).

@@ -40,6 +40,9 @@ pub enum WireError {
     UnknownPacketKind(u8),
     /// A field longer than its limit.
     FieldTooLong { limit: usize },
+    /// A Hello announced limits below what the protocol needs (e.g. a `max_frame`
+    /// smaller than a handshake record).
+    InvalidLimits,
     /// Output buffer too small to encode into.
     BufferTooSmall { required: usize },
 }
@@ -58,6 +61,7 @@ impl core::fmt::Display for WireError {
             WireError::MalformedPacket => f.write_str("malformed packet"),
             WireError::UnknownPacketKind(k) => write!(f, "unknown packet kind 0x{k:02x}"),
             WireError::FieldTooLong { limit } => write!(f, "field longer than its limit of {limit} bytes"),
+            WireError::InvalidLimits => f.write_str("peer announced unusable limits"),
             WireError::BufferTooSmall { required } => write!(f, "buffer too small: {required} bytes required"),
         }
     }
