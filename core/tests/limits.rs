@@ -79,3 +79,20 @@ fn a_too_small_transmit_buffer_is_refused_without_spinning_or_failing_the_sessio
     assert_eq!((t.conn, buf[2]), (Some(conn), 0x01));
     assert_eq!(a.stats().half_open, 1);
 }
+
+#[test]
+fn closing_a_handshake_before_its_init_went_out_sends_nothing() {
+    for kind in [TransportKind::Stream, TransportKind::Datagram] {
+        let mut a = node(cfg(), 5);
+        let now = Instant::from_millis(1);
+        let conn = a.connect(now, kind, "192.0.2.1:7400".parse().unwrap(), None).unwrap();
+        a.close(now, conn).unwrap();
+        let mut buf = vec![0u8; 4096];
+        assert!(a.poll_transmit(now, &mut buf).is_none(), "{kind:?}: the Init went out after close");
+        match a.poll_event() {
+            Some(meshlink_core::Event::Disconnected { conn: c, was_connected: false, .. }) => assert_eq!(c, conn),
+            e => panic!("{kind:?}: {e:?}"),
+        }
+        assert_eq!(a.stats().sessions, 0);
+    }
+}

@@ -341,7 +341,10 @@ impl Session {
             self.closing = true;
             self.close_reason = Some(DisconnectReason::Local(reason));
         } else {
+            // A handshake not yet finished just stops: nothing more goes out, not even a
+            // pending Init.
             self.phase = Phase::Closed;
+            self.hs_out_pending = false;
             self.close_reason = Some(DisconnectReason::Local(reason));
         }
     }
