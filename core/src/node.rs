@@ -307,10 +307,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         (self.rng.next_u32() & 0xffff_0000) | slot as u32
     }
 
-    fn split(&mut self, slot: usize) -> Option<(Ctx<'_>, &mut Session, &mut [u8])> {
+    /// What a session borrows from the node for one call, and the slot table beside it.
+    fn parts(&mut self) -> (Ctx<'_>, &mut Vec<Slot<B>, N>) {
         let Node { config, keypair, rng, layout, hello, prologue, prologue_len, psk, slots, .. } = self;
-        let s = slots.get_mut(slot)?;
-        let sess = s.sess.as_mut()?;
         let ctx = Ctx {
             config,
             keypair,
@@ -320,6 +319,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
             prologue: &prologue[..*prologue_len],
             psk: *psk,
         };
+        (ctx, slots)
+    }
+
+    fn split(&mut self, slot: usize) -> Option<(Ctx<'_>, &mut Session, &mut [u8])> {
+        let (ctx, slots) = self.parts();
+        let s = slots.get_mut(slot)?;
+        let sess = s.sess.as_mut()?;
         Some((ctx, sess, s.buf.as_mut()))
     }
 
@@ -355,18 +361,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         }
         let slot = self.alloc(None)?;
         let index = self.local_index(slot);
-        let Node { config, keypair, rng, layout, hello, prologue, prologue_len, psk, .. } = self;
-        let mut ctx = Ctx {
-            config,
-            keypair,
-            rng,
-            layout: *layout,
-            hello: hello.as_slice(),
-            prologue: &prologue[..*prologue_len],
-            psk: *psk,
-        };
-        let sess = Session::initiator(&mut ctx, kind, addr, expected, index, now)?;
-        self.slots[slot].sess = Some(sess);
+        let (mut ctx, slots) = self.parts();
+        slots[slot].sess = Some(Session::initiator(&mut ctx, kind, addr, expected, index, now)?);
         self.after(slot, now);
         Ok(self.conn_of(slot))
     }
