@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use meshlink_core::noise::NoiseError;
 use meshlink_core::replay::{ReplayError, REJECT_AFTER_MESSAGES, REPLAY_WINDOW_SIZE};
-use meshlink_core::session::{AMPLIFICATION_FACTOR, INIT_MIN_DATAGRAM};
+use meshlink_core::session::{AMPLIFICATION_FACTOR, HANDSHAKE_RECORD_MAX, INIT_MIN_DATAGRAM};
 use meshlink_core::wire::hello::{
     bounded, CAPABILITIES_MAX, CAPABILITY_LEN_MAX, KEY_LEN_MAX, LOCATION_MAX, METADATA_MAX, NAME_MAX, RESOURCES_MAX,
 };
@@ -358,7 +358,8 @@ fn counter_of(datagram: &[u8]) -> u64 {
 #[test]
 fn stream_frame_lengths() {
     let (mut net, a, h) = setup(Stream, cfg());
-    let max = cfg().max_frame;
+    // Before the handshake is done a frame may be at most a handshake record long.
+    let max = cfg().max_frame.min(HANDSHAKE_RECORD_MAX);
     let cases: Vec<(Vec<u8>, Error)> = vec![
         (vec![0, 0], Error::Wire(WireError::EmptyFrame)),
         (vec![0, 1, 0x01], Error::Wire(WireError::Truncated { needed: 12, got: 1 })),
@@ -366,7 +367,7 @@ fn stream_frame_lengths() {
         // One above the configured limit, and the largest prefix: refused before any body byte.
         (((max + 1) as u16).to_be_bytes().to_vec(), Error::Wire(WireError::FrameTooLarge { len: max + 1, max })),
         (vec![0xff, 0xff], Error::Wire(WireError::FrameTooLarge { len: 65535, max })),
-        // Exactly max_frame bytes is a frame; a transport record before the handshake is refused.
+        // Exactly the limit is a frame; a transport record before the handshake is refused.
         (frame(&[&[0x04u8][..], &vec![0xab; max - 1]].concat()), Error::UnexpectedRecord),
     ];
     for (bytes, err) in cases {
@@ -390,18 +391,25 @@ fn stream_frame_lengths() {
 }
 
 #[test]
-fn stream_frame_of_65535_bytes_on_a_node_that_allows_it() {
+fn stream_frame_of_65535_bytes_before_the_handshake_is_refused_unread() {
     let big = Config { max_frame: 65535, ..cfg() };
     let (mut net, a, h) = setup(Datagram, big);
-    // A 65535-byte frame passes framing; as a record it is a transport record out of turn.
+    let too_large = Error::Wire(WireError::FrameTooLarge { len: 65535, max: HANDSHAKE_RECORD_MAX });
+    // Even on a node that takes 65535-byte frames once connected, a handshake-phase frame
+    // above a handshake record is refused from its prefix alone (no 64 KiB is buffered):
+    // a transport record out of turn, and an XX Init with a ~64 KiB cleartext payload.
     let c = net.hostile_stream(a);
-    let f = frame(&[&[0x04u8][..], &vec![0x55; 65534]].concat());
-    assert_eq!(net.feed(a, c, &f), Err(Error::UnexpectedRecord));
-    assert_stream_killed(&mut net, a, c, Error::UnexpectedRecord);
-    // An XX Init whose cleartext payload is ~64 KiB: refused by the Noise layer, typed.
+    assert_eq!(net.feed(a, c, &[0xff, 0xff, 0x04]), Err(too_large));
+    assert_stream_killed(&mut net, a, c, too_large);
     let c = net.hostile_stream(a);
     let mut init = net.capture_init(h, a, Stream, None);
     init.resize(65535, 0x33);
+    assert_eq!(net.feed(a, c, &frame(&init)), Err(too_large));
+    assert_stream_killed(&mut net, a, c, too_large);
+    // An Init of exactly HANDSHAKE_RECORD_MAX bytes passes framing and fails in Noise, typed.
+    let c = net.hostile_stream(a);
+    let mut init = net.capture_init(h, a, Stream, None);
+    init.resize(HANDSHAKE_RECORD_MAX, 0x33);
     let r = net.feed(a, c, &frame(&init));
     assert!(matches!(r, Err(Error::Noise(NoiseError::BufferTooSmall { .. }))), "{r:?}");
     assert_stream_killed(&mut net, a, c, r.unwrap_err());

@@ -1,7 +1,10 @@
-//! Command-line parsing (clap) and the `up`, `keygen` and `id` commands.
+//! Command-line parsing (clap) and the `up`, `keygen` and `id` commands; the client
+//! commands that drive a running node through its control API are in `cli/client.rs`.
 //!
 //! Precedence: built-in defaults < config file < `MESHLINK_*` environment < flags.
 //! (clap reads each flag's variable itself; a flag given on the command line wins.)
+
+mod client;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +13,7 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand};
 use meshlink_core::PeerId;
 use meshlink_host::config::PeerEntry;
+use meshlink_host::control::{self, ControlOptions, ControlServer};
 use meshlink_host::error::reason_text;
 use meshlink_host::identity;
 use meshlink_host::types::dialable;
@@ -45,6 +49,8 @@ enum Cmd {
         #[command(flatten)]
         dir: DataDir,
     },
+    #[command(flatten)]
+    Client(client::ClientCmd),
 }
 
 #[derive(Args)]
@@ -100,6 +106,18 @@ struct UpArgs {
     /// Largest message in bytes
     #[arg(long, env = "MESHLINK_MAX_MESSAGE")]
     max_message: Option<usize>,
+    /// Control API address (loopback only), or `off` [default: 127.0.0.1:7410]
+    #[arg(long, env = "MESHLINK_CONTROL", value_name = "ADDR")]
+    control: Option<String>,
+    /// Certificate chain (PEM) for the WebSocket listeners: with --ws-tls-key they serve wss://
+    #[arg(long, env = "MESHLINK_WS_TLS_CERT", value_name = "FILE")]
+    ws_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --ws-tls-cert
+    #[arg(long, env = "MESHLINK_WS_TLS_KEY", value_name = "FILE")]
+    ws_tls_key: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for wss:// peers
+    #[arg(long, env = "MESHLINK_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
 }
 
 fn parse_peer_id(s: &str) -> Result<PeerId, String> {
@@ -120,9 +138,9 @@ fn parse_listen(flag: &str, values: &[String]) -> Result<Vec<SocketAddr>, HostEr
         .collect()
 }
 
-pub fn main() -> Result<(), HostError> {
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
-    init_logging(matches!(cli.cmd, Cmd::Demo { .. }));
+    init_logging(matches!(cli.cmd, Cmd::Demo { .. } | Cmd::Client(_)));
     match cli.cmd {
         Cmd::Keygen { dir, force } => {
             let path = dir.path();
@@ -136,9 +154,16 @@ pub fn main() -> Result<(), HostError> {
             Ok(())
         }
         Cmd::Demo { seconds } => {
-            runtime()?.block_on(meshlink_host::demo::run(meshlink_host::demo::DemoOptions { seconds }))
+            Ok(runtime()?.block_on(meshlink_host::demo::run(meshlink_host::demo::DemoOptions { seconds }))?)
         }
-        Cmd::Up(args) => runtime()?.block_on(up(*args)),
+        Cmd::Up(args) => Ok(runtime()?.block_on(up(*args))?),
+        Cmd::Client(cmd) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| HostError::io("start runtime", e))?;
+            rt.block_on(client::run(cmd))
+        }
     }
 }
 
@@ -189,6 +214,19 @@ fn build_config(args: &UpArgs, data_dir: &std::path::Path) -> Result<HostConfig,
     if let Some(v) = args.max_message {
         c.limits.max_message = v;
     }
+    if let Some(v) = &args.control {
+        c.control.listen = v.clone();
+    }
+    c.control.addr()?; // a non-loopback control address is an error before anything starts
+    if let Some(v) = &args.ws_tls_cert {
+        c.listen.ws_tls_cert = Some(v.clone());
+    }
+    if let Some(v) = &args.ws_tls_key {
+        c.listen.ws_tls_key = Some(v.clone());
+    }
+    if let Some(v) = &args.tls_ca {
+        c.tls_ca = Some(v.clone());
+    }
     if args.expect.len() > args.connect.len() {
         return Err(HostError::Config("more --expect than --connect values".into()));
     }
@@ -213,35 +251,80 @@ async fn up(args: UpArgs) -> Result<(), HostError> {
         peers.push((p.url.clone(), expect));
     }
     let name = config.name.clone();
+    let persistent = config.reconnect.enabled;
+    let (control_cfg, max_message) = (config.control.clone(), config.limits.max_message);
     let node = Host::start(config, kp).await?;
-    print_banner(&node, &name, &data_dir, created);
+    let control = start_control(&node, &control_cfg, &name, max_message, &data_dir).await?;
+    print_banner(&node, &name, &data_dir, created, control.as_ref().map(ControlServer::url).as_deref());
     let events = node.events().await?;
     let started = Instant::now();
     tokio::spawn(print_events(events, started));
     for (url, expect) in peers {
         let node = node.clone();
         tokio::spawn(async move {
-            if let Err(e) = node.connect(&url, expect).await {
-                eprintln!("meshlink: cannot connect to {url}: {e}");
+            // Configured peers are kept connected: re-dialled with backoff (F10).
+            let r =
+                if persistent { node.connect_persistent(&url, expect).await } else { node.connect(&url, expect).await };
+            if let Err(e) = r {
+                let retry = if persistent { " (will retry)" } else { "" };
+                eprintln!("meshlink: cannot connect to {url}: {e}{retry}");
             }
         });
     }
     wait_for_signal().await?;
     eprintln!("shutting down: closing every session");
-    node.shutdown().await
+    let r = node.shutdown().await;
+    if let Some(c) = control {
+        control::remove_url_file(&data_dir, &c.url());
+    }
+    r
 }
 
-fn print_banner(node: &HostHandle, name: &str, data_dir: &std::path::Path, created: bool) {
+/// Serves the control API (F42) unless it is off: token and URL go to the data directory,
+/// where the client commands find them.
+async fn start_control(
+    node: &HostHandle,
+    cfg: &control::ControlConfig,
+    name: &str,
+    max_message: usize,
+    data_dir: &std::path::Path,
+) -> Result<Option<ControlServer>, HostError> {
+    let Some(addr) = cfg.addr()? else { return Ok(None) };
+    let (token, _) = control::token::load_or_create(data_dir)?;
+    let mut opts = ControlOptions::new(addr, token);
+    opts.name = name.to_string();
+    opts.max_message = max_message;
+    // Only the default port gives way: a second node on this machine still gets an API
+    // (its URL is in its data directory); an address asked for must be had.
+    opts.fallback_to_free_port = cfg.listen == control::DEFAULT_CONTROL_ADDR;
+    let server = control::serve(node.clone(), opts).await?;
+    control::write_url_file(data_dir, &server.url())?;
+    Ok(Some(server))
+}
+
+fn print_banner(node: &HostHandle, name: &str, data_dir: &std::path::Path, created: bool, control: Option<&str>) {
     let l = node.local_addrs();
     println!("meshlink node {name:?} is up");
     println!("  peer id   {}", node.peer_id());
     for (t, list) in [(Transport::Tcp, &l.tcp), (Transport::Ws, &l.ws), (Transport::Udp, &l.udp)] {
         for a in list {
-            println!("  {t:<4}      {}", PeerUrl::for_addr(t, *a));
+            let url = PeerUrl::for_addr(t, *a);
+            let url = if t == Transport::Ws && l.ws_tls { url.replacen("ws://", "wss://", 1) } else { url };
+            println!("  {t:<4}      {url}");
         }
     }
     let state = if created { "key created" } else { "existing key" };
     println!("  data dir  {} ({state})", data_dir.display());
+    if let Some(url) = control {
+        let token = control::token::token_path(data_dir);
+        // The client commands find this node through its data directory.
+        let dir = if data_dir == identity::default_data_dir() {
+            String::new()
+        } else {
+            format!(" --data-dir {}", data_dir.display())
+        };
+        println!("  control   {url} (token in {}; try `meshlink status{dir}`)", token.display());
+    }
     let target = l
         .tcp
         .first()
@@ -252,9 +335,9 @@ fn print_banner(node: &HostHandle, name: &str, data_dir: &std::path::Path, creat
         let second = std::env::temp_dir().join("meshlink-2");
         println!("\nStart a second node in another terminal and connect it to this one:");
         println!(
-            "  meshlink up --data-dir {} --tcp 127.0.0.1:0 --ws 127.0.0.1:0 --udp 127.0.0.1:0 --connect {} --expect {}",
+            "  meshlink up --data-dir {} --tcp 127.0.0.1:0 --ws 127.0.0.1:0 --udp 127.0.0.1:0 --control 127.0.0.1:0 --connect {} --expect {}",
             second.display(),
-            PeerUrl::for_addr(t, dialable(a)),
+            PeerUrl::for_addr(t, dialable(a)).replacen("ws://", if l.ws_tls { "wss://" } else { "ws://" }, 1),
             node.peer_id()
         );
     }

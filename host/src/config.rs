@@ -7,7 +7,7 @@
 //! Default ports: TCP 7400, WebSocket 7401, UDP 7402, on all IPv4 interfaces.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use meshlink_core::{Config, Hello, ThreatPolicy};
@@ -36,8 +36,15 @@ pub struct HostConfig {
     pub limits: Limits,
     pub timers: Timers,
     pub threat: Threat,
-    /// Peers to connect to at start (`meshlink up`).
+    /// Extra CA certificates (a PEM file) trusted for `wss://` dials, besides the
+    /// built-in web roots (a self-signed or private-CA listener).
+    pub tls_ca: Option<PathBuf>,
+    /// Peers `meshlink up` connects to at start, and re-dials after a disconnect or a
+    /// failed dial (see [`Reconnect`]; library users call `HostHandle::connect_persistent`).
     pub peers: Vec<PeerEntry>,
+    pub reconnect: Reconnect,
+    /// The local control API (F42): `meshlink up` serves it; the library does not.
+    pub control: crate::control::ControlConfig,
 }
 
 /// Addresses to listen on, per transport. An empty list disables that transport.
@@ -47,6 +54,11 @@ pub struct Listen {
     pub tcp: Vec<SocketAddr>,
     pub ws: Vec<SocketAddr>,
     pub udp: Vec<SocketAddr>,
+    /// Certificate chain (PEM) for the WebSocket listeners: with `ws_tls_key` they serve
+    /// `wss://` (browsers on https pages may only open those). Noise still runs inside.
+    pub ws_tls_cert: Option<PathBuf>,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1) for `ws_tls_cert`.
+    pub ws_tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +68,8 @@ pub struct Limits {
     pub max_peers: usize,
     /// Handshakes in progress (flood cap).
     pub max_half_open: usize,
+    /// Inbound handshakes in progress from one IP address.
+    pub max_half_open_per_ip: usize,
     /// Open stream sockets (TCP and WebSocket, in and out).
     pub max_connections: usize,
     /// Inbound stream sockets from one IP address.
@@ -78,6 +92,23 @@ pub struct Timers {
     pub ping_interval_ms: u64,
     pub dead_peer_timeout_ms: u64,
     pub handshake_timeout_ms: u64,
+    /// TCP keepalive idle time on every TCP and WebSocket socket (0: off). Probes then
+    /// follow at a third of it; the kernel ends a connection whose probes go unanswered.
+    pub tcp_keepalive_ms: u64,
+}
+
+/// Re-dialling of configured peers (F10): exponential backoff with full jitter. After
+/// a failed dial or a lost session the next attempt waits a random time in
+/// `0..=min(max_ms, base_ms * 2^n)`, `n` counting failures since the last session that
+/// lived at least `stable_ms`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Reconnect {
+    /// Re-dial `peers` (off: `meshlink up` dials each once).
+    pub enabled: bool,
+    pub base_ms: u64,
+    pub max_ms: u64,
+    pub stable_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,7 +140,10 @@ impl Default for HostConfig {
             limits: Limits::default(),
             timers: Timers::default(),
             threat: Threat::default(),
+            tls_ca: None,
             peers: Vec::new(),
+            reconnect: Reconnect::default(),
+            control: crate::control::ControlConfig::default(),
         }
     }
 }
@@ -117,19 +151,25 @@ impl Default for HostConfig {
 impl Default for Listen {
     fn default() -> Self {
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
-        Listen { tcp: vec![any(DEFAULT_TCP_PORT)], ws: vec![any(DEFAULT_WS_PORT)], udp: vec![any(DEFAULT_UDP_PORT)] }
+        Listen {
+            tcp: vec![any(DEFAULT_TCP_PORT)],
+            ws: vec![any(DEFAULT_WS_PORT)],
+            udp: vec![any(DEFAULT_UDP_PORT)],
+            ws_tls_cert: None,
+            ws_tls_key: None,
+        }
     }
 }
 
 impl Listen {
     /// Nothing bound: for outbound-only nodes and as a base for tests.
     pub fn none() -> Self {
-        Listen { tcp: vec![], ws: vec![], udp: vec![] }
+        Listen { tcp: vec![], ws: vec![], udp: vec![], ws_tls_cert: None, ws_tls_key: None }
     }
     /// One ephemeral loopback port per transport (tests, demo).
     pub fn loopback() -> Self {
         let lo = SocketAddr::from(([127, 0, 0, 1], 0));
-        Listen { tcp: vec![lo], ws: vec![lo], udp: vec![lo] }
+        Listen { tcp: vec![lo], ws: vec![lo], udp: vec![lo], ws_tls_cert: None, ws_tls_key: None }
     }
 }
 
@@ -139,6 +179,7 @@ impl Default for Limits {
         Limits {
             max_peers: MAX_SESSIONS,
             max_half_open: core.max_half_open,
+            max_half_open_per_ip: core.max_half_open_per_ip,
             max_connections: 512,
             max_connections_per_ip: 32,
             max_message: core.max_message,
@@ -158,7 +199,14 @@ impl Default for Timers {
             ping_interval_ms: ms(core.ping_interval),
             dead_peer_timeout_ms: ms(core.dead_peer_timeout),
             handshake_timeout_ms: ms(core.handshake_timeout),
+            tcp_keepalive_ms: 30_000,
         }
+    }
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect { enabled: true, base_ms: 500, max_ms: 30_000, stable_ms: 10_000 }
     }
 }
 
@@ -210,6 +258,20 @@ impl HostConfig {
         Duration::from_millis(self.timers.write_timeout_ms)
     }
 
+    /// TCP keepalive idle time, `None` when off.
+    pub fn tcp_keepalive(&self) -> Option<Duration> {
+        (self.timers.tcp_keepalive_ms > 0).then(|| Duration::from_millis(self.timers.tcp_keepalive_ms))
+    }
+
+    /// The listener's certificate and key files, if TLS is configured (both or neither).
+    pub fn ws_tls(&self) -> Result<Option<(&Path, &Path)>, HostError> {
+        match (&self.listen.ws_tls_cert, &self.listen.ws_tls_key) {
+            (Some(c), Some(k)) => Ok(Some((c, k))),
+            (None, None) => Ok(None),
+            _ => Err(HostError::Config("listen.ws_tls_cert and listen.ws_tls_key go together".into())),
+        }
+    }
+
     /// The core configuration for these settings, validated.
     pub fn core_config(&self) -> Result<Config, HostError> {
         let bad = |s: String| HostError::Config(s);
@@ -230,6 +292,7 @@ impl HostConfig {
         }
         c.max_peers = l.max_peers;
         c.max_half_open = l.max_half_open;
+        c.max_half_open_per_ip = l.max_half_open_per_ip;
         c.max_message = l.max_message;
         c.send_queue = l.send_queue;
         let t = &self.timers;
@@ -250,6 +313,11 @@ impl HostConfig {
         if !(0.0..=1.0).contains(&self.threat.threshold) {
             return Err(bad("threat.threshold must be within 0..=1".into()));
         }
+        let r = &self.reconnect;
+        if r.base_ms == 0 || r.max_ms < r.base_ms {
+            return Err(bad("reconnect: base_ms must be positive and at most max_ms".into()));
+        }
+        self.ws_tls()?;
         c.threat_threshold = self.threat.threshold;
         c.threat_policy = match self.threat.policy.as_str() {
             "drop" => ThreatPolicy::Drop,
@@ -297,6 +365,7 @@ mod tests {
         assert_eq!(format!("{:?}", ex.limits), format!("{:?}", d.limits));
         assert_eq!(format!("{:?}", ex.timers), format!("{:?}", d.timers));
         assert_eq!(format!("{:?}", ex.threat), format!("{:?}", d.threat));
+        assert_eq!(format!("{:?}", ex.reconnect), format!("{:?}", d.reconnect));
         // And the commented-out lines are valid too.
         let uncommented: String = text
             .lines()
@@ -319,5 +388,11 @@ mod tests {
         c.threat.policy = "refuse".into();
         c.name = "x".repeat(33);
         assert!(c.core_config().unwrap_err().to_string().contains("name"));
+        c.name = "n".into();
+        c.listen.ws_tls_cert = Some("cert.pem".into());
+        assert!(c.core_config().unwrap_err().to_string().contains("ws_tls_key"));
+        c.listen.ws_tls_cert = None;
+        c.reconnect.max_ms = 1;
+        assert!(c.core_config().unwrap_err().to_string().contains("reconnect"));
     }
 }

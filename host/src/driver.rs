@@ -10,6 +10,9 @@
 //! ("park") while a connection's writer holds more than [`net::HIGH_WATER`] bytes.
 //! Commands are always served, so an application that sends from its event loop cannot
 //! deadlock the driver.
+//!
+//! Reconnection (F10) lives in [`crate::reconnect`]: the driver tells its target table
+//! about sessions that start and end, and feeds it the sockets its attempts dial.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -28,8 +31,9 @@ use tokio::task::AbortHandle;
 use crate::config::MAX_SESSIONS;
 use crate::error::HostError;
 use crate::fanout::{reserve, Fanout};
-use crate::net::{self, ConnGuard, ConnTaskSets, ConnTasks, NetInput, StreamConn};
-use crate::types::{HostEvent, PeerSummary, Transport};
+use crate::net::{self, ConnGuard, ConnTaskSets, ConnTasks, Dialed, Dialer, NetInput, StreamConn};
+use crate::reconnect::{Policy, ReconnectTarget, Targets};
+use crate::types::{HostEvent, PeerSummary, PeerUrl, Transport};
 
 pub(crate) type CoreNode = Node<Vec<u8>, MAX_SESSIONS>;
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, HostError>>;
@@ -55,6 +59,19 @@ pub(crate) enum Command {
         addr: SocketAddr,
         expected: Option<PeerId>,
         reply: Reply<PeerSummary>,
+    },
+    /// Add a reconnect target; `reply` gets the first attempt's outcome.
+    ConnectPersistent {
+        url: PeerUrl,
+        expected: Option<PeerId>,
+        reply: Reply<PeerSummary>,
+    },
+    StopReconnect {
+        url: PeerUrl,
+        reply: oneshot::Sender<bool>,
+    },
+    Targets {
+        reply: oneshot::Sender<Vec<ReconnectTarget>>,
     },
     Send {
         peer: PeerId,
@@ -99,6 +116,16 @@ pub struct HostStats {
     pub udp_send_errors: u64,
     /// Events dropped because nobody had subscribed.
     pub events_unobserved: u64,
+    /// Dial attempts of reconnect targets (configured and persistent peers), first ones included.
+    pub reconnect_attempts: u64,
+}
+
+/// Driver settings beyond its channels and sockets.
+pub(crate) struct DriverOpts {
+    pub write_timeout: Duration,
+    pub udp_recv_buffer: usize,
+    pub dialer: Arc<Dialer>,
+    pub reconnect: Policy,
 }
 
 pub(crate) struct Driver {
@@ -111,6 +138,7 @@ pub(crate) struct Driver {
     pub tasks: Vec<AbortHandle>,
     pub write_timeout: Duration,
     pub udp_recv_buffer: usize,
+    targets: Targets,
     conns: HashMap<ConnId, ConnTasks>,
     sockets: ConnTaskSets,
     waiters: HashMap<ConnId, Reply<PeerSummary>>,
@@ -122,28 +150,26 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         node: Box<CoreNode>,
         epoch: std::time::Instant,
         cmd_rx: mpsc::Receiver<Command>,
-        net_rx: mpsc::Receiver<NetInput>,
-        net_tx: mpsc::Sender<NetInput>,
+        (net_rx, net_tx): (mpsc::Receiver<NetInput>, mpsc::Sender<NetInput>),
         udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
         tasks: Vec<AbortHandle>,
-        write_timeout: Duration,
-        udp_recv_buffer: usize,
+        opts: DriverOpts,
     ) -> Self {
         Driver {
             node,
             epoch,
             cmd_rx,
+            targets: Targets::new(opts.reconnect, opts.dialer, net_tx.clone()),
             net_rx,
             net_tx,
             udp,
             tasks,
-            write_timeout,
-            udp_recv_buffer,
+            write_timeout: opts.write_timeout,
+            udp_recv_buffer: opts.udp_recv_buffer,
             conns: HashMap::new(),
             sockets: ConnTaskSets::default(),
             waiters: HashMap::new(),
@@ -276,6 +302,7 @@ impl Driver {
             HostEvent::Connected { conn, peer, addr, transport, hello, .. } => {
                 tracing::info!("connected {} ({}) via {transport} {addr}", peer.short(), hello.name);
                 self.peer_conn.insert(*peer, *conn);
+                self.targets.on_connected(*conn, *peer);
                 if let Some(w) = self.waiters.remove(conn) {
                     let _ = w.send(self.summary(*conn).ok_or(HostError::Stopped));
                 }
@@ -315,6 +342,8 @@ impl Driver {
                         let _ = r.send(Err(HostError::NotDelivered));
                     }
                 }
+                let why = crate::error::reason_text(reason);
+                self.targets.on_disconnected(*conn, *peer, |p| self.peer_conn.contains_key(p), &why);
             }
             HostEvent::RemoteError { peer, code } => tracing::debug!("peer {} reported {code:?}", peer.short()),
             HostEvent::Message { .. } | HostEvent::Quality { .. } => {}
@@ -352,6 +381,44 @@ impl Driver {
                 }
             }
             NetInput::Drained { conn } => tracing::trace!("{conn:?} drained"), // flush() retries parked sends
+            NetInput::Redial { id, gen, result } => self.redialled(id, gen, result),
+        }
+    }
+
+    /// A reconnect attempt dialled: hand the transport to the core, or note the failure.
+    fn redialled(&mut self, id: u64, gen: u64, result: Result<Dialed, HostError>) {
+        let Some((expected, known)) = self.targets.dialled(id, gen) else { return }; // stopped meanwhile
+        if let Some((p, conn)) = known.and_then(|p| self.peer_conn.get(&p).map(|c| (p, *c))) {
+            // Connected already (it dialled us meanwhile): no second session; a dialled
+            // socket just closes. A first-attempt waiter gets the existing session.
+            if let Some(w) = self.targets.standby(id, p) {
+                let _ = w.send(self.summary(conn).ok_or(HostError::Stopped));
+            }
+            return;
+        }
+        let now = self.now();
+        let r = result.and_then(|d| match d {
+            Dialed::Stream { stream, transport, addr, guard } => {
+                let conn = self.node.connect(now, TransportKind::Stream, addr, expected)?;
+                self.add_conn(conn, stream, transport, guard);
+                Ok(conn)
+            }
+            Dialed::Udp { addr } => {
+                self.ensure_udp(addr)?;
+                Ok(self.node.connect(now, TransportKind::Datagram, addr, expected)?)
+            }
+        });
+        match r {
+            Ok(conn) => {
+                if let Some(reply) = self.targets.started(id, conn) {
+                    self.waiters.insert(conn, reply);
+                }
+            }
+            Err(e) => {
+                if let Some(reply) = self.targets.failed(id, &e) {
+                    let _ = reply.send(Err(e));
+                }
+            }
         }
     }
 
@@ -418,7 +485,21 @@ impl Driver {
             }
             Command::Send { peer, data, wait, reply } => self.cmd_send(now, peer, data, wait, reply),
             Command::Disconnect { peer, reply } => {
-                let _ = reply.send(self.node.disconnect(now, &peer).map_err(HostError::from));
+                // The user's word ends reconnecting too (before the Disconnected event,
+                // which would otherwise schedule a re-dial).
+                let stopped = self.targets.stop_peer(&peer);
+                let r = match self.node.disconnect(now, &peer) {
+                    Err(meshlink_core::Error::UnknownPeer) if stopped => Ok(()),
+                    r => r.map_err(HostError::from),
+                };
+                let _ = reply.send(r);
+            }
+            Command::ConnectPersistent { url, expected, reply } => self.targets.add(url, expected, Some(reply)),
+            Command::StopReconnect { url, reply } => {
+                let _ = reply.send(self.targets.stop_url(&url));
+            }
+            Command::Targets { reply } => {
+                let _ = reply.send(self.targets.list());
             }
             Command::Peers { reply } => {
                 let _ = reply.send(self.node.peers().map(|p| summarize(&p, now, &self.conns)).collect());
@@ -435,6 +516,7 @@ impl Driver {
                 s.events_unobserved = self.events.unobserved;
                 s.node = self.node.stats();
                 s.stream_connections = self.conns.len();
+                s.reconnect_attempts = self.targets.attempts;
                 let _ = reply.send(s);
             }
             Command::Subscribe { tx } => self.events.subscribe(tx),
@@ -521,6 +603,9 @@ impl Driver {
     async fn shutdown(&mut self) {
         for t in &self.tasks {
             t.abort(); // listeners and UDP readers: no new input
+        }
+        for w in self.targets.stop_all() {
+            let _ = w.send(Err(HostError::Stopped));
         }
         let now = self.now();
         self.node.close_all(now);

@@ -1,9 +1,7 @@
 //! The public API: [`Host::start`] binds the sockets and spawns the driver; the
 //! [`HostHandle`] it returns (cheap to clone, `Send + Sync`) sends it commands.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use meshlink_core::{Keypair, PeerId, Quality};
@@ -11,9 +9,10 @@ use rand_core::{OsRng, RngCore};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::HostConfig;
-use crate::driver::{Command, CoreNode, Driver, HostStats};
+use crate::driver::{Command, CoreNode, Driver, DriverOpts, HostStats};
 use crate::error::HostError;
-use crate::net::{self, Limiter, StreamConn};
+use crate::net::{self, AcceptOpts, Dialed, Dialer, Limiter};
+use crate::reconnect::{Policy, ReconnectTarget};
 use crate::types::{HostEvent, LocalAddrs, PeerSummary, PeerUrl, Transport};
 
 /// Events buffered per subscriber before the driver waits for it.
@@ -53,6 +52,15 @@ impl Host {
         let mut local = LocalAddrs::default();
         let mut tasks = Vec::new();
         let connect_timeout = config.connect_timeout();
+        let keepalive = config.tcp_keepalive();
+        let ws_tls = config.ws_tls()?.map(|(cert, key)| crate::tls::acceptor(cert, key)).transpose()?;
+        local.ws_tls = ws_tls.is_some();
+        let dialer = Arc::new(Dialer {
+            limiter: limiter.clone(),
+            timeout: connect_timeout,
+            keepalive,
+            tls: crate::tls::connector(config.tls_ca.as_deref())?,
+        });
         for (transport, list) in [(Transport::Tcp, &config.listen.tcp), (Transport::Ws, &config.listen.ws)] {
             for addr in list {
                 let l = net::bind_tcp(*addr)?;
@@ -61,7 +69,9 @@ impl Host {
                     Transport::Tcp => local.tcp.push(bound),
                     _ => local.ws.push(bound),
                 }
-                let task = net::accept_loop(l, transport, limiter.clone(), net_tx.clone(), connect_timeout);
+                let tls = if transport == Transport::Ws { ws_tls.clone() } else { None };
+                let opts = AcceptOpts { transport, upgrade_timeout: connect_timeout, keepalive, tls };
+                let task = net::accept_loop(l, opts, limiter.clone(), net_tx.clone());
                 tasks.push(tokio::spawn(task).abort_handle());
             }
         }
@@ -73,19 +83,15 @@ impl Host {
             tasks.push(tokio::spawn(net::udp_reader(s.clone(), net_tx.clone())).abort_handle());
             udp.push((bound, s));
         }
-        let driver = Driver::new(
-            node,
-            std::time::Instant::now(),
-            cmd_rx,
-            net_rx,
-            net_tx,
-            udp,
-            tasks,
-            config.write_timeout(),
-            config.limits.udp_recv_buffer,
-        );
+        let opts = DriverOpts {
+            write_timeout: config.write_timeout(),
+            udp_recv_buffer: config.limits.udp_recv_buffer,
+            dialer: dialer.clone(),
+            reconnect: Policy::new(&config.reconnect),
+        };
+        let driver = Driver::new(node, std::time::Instant::now(), cmd_rx, (net_rx, net_tx), udp, tasks, opts);
         tokio::spawn(driver.run());
-        Ok(HostHandle { cmd: cmd_tx, inner: Arc::new(Inner { peer_id, local, limiter, connect_timeout }) })
+        Ok(HostHandle { cmd: cmd_tx, inner: Arc::new(Inner { peer_id, local, limiter, dialer }) })
     }
 }
 
@@ -93,7 +99,7 @@ struct Inner {
     peer_id: PeerId,
     local: LocalAddrs,
     limiter: Arc<Limiter>,
-    connect_timeout: Duration,
+    dialer: Arc<Dialer>,
 }
 
 /// Commands a running node. Every method fails with [`HostError::Stopped`] once the node
@@ -120,24 +126,39 @@ impl HostHandle {
         rx.await.map_err(|_| HostError::Stopped)
     }
 
-    /// Connects to `url` (`tcp://`, `ws://`, `udp://`) and completes the handshake.
-    /// With `expected`, the peer must prove that key (F04). Resolves once the session is
-    /// confirmed, or fails with the typed reason.
+    /// Connects to `url` (`tcp://`, `ws://`, `wss://`, `udp://`) and completes the
+    /// handshake. With `expected`, the peer must prove that key (F04). Resolves once the
+    /// session is confirmed, or fails with the typed reason.
     pub async fn connect(&self, url: &str, expected: Option<PeerId>) -> Result<PeerSummary, HostError> {
         let url = PeerUrl::parse(url)?;
-        let addr = resolve(&url).await?;
-        let timeout = self.inner.connect_timeout;
-        if url.transport == Transport::Udp {
-            return self.ask(|reply| Command::ConnectUdp { addr, expected, reply }).await?;
+        match self.inner.dialer.dial(&url).await? {
+            Dialed::Udp { addr } => self.ask(|reply| Command::ConnectUdp { addr, expected, reply }).await?,
+            Dialed::Stream { stream, transport, addr, guard } => {
+                self.ask(|reply| Command::Dialed { stream, transport, addr, expected, guard, reply }).await?
+            }
         }
-        let guard = self.inner.limiter.acquire(None)?;
-        let sock = net::dial_tcp(addr, timeout).await?;
-        let stream = match url.transport {
-            Transport::Ws => StreamConn::Ws(Box::new(net::upgrade_ws(sock, addr, &url.to_string(), timeout).await?)),
-            _ => StreamConn::Tcp(sock),
-        };
-        let transport = url.transport;
-        self.ask(|reply| Command::Dialed { stream, transport, addr, expected, guard, reply }).await?
+    }
+
+    /// Like [`connect`](Self::connect), and keeps the peer connected (F10): after a lost
+    /// session or a failed dial the node dials again, with exponential backoff and jitter
+    /// (the `reconnect` settings), until [`disconnect`](Self::disconnect) of that peer,
+    /// [`stop_reconnect`](Self::stop_reconnect) of the URL, or shutdown. The result is the
+    /// first attempt's; if it failed, the retries go on all the same.
+    pub async fn connect_persistent(&self, url: &str, expected: Option<PeerId>) -> Result<PeerSummary, HostError> {
+        let url = PeerUrl::parse(url)?;
+        self.ask(|reply| Command::ConnectPersistent { url, expected, reply }).await?
+    }
+
+    /// Stops re-dialling `url` (a configured or persistent peer); an open session stays.
+    /// Whether such a target existed.
+    pub async fn stop_reconnect(&self, url: &str) -> Result<bool, HostError> {
+        let url = PeerUrl::parse(url)?;
+        self.ask(|reply| Command::StopReconnect { url, reply }).await
+    }
+
+    /// The peers this node keeps connected (configured and persistent), with their state.
+    pub async fn reconnect_targets(&self) -> Result<Vec<ReconnectTarget>, HostError> {
+        self.ask(|reply| Command::Targets { reply }).await
     }
 
     /// Queues a message for a connected peer. Waits while the peer's queue or socket is
@@ -154,7 +175,7 @@ impl HostHandle {
         self.ask(|reply| Command::Send { peer, data, wait: false, reply }).await?
     }
 
-    /// Closes the session with `peer` (it gets a Close packet).
+    /// Closes the session with `peer` (it gets a Close packet), and stops re-dialling it.
     pub async fn disconnect(&self, peer: PeerId) -> Result<(), HostError> {
         self.ask(|reply| Command::Disconnect { peer, reply }).await?
     }
@@ -198,14 +219,4 @@ impl HostHandle {
     pub fn open_connections(&self) -> usize {
         self.inner.limiter.open()
     }
-}
-
-async fn resolve(url: &PeerUrl) -> Result<SocketAddr, HostError> {
-    if let Ok(ip) = url.host.parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, url.port));
-    }
-    let mut addrs = tokio::net::lookup_host((url.host.as_str(), url.port))
-        .await
-        .map_err(|_| HostError::Resolve { host: url.host.clone() })?;
-    addrs.next().ok_or_else(|| HostError::Resolve { host: url.host.clone() })
 }

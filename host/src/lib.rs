@@ -20,6 +20,7 @@
 //! ```
 
 pub mod config;
+pub mod control;
 pub mod demo;
 mod driver;
 pub mod error;
@@ -27,11 +28,14 @@ mod fanout;
 mod handle;
 pub mod identity;
 mod net;
+pub mod reconnect;
 pub mod table;
+mod tls;
 pub mod types;
 
 pub use config::{HostConfig, Listen};
 pub use driver::HostStats;
 pub use error::HostError;
 pub use handle::{Host, HostHandle};
+pub use reconnect::ReconnectTarget;
 pub use types::{HostEvent, LocalAddrs, PeerSummary, PeerUrl, Transport};

@@ -1,5 +1,7 @@
-//! The `meshlink` command: run a node (`up`), a local demo network (`demo`), and manage
-//! the node's key (`keygen`, `id`). Errors are one line on stderr and a non-zero exit.
+//! The `meshlink` command: run a node (`up`), a local demo network (`demo`), manage the
+//! node's key (`keygen`, `id`), and drive a running node through its control API
+//! (`connect`, `peers`, `send`, `events`, ...). Errors are one line on stderr and a
+//! non-zero exit.
 
 mod cli;
 

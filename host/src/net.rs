@@ -3,6 +3,11 @@
 //! No protocol logic here: readers hand bytes to the driver, writers write what the
 //! driver gives them. A WebSocket carries the same byte stream as TCP; message
 //! boundaries mean nothing (a binary message may hold any chunk of the frame stream).
+//!
+//! Time limits on sockets: the TCP connect, the TLS handshake and the WebSocket upgrade
+//! share the connect timeout; a write that makes no progress ends at the write timeout;
+//! TCP keepalive probes idle sockets. Once a session exists, the core's handshake and
+//! dead-peer timers bound idle connections.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -21,7 +26,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::error::HostError;
-use crate::types::Transport;
+use crate::tls::WsIo;
+use crate::types::{PeerUrl, Transport};
 
 /// Read chunk per syscall on streams.
 const READ_CHUNK: usize = 64 * 1024;
@@ -54,6 +60,12 @@ pub(crate) enum NetInput {
         from: SocketAddr,
         data: Bytes,
     },
+    /// A reconnect attempt of target `id` dialled (generation `gen`, to drop stale ones).
+    Redial {
+        id: u64,
+        gen: u64,
+        result: Result<Dialed, HostError>,
+    },
     /// A congested writer fell below the low watermark: parked sends may proceed.
     Drained {
         conn: ConnId,
@@ -63,7 +75,13 @@ pub(crate) enum NetInput {
 /// An established stream socket.
 pub(crate) enum StreamConn {
     Tcp(TcpStream),
-    Ws(Box<WebSocketStream<TcpStream>>),
+    Ws(Box<WebSocketStream<WsIo>>),
+}
+
+/// A dialled transport, ready for the core's `connect`.
+pub(crate) enum Dialed {
+    Stream { stream: StreamConn, transport: Transport, addr: SocketAddr, guard: ConnGuard },
+    Udp { addr: SocketAddr },
 }
 
 pub(crate) fn ws_config() -> WebSocketConfig {
@@ -169,15 +187,26 @@ pub(crate) fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> Result<UdpSocket
 
 // ---------------------------------------------------------------------- accepting
 
-/// Accepts TCP (or WebSocket, with the upgrade done here) connections and hands them to
-/// the driver, refusing those over the limits.
+/// How a listener treats its connections.
+#[derive(Clone)]
+pub(crate) struct AcceptOpts {
+    pub transport: Transport,
+    /// Deadline for the TLS handshake and WebSocket upgrade (the connect timeout).
+    pub upgrade_timeout: Duration,
+    pub keepalive: Option<Duration>,
+    /// WebSocket listeners with a certificate serve `wss://`.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Accepts TCP (or WebSocket, with the TLS handshake and upgrade done here) connections
+/// and hands them to the driver, refusing those over the limits.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
-    transport: Transport,
+    opts: AcceptOpts,
     limiter: Arc<Limiter>,
     net: mpsc::Sender<NetInput>,
-    upgrade_timeout: Duration,
 ) {
+    let transport = opts.transport;
     loop {
         let (sock, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -195,13 +224,24 @@ pub(crate) async fn accept_loop(
                 continue; // dropping `sock` closes it
             }
         };
-        let _ = sock.set_nodelay(true);
+        tune(&sock, opts.keepalive);
         match transport {
             Transport::Ws => {
                 let net = net.clone();
+                let tls = opts.tls.clone();
                 tokio::spawn(async move {
-                    let up = tokio_tungstenite::accept_async_with_config(sock, Some(ws_config()));
-                    match tokio::time::timeout(upgrade_timeout, up).await {
+                    let up = async move {
+                        let io = match tls {
+                            Some(tls) => {
+                                WsIo::Tls(Box::new(tls.accept(sock).await.map_err(|e| format!("TLS: {e}"))?.into()))
+                            }
+                            None => WsIo::Plain(sock),
+                        };
+                        tokio_tungstenite::accept_async_with_config(io, Some(ws_config()))
+                            .await
+                            .map_err(|e| e.to_string())
+                    };
+                    match tokio::time::timeout(opts.upgrade_timeout, up).await {
                         Ok(Ok(ws)) => {
                             let stream = StreamConn::Ws(Box::new(ws));
                             let _ = net.send(NetInput::Accepted { stream, transport, addr, guard }).await;
@@ -238,31 +278,87 @@ pub(crate) async fn udp_reader(sock: Arc<UdpSocket>, net: mpsc::Sender<NetInput>
     }
 }
 
-// ---------------------------------------------------------------------- dialing
-
-/// Connects a TCP socket within `timeout`.
-pub(crate) async fn dial_tcp(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, HostError> {
-    let s = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| HostError::ConnectTimeout { addr })?
-        .map_err(|e| HostError::io(format!("cannot connect to {addr}"), e))?;
-    let _ = s.set_nodelay(true);
-    Ok(s)
+/// Socket options for every TCP connection: no Nagle delay (frames are small and
+/// latency-sensitive), and keepalive probes so that a vanished peer's socket is noticed
+/// by the kernel even while no session timer runs (a lingering or half-closed socket).
+fn tune(sock: &TcpStream, keepalive: Option<Duration>) {
+    let _ = sock.set_nodelay(true);
+    if let Some(idle) = keepalive {
+        let ka = socket2::TcpKeepalive::new().with_time(idle);
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd", windows))]
+        let ka = ka.with_interval((idle / 3).max(Duration::from_secs(1)));
+        if let Err(e) = socket2::SockRef::from(sock).set_tcp_keepalive(&ka) {
+            tracing::debug!("cannot set TCP keepalive: {e}");
+        }
+    }
 }
 
-/// Upgrades a connected socket to a WebSocket (`url` gives the Host header and path).
-pub(crate) async fn upgrade_ws(
-    sock: TcpStream,
-    addr: SocketAddr,
-    url: &str,
-    timeout: Duration,
-) -> Result<WebSocketStream<TcpStream>, HostError> {
-    let up = tokio_tungstenite::client_async_with_config(url, sock, Some(ws_config()));
-    let (ws, _resp) = tokio::time::timeout(timeout, up)
+// ---------------------------------------------------------------------- dialing
+
+/// Opens outbound transports: resolve, TCP connect, TLS, WebSocket upgrade, all within
+/// the connect timeout. Shared by `HostHandle::connect` and the reconnect tasks.
+pub(crate) struct Dialer {
+    pub limiter: Arc<Limiter>,
+    pub timeout: Duration,
+    pub keepalive: Option<Duration>,
+    pub tls: tokio_rustls::TlsConnector,
+}
+
+impl Dialer {
+    pub async fn dial(&self, url: &PeerUrl) -> Result<Dialed, HostError> {
+        let addr = resolve(url).await?;
+        if url.transport == Transport::Udp {
+            return Ok(Dialed::Udp { addr });
+        }
+        let guard = self.limiter.acquire(None)?;
+        let sock = tokio::time::timeout(self.timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| HostError::ConnectTimeout { addr })?
+            .map_err(|e| HostError::io(format!("cannot connect to {addr}"), e))?;
+        tune(&sock, self.keepalive);
+        let stream = match url.transport {
+            Transport::Ws => {
+                let ws = tokio::time::timeout(self.timeout, self.upgrade(sock, addr, url))
+                    .await
+                    .map_err(|_| HostError::ConnectTimeout { addr })??;
+                StreamConn::Ws(Box::new(ws))
+            }
+            _ => StreamConn::Tcp(sock),
+        };
+        Ok(Dialed::Stream { stream, transport: url.transport, addr, guard })
+    }
+
+    /// TLS (for `wss://`), then the WebSocket upgrade (`url` gives the Host header and path).
+    async fn upgrade(
+        &self,
+        sock: TcpStream,
+        addr: SocketAddr,
+        url: &PeerUrl,
+    ) -> Result<WebSocketStream<WsIo>, HostError> {
+        let fail = |why: String| HostError::WebSocket { addr, why };
+        let io = if url.tls {
+            let name =
+                crate::tls::server_name(&url.host).ok_or_else(|| fail(format!("invalid TLS name {:?}", url.host)))?;
+            let tls = self.tls.connect(name, sock).await.map_err(|e| fail(format!("TLS: {e}")))?;
+            WsIo::Tls(Box::new(tls.into()))
+        } else {
+            WsIo::Plain(sock)
+        };
+        let (ws, _resp) = tokio_tungstenite::client_async_with_config(url.to_string(), io, Some(ws_config()))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(ws)
+    }
+}
+
+async fn resolve(url: &PeerUrl) -> Result<SocketAddr, HostError> {
+    if let Ok(ip) = url.host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, url.port));
+    }
+    let mut addrs = tokio::net::lookup_host((url.host.as_str(), url.port))
         .await
-        .map_err(|_| HostError::ConnectTimeout { addr })?
-        .map_err(|e| HostError::WebSocket { addr, why: e.to_string() })?;
-    Ok(ws)
+        .map_err(|_| HostError::Resolve { host: url.host.clone() })?;
+    addrs.next().ok_or_else(|| HostError::Resolve { host: url.host.clone() })
 }
 
 // ---------------------------------------------------------------------- per connection
@@ -389,8 +485,8 @@ async fn read_tcp(
     let _ = net.send(NetInput::StreamClosed { conn }).await;
 }
 
-type WsSink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
-type WsStream = futures_util::stream::SplitStream<WebSocketStream<TcpStream>>;
+type WsSink = futures_util::stream::SplitSink<WebSocketStream<WsIo>, Message>;
+type WsStream = futures_util::stream::SplitStream<WebSocketStream<WsIo>>;
 
 async fn read_ws(conn: ConnId, mut s: WsStream, net: mpsc::Sender<NetInput>, _g: Arc<ConnGuard>) {
     while let Some(msg) = s.next().await {

@@ -40,7 +40,8 @@ impl fmt::Display for Transport {
     }
 }
 
-/// A parsed peer address: `tcp://host:port`, `ws://host:port[/path]`, `udp://host:port`.
+/// A parsed peer address: `tcp://host:port`, `ws://host:port[/path]`,
+/// `wss://host:port[/path]` (WebSocket over TLS), `udp://host:port`.
 /// Hosts may be names, IPv4 or bracketed IPv6 literals (`tcp://[::1]:7400`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerUrl {
@@ -49,6 +50,8 @@ pub struct PeerUrl {
     pub port: u16,
     /// Path for WebSocket (`/` if none); empty for the others.
     pub path: String,
+    /// `wss://`: TLS under the WebSocket.
+    pub tls: bool,
 }
 
 impl PeerUrl {
@@ -59,15 +62,15 @@ impl PeerUrl {
             "tcp" => Transport::Tcp,
             "ws" => Transport::Ws,
             "udp" => Transport::Udp,
-            "wss" => return Err(bad("wss:// (TLS) is not supported yet; use ws://")),
-            _ => return Err(bad("scheme must be tcp, ws or udp")),
+            "wss" => Transport::Ws,
+            _ => return Err(bad("scheme must be tcp, ws, wss or udp")),
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
         if !path.is_empty() && transport != Transport::Ws {
-            return Err(bad("only ws:// addresses take a path"));
+            return Err(bad("only ws:// and wss:// addresses take a path"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, p) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in IPv6 address"))?;
@@ -83,7 +86,8 @@ impl PeerUrl {
             return Err(bad("port must be a number 1-65535"));
         }
         let path = if transport == Transport::Ws && path.is_empty() { "/".to_string() } else { path.to_string() };
-        Ok(PeerUrl { transport, host: host.to_string(), port, path })
+        let tls = scheme.eq_ignore_ascii_case("wss");
+        Ok(PeerUrl { transport, host: host.to_string(), port, path, tls })
     }
 
     /// The URL for a socket address, e.g. `tcp://127.0.0.1:7400`.
@@ -98,7 +102,8 @@ impl PeerUrl {
 impl fmt::Display for PeerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        write!(f, "{}://{}:{}{}", self.transport, host, self.port, self.path)
+        let scheme = if self.tls { "wss" } else { self.transport.scheme() };
+        write!(f, "{scheme}://{host}:{}{}", self.port, self.path)
     }
 }
 
@@ -156,6 +161,8 @@ pub struct LocalAddrs {
     pub tcp: Vec<SocketAddr>,
     pub ws: Vec<SocketAddr>,
     pub udp: Vec<SocketAddr>,
+    /// The WebSocket listeners serve `wss://` (TLS).
+    pub ws_tls: bool,
 }
 
 impl LocalAddrs {
@@ -165,7 +172,8 @@ impl LocalAddrs {
         let mut out = Vec::new();
         for (t, list) in [(Transport::Tcp, &self.tcp), (Transport::Ws, &self.ws), (Transport::Udp, &self.udp)] {
             for a in list {
-                out.push(PeerUrl::for_addr(t, dialable(*a)));
+                let url = PeerUrl::for_addr(t, dialable(*a));
+                out.push(if t == Transport::Ws && self.ws_tls { url.replacen("ws://", "wss://", 1) } else { url });
             }
         }
         out
@@ -195,6 +203,10 @@ mod tests {
         let u = PeerUrl::parse("ws://[::1]:7401").unwrap();
         assert_eq!((u.transport, u.host.as_str(), u.port, u.path.as_str()), (Transport::Ws, "::1", 7401, "/"));
         assert_eq!(u.to_string(), "ws://[::1]:7401/");
+        let u = PeerUrl::parse("wss://example.org:443/mesh").unwrap();
+        assert_eq!((u.transport, u.tls, u.path.as_str()), (Transport::Ws, true, "/mesh"));
+        assert_eq!(u.to_string(), "wss://example.org:443/mesh");
+        assert!(!PeerUrl::parse("ws://a:1").unwrap().tls);
         let u = PeerUrl::parse("UDP://example.org:9").unwrap();
         assert_eq!((u.transport, u.host.as_str()), (Transport::Udp, "example.org"));
         for bad in ["127.0.0.1:7400", "http://a:1", "tcp://a", "tcp://a:0", "tcp://a:70000", "tcp://:1", "tcp://a:1/x"]

@@ -25,7 +25,12 @@ impl Session {
             if self.msg_ready.is_some() {
                 break;
             }
-            let max = ctx.config.max_frame;
+            // Until the handshake is done, nothing larger than a handshake record is owed:
+            // a bigger length prefix is refused before its body is read.
+            let max = match self.phase {
+                Phase::Handshake => ctx.config.max_frame.min(super::HANDSHAKE_RECORD_MAX),
+                _ => ctx.config.max_frame,
+            };
             let rx = &mut buf[ctx.layout.rx()];
             match self.frame.push(rx, &input[used..], max)? {
                 crate::wire::frame::FrameProgress::NeedMore { consumed } => used += consumed,

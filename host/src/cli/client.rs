@@ -1,0 +1,527 @@
+//! The client commands (`connect`, `peers`, `send`, `events`, ...): each is one request
+//! to a running node's control API, printed as a table (like `wg show`) or, with
+//! `--json`, as the API's JSON.
+//!
+//! The node is found through `--control URL` / `MESHLINK_CONTROL`, else the URL the node
+//! wrote to `<data-dir>/control.url`, else `http://127.0.0.1:7410`; the token through
+//! `MESHLINK_TOKEN`, else `<data-dir>/control.token`.
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use base64::Engine;
+use clap::{Args, Subcommand};
+use meshlink_core::PeerId;
+use meshlink_host::control::api::*;
+use meshlink_host::control::client::Client;
+use meshlink_host::control::{self, token};
+use meshlink_host::table::{bytes, ms};
+
+use super::DataDir;
+
+type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
+
+/// The event names of `GET /v1/events` (besides `ready`).
+const EVENTS: [&str; 6] = ["connected", "message", "quality", "remote_error", "disconnected", "lagged"];
+
+#[derive(Args)]
+pub struct Target {
+    /// The node's control API [default: <data-dir>/control.url, else http://127.0.0.1:7410]
+    #[arg(long, env = "MESHLINK_CONTROL", value_name = "URL")]
+    control: Option<String>,
+    #[command(flatten)]
+    dir: DataDir,
+    /// Print the API's JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+impl Target {
+    fn client(&self) -> Result<Client> {
+        let dir = self.dir.path();
+        let url = self
+            .control
+            .clone()
+            .or_else(|| control::read_url_file(&dir))
+            .unwrap_or_else(|| format!("http://{}", control::DEFAULT_CONTROL_ADDR));
+        let token = match std::env::var("MESHLINK_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => token::load(&dir)?,
+        };
+        Ok(Client::new(&url, token)?)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum ClientCmd {
+    /// Connect the running node to a peer (tcp://, ws:// or udp://HOST:PORT).
+    Connect {
+        url: String,
+        /// The peer id the remote must prove
+        #[arg(long, value_name = "PEER_ID")]
+        expect: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Close the session with a peer.
+    Disconnect {
+        /// Peer id, id prefix or name
+        peer: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show the connected peers.
+    Peers {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show the node table: every node seen, connected or not.
+    Nodes {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show quality figures: of one peer, or of every connected peer.
+    Quality {
+        /// Peer id, id prefix or name
+        peer: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Send a message to a connected peer.
+    Send {
+        /// Peer id, id prefix or name
+        peer: String,
+        /// The message text
+        #[arg(required_unless_present = "file")]
+        text: Option<String>,
+        /// Send this file's bytes instead (`-`: standard input)
+        #[arg(long, conflicts_with = "text", value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Set a peer's threat score, 0..1 (above the threshold the node refuses or drops it).
+    Threat {
+        /// Peer id, id prefix or name
+        peer: String,
+        score: f32,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show the node's counters.
+    Metrics {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show this node: id, addresses, counters.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the node's events as they happen, until it stops.
+    Events {
+        /// Exit after this many events (not counting `ready`)
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Only these events (comma-separated)
+        #[arg(long, value_delimiter = ',', value_name = "EVENT", value_parser = EVENTS)]
+        only: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+pub async fn run(cmd: ClientCmd) -> Result<()> {
+    match cmd {
+        ClientCmd::Connect { url, expect, target } => {
+            let c = target.client()?;
+            let p: PeerJson = c.post("/v1/connect", &ConnectRequest { url, expect }).await?;
+            if target.json {
+                return print_json(&p);
+            }
+            println!(
+                "connected to {} ({}) via {} {} as {}, rtt {}, score {:.2}",
+                p.id,
+                p.name,
+                p.transport,
+                p.addr,
+                p.role,
+                ms(p.quality.rtt_us),
+                p.quality.score
+            );
+        }
+        ClientCmd::Disconnect { peer, target } => {
+            let c = target.client()?;
+            let peer = resolve(&c, &peer).await?;
+            let r: DisconnectedJson = c.post("/v1/disconnect", &PeerRequest { peer }).await?;
+            if target.json {
+                return print_json(&r);
+            }
+            println!("disconnected {}", r.peer);
+        }
+        ClientCmd::Peers { target } => {
+            let r: PeersJson = target.client()?.get("/v1/peers").await?;
+            if target.json {
+                return print_json(&r);
+            }
+            print!("{}", peer_blocks(&r.peers));
+        }
+        ClientCmd::Nodes { target } => {
+            let r: NodesJson = target.client()?.get("/v1/nodes").await?;
+            if target.json {
+                return print_json(&r);
+            }
+            print!("{}", nodes_table(&r.nodes));
+        }
+        ClientCmd::Quality { peer: Some(peer), target } => {
+            let c = target.client()?;
+            let peer = resolve(&c, &peer).await?;
+            let r: PeerQualityJson = c.get(&format!("/v1/peers/{peer}/quality")).await?;
+            if target.json {
+                return print_json(&r);
+            }
+            print!("{}", quality_block(&r.peer, &r.quality));
+        }
+        ClientCmd::Quality { peer: None, target } => {
+            let r: PeersJson = target.client()?.get("/v1/peers").await?;
+            if target.json {
+                return print_json(&r);
+            }
+            print!("{}", quality_table(&r.peers));
+        }
+        ClientCmd::Send { peer, text, file, target } => {
+            let c = target.client()?;
+            let peer = resolve(&c, &peer).await?;
+            let req = match (text, file) {
+                (Some(text), _) => SendRequest { peer, data: Some(text), data_b64: None },
+                (None, Some(path)) => {
+                    let bytes = read_input(&path)?;
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    SendRequest { peer, data: None, data_b64: Some(b64) }
+                }
+                (None, None) => return Err("give the message text or --file".into()),
+            };
+            let r: SentJson = c.post("/v1/send", &req).await?;
+            if target.json {
+                return print_json(&r);
+            }
+            println!("sent {} bytes to {}", r.len, r.peer);
+        }
+        ClientCmd::Threat { peer, score, target } => {
+            let c = target.client()?;
+            let peer = resolve(&c, &peer).await?;
+            let r: ThreatJson = c.post("/v1/threat", &ThreatRequest { peer, score }).await?;
+            if target.json {
+                return print_json(&r);
+            }
+            let state = if r.connected { "connected" } else { "not connected" };
+            println!("threat score of {} set to {:.2} ({state})", r.peer, r.score);
+        }
+        ClientCmd::Metrics { target } => {
+            let r: MetricsJson = target.client()?.get("/v1/metrics").await?;
+            if target.json {
+                return print_json(&r);
+            }
+            print!("{}", key_values(&serde_json::to_value(&r)?));
+        }
+        ClientCmd::Status { target } => {
+            let r: NodeInfoJson = target.client()?.get("/v1/node").await?;
+            if target.json {
+                return print_json(&r);
+            }
+            print!("{}", status_block(&r));
+        }
+        ClientCmd::Events { count, only, target } => events(target, count, &only).await?,
+    }
+    Ok(())
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+fn read_input(path: &PathBuf) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut buf)?;
+    } else {
+        buf = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    }
+    Ok(buf)
+}
+
+/// A full peer id as is; otherwise a node name or id prefix from the node table.
+async fn resolve(c: &Client, s: &str) -> Result<String> {
+    if let Ok(id) = s.trim().parse::<PeerId>() {
+        return Ok(id.to_string());
+    }
+    let nodes: NodesJson = c.get("/v1/nodes").await?;
+    let by_name: Vec<&NodeJson> = nodes.nodes.iter().filter(|n| n.name == s).collect();
+    let hits = if by_name.is_empty() {
+        let prefix = s.trim().to_ascii_lowercase();
+        nodes.nodes.iter().filter(|n| !prefix.is_empty() && n.id.starts_with(&prefix)).collect()
+    } else {
+        by_name
+    };
+    match hits.as_slice() {
+        [one] => Ok(one.id.clone()),
+        [] => Err(format!("no node is named {s:?} or has an id starting with it (see `meshlink nodes`)").into()),
+        many => {
+            let ids: Vec<&str> = many.iter().map(|n| n.id.as_str()).collect();
+            Err(format!("{s:?} matches {} nodes: {}; give more of the id", many.len(), ids.join(", ")).into())
+        }
+    }
+}
+
+async fn events(target: Target, count: Option<u64>, only: &[String]) -> Result<()> {
+    let mut stream = target.client()?.events().await?;
+    let mut seen = 0u64;
+    while count.is_none_or(|n| seen < n) {
+        let Some(ev) = stream.next().await? else { break };
+        // `ready` always shows: a script knows from it that nothing after is missed.
+        if ev.event != "ready" && !only.is_empty() && !only.contains(&ev.event) {
+            continue;
+        }
+        let data: serde_json::Value = serde_json::from_str(&ev.data).unwrap_or(serde_json::Value::Null);
+        if target.json {
+            println!("{}", serde_json::json!({ "event": ev.event, "data": data }));
+        } else {
+            println!("{}", event_line(&ev.event, &data));
+        }
+        if ev.event != "ready" {
+            seen += 1;
+        }
+    }
+    Ok(())
+}
+
+fn event_line(event: &str, d: &serde_json::Value) -> String {
+    let s = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+    let short = |k: &str| s(k).chars().take(8).collect::<String>();
+    match event {
+        "ready" => format!("listening to node {}", s("node")),
+        "connected" => format!(
+            "connected     {} ({}) via {} {}, rtt {}",
+            s("peer"),
+            s("name"),
+            s("transport"),
+            s("addr"),
+            ms(d.pointer("/quality/rtt_us").and_then(|v| v.as_u64()))
+        ),
+        "message" => {
+            let len = d.get("len").and_then(|v| v.as_u64()).unwrap_or(0);
+            match d.get("data").and_then(|v| v.as_str()) {
+                Some(text) => {
+                    let shown: String = text.chars().take(200).collect();
+                    format!("message       {} ({len} bytes): {shown:?}", short("peer"))
+                }
+                None => format!("message       {} ({len} bytes, binary)", short("peer")),
+            }
+        }
+        "quality" => format!(
+            "quality       {}: rtt {}, loss {:.1}%, score {:.2}",
+            short("peer"),
+            ms(d.pointer("/quality/rtt_us").and_then(|v| v.as_u64())),
+            d.pointer("/quality/loss").and_then(|v| v.as_f64()).unwrap_or(0.0) * 100.0,
+            d.pointer("/quality/score").and_then(|v| v.as_f64()).unwrap_or(0.0)
+        ),
+        "remote_error" => format!("peer error    {}: {}", short("peer"), s("code")),
+        "disconnected" => {
+            let peer = d.get("peer").and_then(|v| v.as_str()).unwrap_or("(during handshake)");
+            format!("disconnected  {peer} via {} {}: {}", s("transport"), s("addr"), s("reason"))
+        }
+        other => format!("{other:<13} {d}"),
+    }
+}
+
+// ---------------------------------------------------------------- human output
+
+/// Columns padded to their widest cell, two spaces apart.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut cells = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    cells.extend(rows);
+    let widths: Vec<usize> =
+        (0..header.len()).map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &cells {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn duration(ms_total: u64) -> String {
+    let s = ms_total / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+fn pct(x: f32) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// `wg show`-style: one block per peer.
+fn peer_blocks(peers: &[PeerJson]) -> String {
+    if peers.is_empty() {
+        return "no connected peers\n".into();
+    }
+    let mut out = String::new();
+    for p in peers {
+        let q = &p.quality;
+        let _ = writeln!(out, "peer: {}", p.id);
+        let _ = writeln!(out, "  name: {}", or_dash(&p.name));
+        let _ = writeln!(out, "  endpoint: {}://{}", p.transport, p.addr);
+        let _ = writeln!(out, "  connected: {} ago (as {})", duration(p.connected_for_ms), p.role);
+        let _ = writeln!(
+            out,
+            "  rtt: {} (min {}, jitter {}), loss {}, score {:.2}",
+            ms(q.rtt_us),
+            ms(q.rtt_min_us),
+            ms(Some(q.jitter_us)),
+            pct(q.loss),
+            q.score
+        );
+        let _ = writeln!(
+            out,
+            "  transfer: {} received, {} sent ({} / {} messages)",
+            bytes(q.bytes_in),
+            bytes(q.bytes_out),
+            q.msgs_in,
+            q.msgs_out
+        );
+        let _ = writeln!(out, "  threat: {:.2}\n", p.threat);
+    }
+    out
+}
+
+fn quality_table(peers: &[PeerJson]) -> String {
+    if peers.is_empty() {
+        return "no connected peers\n".into();
+    }
+    let header =
+        ["ID", "NAME", "VIA", "ADDRESS", "RTT", "MIN", "JITTER", "LOSS", "SCORE", "MSGS IN/OUT", "BYTES IN/OUT"];
+    let rows = peers
+        .iter()
+        .map(|p| {
+            let q = &p.quality;
+            vec![
+                p.id.chars().take(8).collect(),
+                or_dash(&p.name),
+                p.transport.clone(),
+                p.addr.clone(),
+                ms(q.rtt_us),
+                ms(q.rtt_min_us),
+                ms(Some(q.jitter_us)),
+                pct(q.loss),
+                format!("{:.2}", q.score),
+                format!("{}/{}", q.msgs_in, q.msgs_out),
+                format!("{}/{}", bytes(q.bytes_in), bytes(q.bytes_out)),
+            ]
+        })
+        .collect();
+    table(&header, rows)
+}
+
+fn nodes_table(nodes: &[NodeJson]) -> String {
+    if nodes.is_empty() {
+        return "no nodes seen yet\n".into();
+    }
+    let header = ["ID", "NAME", "STATE", "VIA", "ADDRESS", "RTT", "JITTER", "LOSS", "SCORE", "THREAT", "SEEN"];
+    let rows = nodes
+        .iter()
+        .map(|n| {
+            let q = n.quality.as_ref();
+            vec![
+                n.id.chars().take(8).collect(),
+                or_dash(&n.name),
+                n.state.clone(),
+                n.transport.clone().unwrap_or_else(|| "-".into()),
+                n.addr.clone().unwrap_or_else(|| "-".into()),
+                ms(q.and_then(|q| q.rtt_us)),
+                q.map_or("-".into(), |q| ms(Some(q.jitter_us))),
+                q.map_or("-".into(), |q| pct(q.loss)),
+                q.map_or("-".into(), |q| format!("{:.2}", q.score)),
+                format!("{:.2}", n.threat),
+                if n.state == "connected" { "now".into() } else { format!("{} ago", duration(n.last_seen_ms_ago)) },
+            ]
+        })
+        .collect();
+    table(&header, rows)
+}
+
+fn quality_block(peer: &str, q: &QualityJson) -> String {
+    let rows: [(&str, String); 10] = [
+        ("rtt", ms(q.rtt_us)),
+        ("rtt min", ms(q.rtt_min_us)),
+        ("rtt var", ms(Some(q.rtt_var_us))),
+        ("jitter", ms(Some(q.jitter_us))),
+        ("loss", format!("{} ({} of {} pings lost)", pct(q.loss), q.pings_lost, q.pings_sent)),
+        ("score", format!("{:.2}", q.score)),
+        ("bandwidth", format!("{}/s in, {}/s out", bytes(q.bw_in_bps), bytes(q.bw_out_bps))),
+        ("received", format!("{} in {} messages", bytes(q.bytes_in), q.msgs_in)),
+        ("sent", format!("{} in {} messages", bytes(q.bytes_out), q.msgs_out)),
+        ("pongs", q.pongs_received.to_string()),
+    ];
+    let mut out = format!("peer: {peer}\n");
+    for (k, v) in rows {
+        let _ = writeln!(out, "  {k}: {v}");
+    }
+    out
+}
+
+fn status_block(n: &NodeInfoJson) -> String {
+    let mut out = format!("node: {}\n  name: {}\n  version: {}\n", n.id, or_dash(&n.name), n.version);
+    for u in &n.urls {
+        let _ = writeln!(out, "  listening: {u}");
+    }
+    let _ = writeln!(out, "  control: {}", n.control);
+    let _ = writeln!(out, "  uptime: {}", duration(n.uptime_ms));
+    let s = &n.stats;
+    let _ = writeln!(out, "  peers: {} connected, {} handshaking", s.connected, s.half_open);
+    let _ = writeln!(
+        out,
+        "  transfer: {} received, {} sent ({} / {} messages)",
+        bytes(s.bytes_in),
+        bytes(s.bytes_out),
+        s.msgs_in,
+        s.msgs_out
+    );
+    out
+}
+
+/// Nested JSON objects as `section.key: value` lines.
+fn key_values(v: &serde_json::Value) -> String {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(&key, v, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let mut rows = Vec::new();
+    walk("", v, &mut rows);
+    let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter().map(|(k, v)| format!("{k:<w$}  {v}\n")).collect()
+}

@@ -1,0 +1,213 @@
+//! A client for the control API: what the `meshlink` client commands use, and a small
+//! example of driving a node from another program. One TCP connection per request
+//! (loopback: cheap), HTTP/1.1 via hyper.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::TcpStream;
+
+use super::api::ErrorJson;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub enum ClientError {
+    /// The control URL is not `http://host:port`.
+    Url(String),
+    /// Nothing answered at the URL.
+    Unreachable { url: String, source: std::io::Error },
+    /// The node answered with an error.
+    Api { status: u16, code: String, message: String },
+    /// The answer was not HTTP or JSON as expected.
+    Protocol(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Url(s) => write!(f, "control URL {s:?}: expected http://HOST:PORT"),
+            ClientError::Unreachable { url, source } => write!(
+                f,
+                "cannot reach the node's control API at {url}: {source} (is `meshlink up` running? see --control)"
+            ),
+            ClientError::Api { message, .. } => f.write_str(message),
+            ClientError::Protocol(s) => write!(f, "unexpected answer from the control API: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+fn protocol(e: impl fmt::Display) -> ClientError {
+    ClientError::Protocol(e.to_string())
+}
+
+/// A control API endpoint plus its token.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// `host:port`
+    authority: String,
+    token: String,
+}
+
+impl Client {
+    /// `url`: `http://127.0.0.1:7410` or just `127.0.0.1:7410`.
+    pub fn new(url: &str, token: impl Into<String>) -> Result<Self, ClientError> {
+        let u = url.trim();
+        if u.starts_with("https://") {
+            return Err(ClientError::Url(format!("{u} (the control API is plain HTTP on loopback)")));
+        }
+        let authority = u.strip_prefix("http://").unwrap_or(u).trim_end_matches('/');
+        if authority.is_empty() || authority.contains('/') || !authority.contains(':') {
+            return Err(ClientError::Url(u.to_string()));
+        }
+        Ok(Client { authority: authority.to_string(), token: token.into() })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.authority)
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response<Incoming>, ClientError> {
+        let unreachable = |source| ClientError::Unreachable { url: self.url(), source };
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.authority))
+            .await
+            .map_err(|_| unreachable(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(unreachable)?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(protocol)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, &self.authority)
+            .header(AUTHORIZATION, format!("Bearer {}", self.token));
+        if body.is_some() {
+            req = req.header(CONTENT_TYPE, "application/json");
+        }
+        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(protocol)?;
+        sender.send_request(req).await.map_err(protocol)
+    }
+
+    /// The whole body of a successful answer; an error answer becomes `ClientError::Api`.
+    async fn body(&self, resp: Response<Incoming>) -> Result<Bytes, ClientError> {
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map_err(protocol)?.to_bytes();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        Err(match serde_json::from_slice::<ErrorJson>(&bytes) {
+            Ok(e) => ClientError::Api { status: status.as_u16(), code: e.error.code, message: e.error.message },
+            Err(_) => ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes))),
+        })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let resp = self.send(Method::GET, path, None).await?;
+        serde_json::from_slice(&self.body(resp).await?).map_err(protocol)
+    }
+
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let resp = self.send(Method::GET, path, None).await?;
+        Ok(String::from_utf8_lossy(&self.body(resp).await?).into_owned())
+    }
+
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
+        let json = serde_json::to_vec(body).map_err(protocol)?;
+        let resp = self.send(Method::POST, path, Some(json)).await?;
+        serde_json::from_slice(&self.body(resp).await?).map_err(protocol)
+    }
+
+    /// Opens `GET /v1/events`.
+    pub async fn events(&self) -> Result<EventStream, ClientError> {
+        let resp = self.send(Method::GET, "/v1/events", None).await?;
+        if !resp.status().is_success() {
+            return Err(self.body(resp).await.err().unwrap_or_else(|| protocol("event stream refused")));
+        }
+        Ok(EventStream { body: resp.into_body(), buf: Vec::new() })
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+}
+
+/// The events of `GET /v1/events`, parsed as they arrive.
+pub struct EventStream {
+    body: Incoming,
+    buf: Vec<u8>,
+}
+
+impl EventStream {
+    /// The next event; `None` when the node closed the stream (it stopped).
+    pub async fn next(&mut self) -> Result<Option<SseEvent>, ClientError> {
+        loop {
+            while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                if let Some(ev) = parse_block(&String::from_utf8_lossy(&block)) {
+                    return Ok(Some(ev));
+                }
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(protocol(e)),
+                Some(Ok(f)) => {
+                    if let Ok(data) = f.into_data() {
+                        // Normalise CRLF so that one separator search fits every server.
+                        self.buf.extend(data.iter().filter(|&&b| b != b'\r'));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `event:` and `data:` lines of one event; comments (`:`) alone make no event.
+fn parse_block(block: &str) -> Option<SseEvent> {
+    let (mut event, mut data, mut any) = (String::from("message"), Vec::new(), false);
+    for line in block.lines() {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => (event, any) = (value.to_string(), true),
+            "data" => {
+                data.push(value.to_string());
+                any = true;
+            }
+            _ => {}
+        }
+    }
+    any.then(|| SseEvent { event, data: data.join("\n") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_blocks_and_urls() {
+        assert_eq!(
+            parse_block("event: message\ndata: {\"a\":1}\n"),
+            Some(SseEvent { event: "message".into(), data: "{\"a\":1}".into() })
+        );
+        assert_eq!(parse_block(": keepalive\n"), None);
+        assert_eq!(parse_block("data: a\ndata: b\n").unwrap().data, "a\nb");
+        assert_eq!(Client::new("http://127.0.0.1:7410/", "t").unwrap().url(), "http://127.0.0.1:7410");
+        assert_eq!(Client::new("[::1]:7410", "t").unwrap().url(), "http://[::1]:7410");
+        assert!(Client::new("https://127.0.0.1:7410", "t").is_err());
+        assert!(Client::new("http://127.0.0.1:7410/v1", "t").is_err());
+    }
+}
