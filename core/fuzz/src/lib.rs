@@ -33,7 +33,7 @@ pub fn config() -> Config {
         send_queue: 8192,
         max_half_open: 2,
         rekey_after_time: core::time::Duration::from_secs(10),
-        reject_after_time: core::time::Duration::from_secs(15),
+        reject_after_time: core::time::Duration::from_secs(20),
         ..Config::default()
     }
 }
