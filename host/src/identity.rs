@@ -51,7 +51,7 @@ pub fn load(data_dir: &Path) -> Result<Keypair, HostError> {
             HostError::File { path: path.clone(), what: "read key file", source }
         }
     })?;
-    check_private(&path)?;
+    check_private(&path, "inspect key file", HostError::Key)?;
     let bytes =
         hex::decode(text.trim()).map_err(|_| HostError::Key(format!("{} is not 64 hex characters", path.display())))?;
     let secret: [u8; 32] =
@@ -83,14 +83,15 @@ pub fn create(data_dir: &Path, force: bool) -> Result<Keypair, HostError> {
     Ok(kp)
 }
 
+/// Creates `path` for writing, readable by its owner only (0600), failing if it exists.
 #[cfg(unix)]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
+pub(crate) fn private_file(path: &Path) -> std::io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
 #[cfg(not(unix))]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
+pub(crate) fn private_file(path: &Path) -> std::io::Result<fs::File> {
     fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
@@ -102,17 +103,15 @@ fn make_private_dir(dir: &Path) -> Result<(), HostError> {
     b.create(dir).map_err(|source| HostError::File { path: dir.to_path_buf(), what: "create data directory", source })
 }
 
+/// Refuses a secret file (`what`: "key file", "token file") that other users can read;
+/// `refuse` builds the error the caller reports.
 #[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), HostError> {
+pub(crate) fn check_private(path: &Path, what: &'static str, refuse: fn(String) -> HostError) -> Result<(), HostError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(path).map_err(|source| HostError::File {
-        path: path.to_path_buf(),
-        what: "inspect key file",
-        source,
-    })?;
+    let meta = fs::metadata(path).map_err(|source| HostError::File { path: path.to_path_buf(), what, source })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(HostError::Key(format!(
+        return Err(refuse(format!(
             "{} is accessible by other users (mode {mode:04o}); run `chmod 600 {}`",
             path.display(),
             path.display()
@@ -122,7 +121,7 @@ fn check_private(path: &Path) -> Result<(), HostError> {
 }
 
 #[cfg(not(unix))]
-fn check_private(_: &Path) -> Result<(), HostError> {
+pub(crate) fn check_private(_: &Path, _: &'static str, _: fn(String) -> HostError) -> Result<(), HostError> {
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use rand_core::{OsRng, RngCore};
 use subtle::ConstantTimeEq;
 
 use crate::error::HostError;
+use crate::identity::{check_private, private_file};
 
 pub const TOKEN_FILE: &str = "control.token";
 const TOKEN_BYTES: usize = 32;
@@ -60,7 +61,7 @@ pub fn load(data_dir: &Path) -> Result<String, HostError> {
             HostError::File { path: path.clone(), what: "read token file", source }
         }
     })?;
-    check_private(&path)?;
+    check_private(&path, "inspect token file", HostError::Config)?;
     let token = text.trim().to_string();
     if !valid(&token) {
         return Err(HostError::Config(format!(
@@ -86,41 +87,6 @@ pub(crate) fn authorized(token: &str, header: Option<&[u8]>) -> bool {
     let given = h[7..].trim_ascii();
     // `ct_eq` on slices of different lengths is false at once; the length is no secret.
     given.ct_eq(token.as_bytes()).into()
-}
-
-#[cfg(unix)]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
-}
-
-#[cfg(not(unix))]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    fs::OpenOptions::new().write(true).create_new(true).open(path)
-}
-
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), HostError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(path).map_err(|source| HostError::File {
-        path: path.to_path_buf(),
-        what: "inspect token file",
-        source,
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(HostError::Config(format!(
-            "{} is accessible by other users (mode {mode:04o}); run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_: &Path) -> Result<(), HostError> {
-    Ok(())
 }
 
 #[cfg(test)]
