@@ -60,12 +60,21 @@ pub fn quality_table(rows: &[(String, PeerSummary)]) -> String {
             format!("{}/{}", bytes(q.counters.bytes_in), bytes(q.counters.bytes_out)),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len()).map(|c| cells.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    render(&cells)
+}
+
+/// Rows (the first is the header) as columns padded to their widest cell, two spaces
+/// apart, like `wg show`. Used by the demo and by the client commands.
+pub fn render(cells: &[Vec<String>]) -> String {
+    let columns = cells.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| cells.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
-    for row in &cells {
+    for row in cells {
         let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+        for (cell, w) in row.iter().zip(&widths) {
+            let _ = write!(line, "{cell:<w$}  ");
         }
         out.push_str(line.trim_end());
         out.push('\n');

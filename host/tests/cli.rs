@@ -1,30 +1,10 @@
 //! The built `meshlink` binary: demo, keygen/id, errors, and two `up` nodes connecting.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_meshlink");
-
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("meshlink-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-/// Runs `meshlink` with `args`, no MESHLINK_* variables from the caller's environment.
-fn meshlink(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MESHLINK_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
+use common::{meshlink, tempdir, Lines};
 
 #[test]
 fn demo_runs_a_network_and_prints_a_quality_table() {
@@ -77,65 +57,11 @@ fn keygen_then_id_prints_the_same_peer_id_and_errors_are_one_line() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A running `meshlink up` whose stdout lines arrive on a channel.
-struct Node {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Node {
-    fn start(args: &[&str]) -> Node {
-        let mut child = meshlink(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        Node { child, lines, seen: Vec::new() }
-    }
-
-    /// Waits for a line containing `pat`; returns it.
-    fn wait_for(&mut self, pat: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if l.contains(pat) {
-                        return l;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no line with {pat:?}; saw:\n{}", self.seen.join("\n"));
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("node did not stop on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 #[test]
 fn up_prints_a_paste_ready_command_that_connects_a_second_node() {
     let (d1, d2) = (tempdir("up1"), tempdir("up2"));
     let lo = "127.0.0.1:0";
-    let mut first = Node::start(&[
+    let mut first = Lines::spawn(meshlink(&[
         "up",
         "--data-dir",
         d1.to_str().unwrap(),
@@ -147,7 +73,7 @@ fn up_prints_a_paste_ready_command_that_connects_a_second_node() {
         lo,
         "--udp",
         lo,
-    ]);
+    ]));
     let id = first.wait_for("peer id").split_whitespace().last().unwrap().to_string();
     let paste = first.wait_for("meshlink up --data-dir").trim().to_string();
     assert!(paste.contains(&format!("--expect {id}")), "{paste}");
@@ -156,15 +82,15 @@ fn up_prints_a_paste_ready_command_that_connects_a_second_node() {
     let i = args.iter().position(|a| a == "--data-dir").unwrap();
     args[i + 1] = d2.to_str().unwrap().to_string();
     args.extend(["--name".into(), "second".into()]);
-    let mut second = Node::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut second = Lines::spawn(meshlink(&args.iter().map(String::as_str).collect::<Vec<_>>()));
     let line = second.wait_for("connected");
     assert!(line.contains(&id) && line.contains("(first)") && line.contains("via tcp"), "{line}");
     let line = first.wait_for("connected");
     assert!(line.contains("(second)"), "{line}");
-    assert!(second.stop().success());
+    assert!(second.terminate().success());
     let line = first.wait_for("disconnected");
     assert!(line.contains("closed by peer (Shutdown)"), "graceful shutdown tells the peer: {line}");
-    assert!(first.stop().success());
+    assert!(first.terminate().success());
     // The key survives restarts: `id` reads the same identity.
     let out = meshlink(&["id", "--data-dir", d1.to_str().unwrap()]).output().unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), id);

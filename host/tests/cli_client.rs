@@ -3,107 +3,23 @@
 //! `nodes`, `disconnect`, `status`, `events`, human and `--json`, with the effects
 //! checked on the other daemon.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_meshlink");
+mod common;
 
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("meshlink-client-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+use common::{meshlink, tempdir, Lines};
 
-/// `meshlink ARGS`, without the caller's MESHLINK_* variables.
-fn meshlink(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MESHLINK_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-/// A process whose stdout lines arrive on a channel.
-struct Lines {
-    child: Child,
-    rx: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn spawn(mut cmd: Command) -> Lines {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        Lines { child, rx, seen: Vec::new() }
-    }
-
-    fn wait_for(&mut self, pat: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.rx.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if l.contains(pat) {
-                        return l;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no line with {pat:?}; saw:\n{}", self.seen.join("\n"));
-    }
-
-    /// The next JSON line of `events --json`.
-    fn next_event(&mut self) -> Value {
-        let l = self.rx.recv_timeout(Duration::from_secs(15)).expect("an event line");
-        let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}"));
-        assert_ne!(v["event"], "quality", "filtered out by --only");
-        v
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("process did not exit");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        self.wait_exit()
-    }
-}
-
-/// A failed test must not leave daemons behind.
-impl Drop for Lines {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// The next JSON line of `events --json`.
+fn next_event(watch: &mut Lines) -> Value {
+    let l = watch.rx.recv_timeout(Duration::from_secs(15)).expect("an event line");
+    let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}"));
+    assert_ne!(v["event"], "quality", "filtered out by --only");
+    v
 }
 
 struct Daemon {
@@ -181,18 +97,18 @@ fn two_daemons_driven_through_the_client_commands() {
     // Watch bravo's events from the outside, as a script would.
     let only = "connected,message,disconnected";
     let mut watch = Lines::spawn(meshlink(&["events", "--json", "--only", only, "--count", "4", "--data-dir", &bdir]));
-    assert_eq!(watch.next_event()["event"], "ready");
+    assert_eq!(next_event(&mut watch)["event"], "ready");
 
     // connect (pinned), human output.
     let out = a.ok(&["connect", &b.tcp, "--expect", &b.id]);
     assert!(out.contains(&b.id) && out.contains("(bravo) via tcp"), "{out}");
-    let ev = watch.next_event();
+    let ev = next_event(&mut watch);
     assert_eq!((ev["event"].as_str(), ev["data"]["peer"].as_str()), (Some("connected"), Some(a.id.as_str())));
 
     // send, naming the peer by name, then by id prefix with a file; bravo gets both.
     let out = a.ok(&["send", "bravo", "hello from the CLI"]);
     assert_eq!(out.trim(), format!("sent 18 bytes to {}", b.id));
-    let ev = watch.next_event();
+    let ev = next_event(&mut watch);
     assert_eq!((ev["event"].as_str(), ev["data"]["data"].as_str()), (Some("message"), Some("hello from the CLI")));
     assert_eq!(ev["data"]["peer"], a.id);
     let file = a.dir.join("blob.bin");
@@ -200,7 +116,7 @@ fn two_daemons_driven_through_the_client_commands() {
     std::fs::write(&file, &blob).unwrap();
     let sent = a.json(&["send", &b.id[..6], "--file", file.to_str().unwrap()]);
     assert_eq!(sent["len"], 3000);
-    let ev = watch.next_event();
+    let ev = next_event(&mut watch);
     let got = base64::engine::general_purpose::STANDARD.decode(ev["data"]["data_b64"].as_str().unwrap()).unwrap();
     assert_eq!(got, blob, "every byte arrives");
 
@@ -259,7 +175,7 @@ fn two_daemons_driven_through_the_client_commands() {
 
     // disconnect: bravo sees it, alpha has no peers left.
     assert_eq!(a.ok(&["disconnect", "bravo"]).trim(), format!("disconnected {}", b.id));
-    let ev = watch.next_event();
+    let ev = next_event(&mut watch);
     assert_eq!((ev["event"].as_str(), ev["data"]["reason_kind"].as_str()), (Some("disconnected"), Some("remote")));
     assert!(watch.wait_exit().success(), "events --count 4 exits after four events");
     assert_eq!(a.ok(&["peers"]).trim(), "no connected peers");

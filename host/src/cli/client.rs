@@ -343,18 +343,7 @@ fn event_line(event: &str, d: &serde_json::Value) -> String {
 fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut cells = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     cells.extend(rows);
-    let widths: Vec<usize> =
-        (0..header.len()).map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in &cells {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    meshlink_host::table::render(&cells)
 }
 
 fn or_dash(s: &str) -> String {
