@@ -16,7 +16,6 @@ use meshlink_host::config::PeerEntry;
 use meshlink_host::control::{self, ControlOptions, ControlServer};
 use meshlink_host::error::reason_text;
 use meshlink_host::identity;
-use meshlink_host::types::dialable;
 use meshlink_host::{Host, HostConfig, HostError, HostEvent, HostHandle, PeerUrl, Transport};
 
 #[derive(Parser)]
@@ -73,7 +72,7 @@ struct UpArgs {
     /// TOML config file [default: <data-dir>/config.toml if it exists]
     #[arg(long, env = "MESHLINK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Node name sent to peers [default: the host name]
+    /// Node name sent to peers [default: the host name and the first 8 characters of the peer id]
     #[arg(long, env = "MESHLINK_NAME")]
     name: Option<String>,
     /// TCP listen addresses, or `off` [default: 0.0.0.0:7400]
@@ -118,6 +117,10 @@ struct UpArgs {
     /// Extra CA certificates (PEM) trusted for wss:// peers
     #[arg(long, env = "MESHLINK_TLS_CA", value_name = "FILE")]
     tls_ca: Option<PathBuf>,
+    /// Print one JSON line (peer id, name, listen addresses, URLs, control URL) instead of
+    /// the banner and the event lines
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_peer_id(s: &str) -> Result<PeerId, String> {
@@ -140,6 +143,12 @@ fn parse_listen(flag: &str, values: &[String]) -> Result<Vec<SocketAddr>, HostEr
 
 pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Up(_)) {
+        // `meshlink events | head -1`: a closed pipe ends the command quietly, as it does
+        // any Unix tool. (`up` keeps SIGPIPE ignored and its output ignores write errors,
+        // so that its peers still get a Close.)
+        restore_sigpipe();
+    }
     init_logging(matches!(cli.cmd, Cmd::Demo { .. } | Cmd::Client(_)));
     match cli.cmd {
         Cmd::Keygen { dir, force } => {
@@ -171,12 +180,53 @@ fn runtime() -> Result<tokio::runtime::Runtime, HostError> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| HostError::io("start runtime", e))
 }
 
+#[cfg(unix)]
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to the default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn restore_sigpipe() {}
+
+/// Logs go to stderr, coloured only for a terminal and without `NO_COLOR`; every field
+/// value goes through `printable` (a peer's name reaches the logs). The driver's
+/// connected/disconnected lines are debug-only by default: `up` prints each event once,
+/// on stdout.
 fn init_logging(quiet: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::field::MakeExt;
     use tracing_subscriber::EnvFilter;
-    let default = if quiet { "warn" } else { "warn,meshlink_host=info" };
+    let default = if quiet { "warn" } else { "warn,meshlink_host=info,meshlink_host::driver=warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let text = meshlink_host::table::printable(&text);
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{}={text}", field.name())
+        }
+    })
+    .delimited(" ");
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .fmt_fields(fields)
+        .with_target(false)
+        .try_init();
+}
+
+/// A line on stdout; a closed or full stdout is not an error for a daemon.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
 }
 
 /// Defaults, then the config file, then environment and flags.
@@ -240,8 +290,15 @@ fn build_config(args: &UpArgs, data_dir: &std::path::Path) -> Result<HostConfig,
 
 async fn up(args: UpArgs) -> Result<(), HostError> {
     let data_dir = args.dir.path();
-    let config = build_config(&args, &data_dir)?;
+    let mut config = build_config(&args, &data_dir)?;
+    control::token::check_data_dir(&data_dir)?;
     let (kp, created) = identity::load_or_create(&data_dir)?;
+    control::token::check_data_dir(&data_dir)?;
+    if args.name.is_none() && config.name == HostConfig::default().name {
+        // Nodes on one machine would all be called after it: add the id's first
+        // characters, so that `send NAME` names one node.
+        config.name = default_name(&config.name, &kp.peer_id().to_string());
+    }
     let mut peers = Vec::new();
     for p in &config.peers {
         let expect = match &p.expect {
@@ -255,10 +312,14 @@ async fn up(args: UpArgs) -> Result<(), HostError> {
     let (control_cfg, max_message) = (config.control.clone(), config.limits.max_message);
     let node = Host::start(config, kp).await?;
     let control = start_control(&node, &control_cfg, &name, max_message, &data_dir).await?;
-    print_banner(&node, &name, &data_dir, created, control.as_ref().map(ControlServer::url).as_deref());
-    let events = node.events().await?;
-    let started = Instant::now();
-    tokio::spawn(print_events(events, started));
+    let control_url = control.as_ref().map(ControlServer::url);
+    if args.json {
+        out!("{}", up_json(&node, &name, &data_dir, control_url.as_deref()));
+    } else {
+        print_banner(&node, &name, &data_dir, created, control_url.as_deref());
+        let events = node.events().await?;
+        tokio::spawn(print_events(events, Instant::now()));
+    }
     for (url, expect) in peers {
         let node = node.clone();
         tokio::spawn(async move {
@@ -267,6 +328,7 @@ async fn up(args: UpArgs) -> Result<(), HostError> {
                 if persistent { node.connect_persistent(&url, expect).await } else { node.connect(&url, expect).await };
             if let Err(e) = r {
                 let retry = if persistent { " (will retry)" } else { "" };
+                let e = meshlink_host::table::printable(&e.to_string()).into_owned();
                 eprintln!("meshlink: cannot connect to {url}: {e}{retry}");
             }
         });
@@ -292,6 +354,7 @@ async fn start_control(
     let Some(addr) = cfg.addr()? else { return Ok(None) };
     let (token, _) = control::token::load_or_create(data_dir)?;
     let mut opts = ControlOptions::new(addr, token);
+    opts.limits = cfg.limits()?;
     opts.name = name.to_string();
     opts.max_message = max_message;
     // Only the default port gives way: a second node on this machine still gets an API
@@ -302,19 +365,48 @@ async fn start_control(
     Ok(Some(server))
 }
 
+/// `<host>-<first 8 characters of the id>`, within the Hello's 32-byte name limit.
+fn default_name(host: &str, id: &str) -> String {
+    let tag = &id[..8.min(id.len())];
+    let room = meshlink_core::wire::hello::NAME_MAX.saturating_sub(tag.len() + 1);
+    let mut cut = host.len().min(room);
+    while !host.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    if cut == 0 {
+        return tag.to_string();
+    }
+    format!("{}-{tag}", &host[..cut])
+}
+
+/// What `up --json` prints: one line for scripts.
+fn up_json(node: &HostHandle, name: &str, data_dir: &std::path::Path, control: Option<&str>) -> serde_json::Value {
+    let l = node.local_addrs();
+    serde_json::json!({
+        "peer_id": node.peer_id().to_string(),
+        "name": name,
+        "listen": control::api::ListenJson::from(l),
+        "urls": l.urls(),
+        "control": control,
+        "data_dir": data_dir.display().to_string(),
+    })
+}
+
 fn print_banner(node: &HostHandle, name: &str, data_dir: &std::path::Path, created: bool, control: Option<&str>) {
     let l = node.local_addrs();
-    println!("meshlink node {name:?} is up");
-    println!("  peer id   {}", node.peer_id());
-    for (t, list) in [(Transport::Tcp, &l.tcp), (Transport::Ws, &l.ws), (Transport::Udp, &l.udp)] {
-        for a in list {
-            let url = PeerUrl::for_addr(t, *a);
-            let url = if t == Transport::Ws && l.ws_tls { url.replacen("ws://", "wss://", 1) } else { url };
-            println!("  {t:<4}      {url}");
-        }
+    out!("meshlink node {name:?} is up");
+    out!("  peer id   {}", node.peer_id());
+    // What a peer dials, as `status` shows it: 0.0.0.0 becomes 127.0.0.1.
+    let bound = l.tcp.iter().map(|a| (Transport::Tcp, a)).chain(l.ws.iter().map(|a| (Transport::Ws, a)));
+    let bound: Vec<_> = bound.chain(l.udp.iter().map(|a| (Transport::Udp, a))).collect();
+    for ((t, _), url) in bound.iter().zip(l.urls()) {
+        out!("  {t:<4}      {url}");
+    }
+    if bound.iter().any(|(_, a)| a.ip().is_unspecified()) {
+        out!("            (listening on every interface: from another machine, dial this machine's address)");
     }
     let state = if created { "key created" } else { "existing key" };
-    println!("  data dir  {} ({state})", data_dir.display());
+    out!("  data dir  {} ({state})", data_dir.display());
     if let Some(url) = control {
         let token = control::token::token_path(data_dir);
         // The client commands find this node through its data directory.
@@ -323,47 +415,42 @@ fn print_banner(node: &HostHandle, name: &str, data_dir: &std::path::Path, creat
         } else {
             format!(" --data-dir {}", data_dir.display())
         };
-        println!("  control   {url} (token in {}; try `meshlink status{dir}`)", token.display());
+        out!("  control   {url} (token in {}; try `meshlink status{dir}`)", token.display());
     }
-    let target = l
-        .tcp
-        .first()
-        .map(|a| (Transport::Tcp, *a))
-        .or(l.ws.first().map(|a| (Transport::Ws, *a)))
-        .or(l.udp.first().map(|a| (Transport::Udp, *a)));
-    if let Some((t, a)) = target {
-        let second = std::env::temp_dir().join("meshlink-2");
-        println!("\nStart a second node in another terminal and connect it to this one:");
-        println!(
-            "  meshlink up --data-dir {} --tcp 127.0.0.1:0 --ws 127.0.0.1:0 --udp 127.0.0.1:0 --control 127.0.0.1:0 --connect {} --expect {}",
-            second.display(),
-            PeerUrl::for_addr(t, dialable(a)).replacen("ws://", if l.ws_tls { "wss://" } else { "ws://" }, 1),
+    if let Some(target) = l.urls().first() {
+        // Beside this node's own directory (private, under the home directory by
+        // default), never a guessable name in a shared /tmp.
+        let second = format!("{}-2", data_dir.display());
+        out!("\nStart a second node in another terminal and connect it to this one:");
+        out!(
+            "  meshlink up --data-dir {second} --tcp 127.0.0.1:0 --ws 127.0.0.1:0 --udp 127.0.0.1:0 --control 127.0.0.1:0 --connect {target} --expect {}",
             node.peer_id()
         );
     }
-    println!();
+    out!();
 }
 
 async fn print_events(mut events: tokio::sync::mpsc::Receiver<HostEvent>, started: Instant) {
+    use meshlink_host::table::printable;
     let at = || format!("[{:8.3}s]", started.elapsed().as_secs_f64());
     while let Some(ev) = events.recv().await {
         match ev {
-            HostEvent::Connected { peer, addr, transport, hello, quality, .. } => println!(
+            HostEvent::Connected { peer, addr, transport, hello, quality, .. } => out!(
                 "{} connected     {peer} ({}) via {transport} {addr}, rtt {}",
                 at(),
-                hello.name,
+                printable(hello.name.as_str()),
                 meshlink_host::table::ms(quality.rtt_us)
             ),
             HostEvent::Message { peer, data } => {
                 let text = String::from_utf8_lossy(&data[..data.len().min(200)]).into_owned();
-                println!("{} message       {} ({} bytes): {text:?}", at(), peer.short(), data.len());
+                out!("{} message       {} ({} bytes): {text:?}", at(), peer.short(), data.len());
             }
-            HostEvent::RemoteError { peer, code } => println!("{} peer error    {}: {code:?}", at(), peer.short()),
-            HostEvent::Disconnected { peer, addr, transport, reason, .. } => println!(
+            HostEvent::RemoteError { peer, code } => out!("{} peer error    {}: {code:?}", at(), peer.short()),
+            HostEvent::Disconnected { peer, addr, transport, reason, .. } => out!(
                 "{} disconnected  {} via {transport} {addr}: {}",
                 at(),
                 peer.map_or("(during handshake)".into(), |p| p.to_string()),
-                reason_text(&reason)
+                printable(&reason_text(&reason))
             ),
             HostEvent::Quality { .. } => {}
         }

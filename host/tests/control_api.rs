@@ -61,6 +61,9 @@ async fn open(addr: SocketAddr, method: &str, path: &str, auth: Option<&str>, bo
     if let Some(a) = auth {
         req = req.header("authorization", a);
     }
+    if method == "POST" {
+        req = req.header("content-type", "application/json");
+    }
     tx.send_request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap()).await.unwrap()
 }
 
@@ -327,6 +330,8 @@ async fn token_and_error_bodies() {
     err(call(api, "POST", "/v1/disconnect", json!({"peer": nobody})).await, 404, "unknown_peer");
     err(call(api, "GET", "/v1/nope", Value::Null).await, 404, "not_found");
     assert!(err(call(api, "DELETE", "/v1/peers", Value::Null).await, 405, "method_not_allowed").contains("GET"));
+    let r = open(api, "PUT", "/v1/send", Some(&format!("Bearer {TOKEN}")), "").await;
+    assert_eq!((r.status().as_u16(), r.headers()["allow"].to_str().unwrap()), (405, "POST"), "405 names the method");
     assert!(err(call(api, "GET", "/v1/connect", Value::Null).await, 405, "method_not_allowed").contains("POST"));
 
     // 413: a message over the node's limit, and a body over the API's.
@@ -444,5 +449,172 @@ async fn loopback_only_and_a_taken_port() {
     drop(s);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    a.shutdown().await.unwrap();
+}
+
+/// Hostile local clients cannot lock the API out (issue 13, item 3): 64 sockets that
+/// never send the token, 64 open event streams and 64 requests whose body never ends,
+/// all at once, and a CLI call (the crate's client, as `meshlink` uses it) still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_streams_and_unfinished_bodies_leave_a_cli_call_working() {
+    use tokio::io::AsyncWriteExt;
+    let (a, server) = with_control("alpha").await;
+    let api = server.local_addr();
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(tokio::net::TcpStream::connect(api).await.unwrap());
+    }
+    let mut streams = Vec::new();
+    for _ in 0..64 {
+        streams.push(Sse::open(api).await);
+    }
+    for _ in 0..64 {
+        let mut s = tokio::net::TcpStream::connect(api).await.unwrap();
+        let head = format!(
+            "POST /v1/send HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"peer\""
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        held.push(s);
+    }
+    let opts = control::client::ClientOptions { timeout: Duration::from_secs(5), ..Default::default() };
+    let client = control::client::Client::with_options(&server.url(), TOKEN, opts).unwrap();
+    let node: Value = client.get("/v1/node").await.expect("a CLI call while the API is under siege");
+    assert_eq!(node["id"], a.peer_id().to_string());
+    let m: Value = client.get("/v1/metrics").await.unwrap();
+    assert_eq!(m["control"]["event_streams"], 64, "{m}");
+    assert!(m["control"]["connections"].as_u64().unwrap() >= 192, "{m}");
+    drop((held, streams));
+    a.shutdown().await.unwrap();
+}
+
+async fn with_limits(limits: control::ControlLimits) -> (HostHandle, ControlServer) {
+    let n = node("alpha").await;
+    let mut opts = ControlOptions::new("127.0.0.1:0".parse().unwrap(), TOKEN.into());
+    opts.limits = limits;
+    let server = control::serve(n.clone(), opts).await.unwrap();
+    (n, server)
+}
+
+/// Each limit at its edge: the socket cap closes the oldest socket without the token,
+/// the stream cap answers 503, a body that does not arrive gets 408.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_limits_at_their_edges() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = control::ControlLimits {
+        max_connections: 4,
+        max_streams: 2,
+        body_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let (a, server) = with_limits(limits).await;
+    let api = server.local_addr();
+    // Four silent sockets fill the cap; a request with the token still gets through,
+    // and the oldest silent socket is the one closed.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(tokio::net::TcpStream::connect(api).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(call(api, "GET", "/v1/peers", Value::Null).await.0, 200);
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(WAIT, silent[0].read(&mut buf)).await.expect("closed, not left open");
+    assert!(matches!(n, Ok(0) | Err(_)), "the oldest socket without the token is closed: {n:?}");
+    let (_, m) = call(api, "GET", "/v1/metrics", Value::Null).await;
+    assert!(m["control"]["evicted"].as_u64().unwrap() >= 1, "{m}");
+    drop(silent);
+
+    // Streams: two open, the third is refused at once; one closed makes room.
+    let s1 = Sse::open(api).await;
+    let _s2 = Sse::open(api).await;
+    err(call(api, "GET", "/v1/events", Value::Null).await, 503, "too_many_streams");
+    drop(s1);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = open(api, "GET", "/v1/events", Some(&format!("Bearer {TOKEN}")), "").await;
+        if r.status() == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a closed stream gives its place back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A body that never completes: 408 after the body timeout.
+    let mut s = tokio::net::TcpStream::connect(api).await.unwrap();
+    let head = format!(
+        "POST /v1/disconnect HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut answer)).await.expect("an answer");
+    let answer = text(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("body_timeout"), "{answer}");
+    assert!(control::ControlConfig { max_streams: 0, ..Default::default() }.limits().is_err(), "zero is refused");
+    a.shutdown().await.unwrap();
+}
+
+/// Item 10/11: what the document promises about bodies and heads, the server keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_must_be_json_objects_and_heads_have_json_limits() {
+    let (a, server) = with_control("alpha").await;
+    let api = server.local_addr();
+    let auth = format!("Bearer {TOKEN}");
+    // 415: a body that does not say it is JSON.
+    let tcp = tokio::net::TcpStream::connect(api).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::post("/v1/disconnect")
+        .header("host", "x")
+        .header("authorization", &auth)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from("peer=x")))
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 415);
+    let body: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    // Arrays are not taken positionally; null fields are refused; blanks around ids too.
+    let bid = random_id();
+    let r = raw(api, "POST", "/v1/connect", Some(&auth), "[\"tcp://127.0.0.1:1\"]").await;
+    assert!(err(r, 400, "invalid_request").contains("object"));
+    let r = raw(api, "POST", "/v1/threat", Some(&auth), &format!("[\"{bid}\", 0.5]")).await;
+    err(r, 400, "invalid_request");
+    err(
+        call(api, "POST", "/v1/connect", json!({"url": "tcp://127.0.0.1:1", "expect": null})).await,
+        400,
+        "invalid_request",
+    );
+    err(call(api, "POST", "/v1/disconnect", json!({"peer": format!(" {bid}")})).await, 400, "invalid_peer_id");
+    err(call(api, "POST", "/v1/connect", json!({"url": " tcp://127.0.0.1:1"})).await, 400, "invalid_url");
+    err(call(api, "POST", "/v1/connect", json!({"url": "TCP://127.0.0.1:1"})).await, 400, "invalid_url");
+    // Item 15: the range is checked on the number as sent.
+    let r =
+        raw(api, "POST", "/v1/threat", Some(&auth), &format!("{{\"peer\": \"{bid}\", \"score\": 1.00000001}}")).await;
+    err(r, 400, "invalid_score");
+    assert_eq!(call(api, "POST", "/v1/threat", json!({"peer": bid, "score": 1})).await.0, 200);
+    // 414 and 431 with JSON bodies.
+    let long = format!("/v1/nodes/{}", "a".repeat(9000));
+    err(call(api, "GET", &long, Value::Null).await, 414, "uri_too_long");
+    let tcp = tokio::net::TcpStream::connect(api).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/v1/node")
+        .header("host", "x")
+        .header("authorization", &auth)
+        .header("x-big", "b".repeat(20_000))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 431);
+    let body: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"]["code"], "headers_too_large");
+    // The document's peer-id pattern takes a real id (and the server takes what it takes).
+    let doc: Value = serde_json::from_str(control::OPENAPI_JSON).unwrap();
+    let pat = doc["components"]["schemas"]["PeerId"]["pattern"].as_str().unwrap();
+    assert_eq!(pat, "^[a-zA-Z2-7]{51}[aAqQ]$");
+    for _ in 0..50 {
+        let id = random_id();
+        assert!(id.ends_with('a') || id.ends_with('q'), "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)));
+    }
     a.shutdown().await.unwrap();
 }

@@ -2,9 +2,14 @@
 //! to a running node's control API, printed as a table (like `wg show`) or, with
 //! `--json`, as the API's JSON.
 //!
-//! The node is found through `--control URL` / `MESHLINK_CONTROL`, else the URL the node
-//! wrote to `<data-dir>/control.url`, else `http://127.0.0.1:7410`; the token through
-//! `MESHLINK_TOKEN`, else `<data-dir>/control.token`.
+//! The node is found through `--control URL` / `MESHLINK_CONTROL_URL`, else the URL the
+//! node wrote to `<data-dir>/control.url`, else `http://127.0.0.1:7410`; the token through
+//! `MESHLINK_TOKEN`, else `<data-dir>/control.token`. (`MESHLINK_CONTROL` is the listen
+//! address of `up`, not read here.) The token goes to loopback only unless
+//! `--allow-remote-control` says otherwise; a data directory others can write to is refused.
+//!
+//! Everything a peer chose (names, message text) goes through `table::printable` before
+//! it reaches the terminal.
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -14,9 +19,9 @@ use base64::Engine;
 use clap::{Args, Subcommand};
 use meshlink_core::PeerId;
 use meshlink_host::control::api::*;
-use meshlink_host::control::client::Client;
+use meshlink_host::control::client::{Client, ClientOptions};
 use meshlink_host::control::{self, token};
-use meshlink_host::table::{bytes, ms};
+use meshlink_host::table::{bytes, ms, printable};
 
 use super::DataDir;
 
@@ -27,29 +32,68 @@ const EVENTS: [&str; 6] = ["connected", "message", "quality", "remote_error", "d
 
 #[derive(Args)]
 pub struct Target {
-    /// The node's control API [default: <data-dir>/control.url, else http://127.0.0.1:7410]
-    #[arg(long, env = "MESHLINK_CONTROL", value_name = "URL")]
+    /// The node's control API URL [default: <data-dir>/control.url, else http://127.0.0.1:7410]
+    #[arg(long, env = "MESHLINK_CONTROL_URL", value_name = "URL")]
     control: Option<String>,
     #[command(flatten)]
     dir: DataDir,
     /// Print the API's JSON instead of a table
     #[arg(long)]
     json: bool,
+    /// Send the token to a control URL that is not loopback (plain HTTP: anyone on the
+    /// path can read it)
+    #[arg(long, env = "MESHLINK_ALLOW_REMOTE_CONTROL", value_parser = clap::builder::FalseyValueParser::new())]
+    allow_remote_control: bool,
+    /// Give up on a request after this many seconds
+    #[arg(long, env = "MESHLINK_TIMEOUT", value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_timeout)]
+    timeout: f64,
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 && t <= 86_400.0 => Ok(t),
+        _ => Err(format!("{s:?}: expected a number of seconds, above 0 and at most 86400")),
+    }
 }
 
 impl Target {
     fn client(&self) -> Result<Client> {
         let dir = self.dir.path();
-        let url = self
-            .control
-            .clone()
-            .or_else(|| control::read_url_file(&dir))
-            .unwrap_or_else(|| format!("http://{}", control::DEFAULT_CONTROL_ADDR));
-        let token = match std::env::var("MESHLINK_TOKEN") {
-            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-            _ => token::load(&dir)?,
+        if self.control.is_none() {
+            // `MESHLINK_CONTROL` is where `up` listens (an address, or off); a URL there
+            // was meant for the client and would otherwise be ignored without a word.
+            if let Ok(v) = std::env::var("MESHLINK_CONTROL") {
+                if v.trim().starts_with("http") {
+                    return Err(format!(
+                        "MESHLINK_CONTROL={v} is the listen address of `meshlink up`; \
+                         the client commands read MESHLINK_CONTROL_URL (or --control)"
+                    )
+                    .into());
+                }
+            }
+        }
+        let from_env = std::env::var("MESHLINK_TOKEN").ok().filter(|t| !t.trim().is_empty());
+        let file_url = match &self.control {
+            Some(_) => None,
+            None => {
+                token::check_data_dir(&dir)?;
+                control::read_url_file(&dir)
+            }
         };
-        Ok(Client::new(&url, token)?)
+        let url =
+            self.control.clone().or(file_url).unwrap_or_else(|| format!("http://{}", control::DEFAULT_CONTROL_ADDR));
+        let token = match from_env {
+            Some(t) => t.trim().to_string(),
+            None => {
+                token::check_data_dir(&dir)?;
+                token::load(&dir)?
+            }
+        };
+        let opts = ClientOptions {
+            timeout: std::time::Duration::from_secs_f64(self.timeout),
+            allow_remote: self.allow_remote_control,
+        };
+        Ok(Client::with_options(&url, token, opts)?)
     }
 }
 
@@ -64,7 +108,7 @@ pub enum ClientCmd {
         #[command(flatten)]
         target: Target,
     },
-    /// Close the session with a peer.
+    /// Close the session with a peer (a peer that re-dials comes back: see `block`).
     Disconnect {
         /// Peer id, id prefix or name
         peer: String,
@@ -105,7 +149,17 @@ pub enum ClientCmd {
     Threat {
         /// Peer id, id prefix or name
         peer: String,
-        score: f32,
+        /// A number within 0..=1
+        #[arg(allow_hyphen_values = true, value_parser = parse_score)]
+        score: f64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Block a peer: close its session and refuse it when it dials again (threat score 1;
+    /// `threat PEER 0` unblocks).
+    Block {
+        /// Peer id, id prefix or name
+        peer: String,
         #[command(flatten)]
         target: Target,
     },
@@ -132,6 +186,16 @@ pub enum ClientCmd {
     },
 }
 
+/// A threat score: a finite number within 0..=1, checked as written (1.00000001 is out
+/// of range, not rounded to 1.0); `-1` is a value, not a flag.
+fn parse_score(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number; give a score within 0..=1"))?;
+    if !v.is_finite() || !(0.0..=1.0).contains(&v) {
+        return Err(format!("{s} is out of range; give a score within 0..=1"));
+    }
+    Ok(v)
+}
+
 pub async fn run(cmd: ClientCmd) -> Result<()> {
     match cmd {
         ClientCmd::Connect { url, expect, target } => {
@@ -143,7 +207,7 @@ pub async fn run(cmd: ClientCmd) -> Result<()> {
             println!(
                 "connected to {} ({}) via {} {} as {}, rtt {}, score {:.2}",
                 p.id,
-                p.name,
+                printable(&p.name),
                 p.transport,
                 p.addr,
                 p.role,
@@ -159,6 +223,25 @@ pub async fn run(cmd: ClientCmd) -> Result<()> {
                 return print_json(&r);
             }
             println!("disconnected {}", r.peer);
+            println!(
+                "(a peer that dials again, such as one started with --connect, comes back at once; \
+                 `meshlink block {}` refuses it)",
+                &r.peer[..8.min(r.peer.len())]
+            );
+        }
+        ClientCmd::Block { peer, target } => {
+            let c = target.client()?;
+            let peer = resolve(&c, &peer).await?;
+            let r: BlockedJson = c.post("/v1/block", &PeerRequest { peer }).await?;
+            if target.json {
+                return print_json(&r);
+            }
+            let was = if r.was_connected { "disconnected; " } else { "" };
+            println!(
+                "blocked {} ({was}threat score 1: refused when it dials again; `meshlink threat {} 0` unblocks)",
+                r.peer,
+                &r.peer[..8.min(r.peer.len())]
+            );
         }
         ClientCmd::Peers { target } => {
             let r: PeersJson = target.client()?.get("/v1/peers").await?;
@@ -280,7 +363,9 @@ async fn events(target: Target, count: Option<u64>, only: &[String]) -> Result<(
     let mut stream = target.client()?.events().await?;
     let mut seen = 0u64;
     while count.is_none_or(|n| seen < n) {
-        let Some(ev) = stream.next().await? else { break };
+        let Some(ev) = stream.next().await? else {
+            return Err("the node stopped: its event stream ended".into());
+        };
         // `ready` always shows: a script knows from it that nothing after is missed.
         if ev.event != "ready" && !only.is_empty() && !only.contains(&ev.event) {
             continue;
@@ -306,7 +391,7 @@ fn event_line(event: &str, d: &serde_json::Value) -> String {
         "connected" => format!(
             "connected     {} ({}) via {} {}, rtt {}",
             s("peer"),
-            s("name"),
+            printable(&s("name")),
             s("transport"),
             s("addr"),
             ms(d.pointer("/quality/rtt_us").and_then(|v| v.as_u64()))
@@ -331,9 +416,9 @@ fn event_line(event: &str, d: &serde_json::Value) -> String {
         "remote_error" => format!("peer error    {}: {}", short("peer"), s("code")),
         "disconnected" => {
             let peer = d.get("peer").and_then(|v| v.as_str()).unwrap_or("(during handshake)");
-            format!("disconnected  {peer} via {} {}: {}", s("transport"), s("addr"), s("reason"))
+            format!("disconnected  {peer} via {} {}: {}", s("transport"), s("addr"), printable(&s("reason")))
         }
-        other => format!("{other:<13} {d}"),
+        other => format!("{other:<13} {}", printable(&d.to_string())),
     }
 }
 
@@ -376,7 +461,7 @@ fn peer_blocks(peers: &[PeerJson]) -> String {
     for p in peers {
         let q = &p.quality;
         let _ = writeln!(out, "peer: {}", p.id);
-        let _ = writeln!(out, "  name: {}", or_dash(&p.name));
+        let _ = writeln!(out, "  name: {}", printable(&or_dash(&p.name)));
         let _ = writeln!(out, "  endpoint: {}://{}", p.transport, p.addr);
         let _ = writeln!(out, "  connected: {} ago (as {})", duration(p.connected_for_ms), p.role);
         let _ = writeln!(
@@ -477,9 +562,11 @@ fn quality_block(peer: &str, q: &QualityJson) -> String {
 }
 
 fn status_block(n: &NodeInfoJson) -> String {
-    let mut out = format!("node: {}\n  name: {}\n  version: {}\n", n.id, or_dash(&n.name), n.version);
-    for u in &n.urls {
-        let _ = writeln!(out, "  listening: {u}");
+    let mut out = format!("node: {}\n  name: {}\n  version: {}\n", n.id, printable(&or_dash(&n.name)), n.version);
+    let bound = n.listen.tcp.iter().chain(&n.listen.ws).chain(&n.listen.udp);
+    for (u, b) in n.urls.iter().zip(bound) {
+        let all = if b.starts_with("0.0.0.0:") || b.starts_with("[::]:") { " (all interfaces)" } else { "" };
+        let _ = writeln!(out, "  listening: {u}{all}");
     }
     let _ = writeln!(out, "  control: {}", n.control);
     let _ = writeln!(out, "  uptime: {}", duration(n.uptime_ms));

@@ -185,6 +185,10 @@ pub struct ControlStatsJson {
     pub event_streams: u64,
     /// Events skipped because a stream's client read too slowly.
     pub events_lagged: u64,
+    /// Control connections open now.
+    pub connections: u64,
+    /// Control connections closed to make room for a new one (oldest unauthenticated first).
+    pub evicted: u64,
 }
 
 /// `GET /v1/metrics`.
@@ -285,7 +289,8 @@ pub struct SentJson {
 #[serde(deny_unknown_fields)]
 pub struct ThreatRequest {
     pub peer: String,
-    pub score: f32,
+    /// f64 so that the range is checked on the number as sent (1.00000001 is refused).
+    pub score: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -295,6 +300,15 @@ pub struct ThreatJson {
     /// Whether the peer is still connected (a score above the threshold with the `drop`
     /// policy closes the session).
     pub connected: bool,
+}
+
+/// `POST /v1/block`: the peer's threat score is set to 1 and its session closed, so a
+/// peer that re-dials is refused (while the node's threat threshold is below 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedJson {
+    pub peer: String,
+    pub blocked: bool,
+    pub was_connected: bool,
 }
 
 /// Every error: `{"error": {"code": "...", "message": "..."}}`.

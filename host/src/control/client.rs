@@ -18,6 +18,26 @@ use tokio::net::TcpStream;
 use super::api::ErrorJson;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request may take by default, answer included. `connect` can take the dial
+/// (10 s) plus the handshake (30 s) at the node's defaults; this covers both.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How the client behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// The whole request: connect, send, and the answer's head (and, except for event
+    /// streams, its body).
+    pub timeout: Duration,
+    /// Send the token to a host that is not loopback. The API is plain HTTP: whoever is
+    /// on the path reads the token. Off unless asked for.
+    pub allow_remote: bool,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions { timeout: DEFAULT_TIMEOUT, allow_remote: false }
+    }
+}
 
 #[derive(Debug)]
 pub enum ClientError {
@@ -29,6 +49,10 @@ pub enum ClientError {
     Api { status: u16, code: String, message: String },
     /// The answer was not HTTP or JSON as expected.
     Protocol(String),
+    /// No answer within the request timeout.
+    Timeout { url: String, after: Duration },
+    /// The URL names a host that is not loopback, and remote use was not allowed.
+    Remote { url: String },
 }
 
 impl fmt::Display for ClientError {
@@ -41,6 +65,14 @@ impl fmt::Display for ClientError {
             ),
             ClientError::Api { message, .. } => f.write_str(message),
             ClientError::Protocol(s) => write!(f, "unexpected answer from the control API: {s}"),
+            ClientError::Timeout { url, after } => {
+                write!(f, "the control API at {url} did not answer within {} s (see --timeout)", after.as_secs_f64())
+            }
+            ClientError::Remote { url } => write!(
+                f,
+                "refusing to send the control token to {url}: not a loopback address and the API is plain HTTP \
+                 (pass --allow-remote-control or set MESHLINK_ALLOW_REMOTE_CONTROL=1 to do it anyway)"
+            ),
         }
     }
 }
@@ -57,11 +89,17 @@ pub struct Client {
     /// `host:port`
     authority: String,
     token: String,
+    opts: ClientOptions,
 }
 
 impl Client {
-    /// `url`: `http://127.0.0.1:7410` or just `127.0.0.1:7410`.
+    /// `url`: `http://127.0.0.1:7410` or just `127.0.0.1:7410`; loopback only (an IP
+    /// literal or `localhost`), with the default timeout.
     pub fn new(url: &str, token: impl Into<String>) -> Result<Self, ClientError> {
+        Self::with_options(url, token, ClientOptions::default())
+    }
+
+    pub fn with_options(url: &str, token: impl Into<String>, opts: ClientOptions) -> Result<Self, ClientError> {
         let u = url.trim();
         if u.starts_with("https://") {
             return Err(ClientError::Url(format!("{u} (the control API is plain HTTP on loopback)")));
@@ -70,11 +108,21 @@ impl Client {
         if authority.is_empty() || authority.contains('/') || !authority.contains(':') {
             return Err(ClientError::Url(u.to_string()));
         }
-        Ok(Client { authority: authority.to_string(), token: token.into() })
+        if !opts.allow_remote && !is_loopback(authority) {
+            return Err(ClientError::Remote { url: format!("http://{authority}") });
+        }
+        Ok(Client { authority: authority.to_string(), token: token.into(), opts })
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.authority)
+    }
+
+    /// Runs `f` under the request timeout.
+    async fn timed<T>(&self, f: impl std::future::Future<Output = Result<T, ClientError>>) -> Result<T, ClientError> {
+        tokio::time::timeout(self.opts.timeout, f)
+            .await
+            .unwrap_or_else(|_| Err(ClientError::Timeout { url: self.url(), after: self.opts.timeout }))
     }
 
     async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response<Incoming>, ClientError> {
@@ -113,29 +161,51 @@ impl Client {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let resp = self.send(Method::GET, path, None).await?;
-        serde_json::from_slice(&self.body(resp).await?).map_err(protocol)
+        self.timed(async {
+            let resp = self.send(Method::GET, path, None).await?;
+            serde_json::from_slice(&self.body(resp).await?).map_err(protocol)
+        })
+        .await
     }
 
     pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        let resp = self.send(Method::GET, path, None).await?;
-        Ok(String::from_utf8_lossy(&self.body(resp).await?).into_owned())
+        self.timed(async {
+            let resp = self.send(Method::GET, path, None).await?;
+            Ok(String::from_utf8_lossy(&self.body(resp).await?).into_owned())
+        })
+        .await
     }
 
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
         let json = serde_json::to_vec(body).map_err(protocol)?;
-        let resp = self.send(Method::POST, path, Some(json)).await?;
-        serde_json::from_slice(&self.body(resp).await?).map_err(protocol)
+        self.timed(async {
+            let resp = self.send(Method::POST, path, Some(json)).await?;
+            serde_json::from_slice(&self.body(resp).await?).map_err(protocol)
+        })
+        .await
     }
 
-    /// Opens `GET /v1/events`.
+    /// Opens `GET /v1/events`: the timeout covers the answer's head; the stream then
+    /// runs until the node stops.
     pub async fn events(&self) -> Result<EventStream, ClientError> {
-        let resp = self.send(Method::GET, "/v1/events", None).await?;
+        let resp = self.timed(self.send(Method::GET, "/v1/events", None)).await?;
         if !resp.status().is_success() {
-            return Err(self.body(resp).await.err().unwrap_or_else(|| protocol("event stream refused")));
+            return Err(self.timed(self.body(resp)).await.err().unwrap_or_else(|| protocol("event stream refused")));
         }
         Ok(EventStream { body: resp.into_body(), buf: Vec::new() })
     }
+}
+
+/// `host:port` names this machine: a loopback IP literal, or `localhost`.
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// One Server-Sent Event.
@@ -209,5 +279,42 @@ mod tests {
         assert_eq!(Client::new("[::1]:7410", "t").unwrap().url(), "http://[::1]:7410");
         assert!(Client::new("https://127.0.0.1:7410", "t").is_err());
         assert!(Client::new("http://127.0.0.1:7410/v1", "t").is_err());
+    }
+
+    /// The token goes to this machine only, unless remote use is asked for.
+    #[test]
+    fn non_loopback_urls_are_refused_unless_allowed() {
+        for ok in ["http://127.0.0.1:7410", "127.8.0.1:1", "[::1]:7410", "localhost:7410", "[::ffff:127.0.0.1]:1"] {
+            assert!(Client::new(ok, "t").is_ok(), "{ok}");
+        }
+        for remote in
+            ["http://192.0.2.1:7410", "example.com:7410", "[2001:db8::1]:7410", "0.0.0.0:7410", "127.0.0.1.nip.io:1"]
+        {
+            let e = Client::new(remote, "t").unwrap_err();
+            assert!(matches!(e, ClientError::Remote { .. }), "{remote}: {e}");
+            assert!(e.to_string().contains("--allow-remote-control"), "{e}");
+            let opts = ClientOptions { allow_remote: true, ..ClientOptions::default() };
+            assert!(Client::with_options(remote, "t", opts).is_ok(), "{remote} when allowed");
+        }
+    }
+
+    /// A server that accepts and never answers: the client gives up after its timeout.
+    #[tokio::test]
+    async fn a_silent_server_times_out() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let _keep = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        let opts = ClientOptions { timeout: Duration::from_millis(200), ..ClientOptions::default() };
+        let c = Client::with_options(&addr.to_string(), "t", opts).unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(20), c.get::<serde_json::Value>("/v1/node")).await;
+        let e = r.expect("the client's own timeout fires first").unwrap_err();
+        assert!(matches!(e, ClientError::Timeout { .. }), "{e}");
+        let r = tokio::time::timeout(Duration::from_secs(20), c.events()).await.expect("events too");
+        assert!(matches!(r, Err(ClientError::Timeout { .. })));
     }
 }

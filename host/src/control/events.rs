@@ -17,7 +17,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame};
 use meshlink_core::{DisconnectReason, ErrorCode};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
 
 use super::api::*;
 use super::http::ServerState;
@@ -64,7 +64,7 @@ impl Body for SseBody {
 }
 
 /// Subscribes and starts the stream's task. `None` if the node has stopped.
-pub(crate) fn open(state: &Arc<ServerState>) -> Option<SseBody> {
+pub(crate) fn open(state: &Arc<ServerState>, permit: OwnedSemaphorePermit) -> Option<SseBody> {
     // Subscribe first, then check: a stop after this point arrives as `Stopped`.
     let rx = state.events.subscribe();
     if state.stopped.load(Ordering::SeqCst) {
@@ -72,11 +72,18 @@ pub(crate) fn open(state: &Arc<ServerState>) -> Option<SseBody> {
     }
     let (tx, body) = mpsc::channel(CHUNKS);
     let ready = frame("ready", &ReadyEvent { node: state.node.peer_id().to_string() });
-    tokio::spawn(stream(rx, tx, ready, state.clone()));
+    tokio::spawn(stream(rx, tx, ready, state.clone(), permit));
     Some(SseBody(body))
 }
 
-async fn stream(mut rx: broadcast::Receiver<Pushed>, tx: mpsc::Sender<Bytes>, ready: Bytes, state: Arc<ServerState>) {
+/// One stream; `_permit` is its place under the stream cap, given back when it ends.
+async fn stream(
+    mut rx: broadcast::Receiver<Pushed>,
+    tx: mpsc::Sender<Bytes>,
+    ready: Bytes,
+    state: Arc<ServerState>,
+    _permit: OwnedSemaphorePermit,
+) {
     state.counters.event_streams.fetch_add(1, Ordering::Relaxed);
     let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     let mut next = Some(ready);

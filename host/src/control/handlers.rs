@@ -6,14 +6,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use base64::Engine;
-use hyper::body::Incoming;
+use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use meshlink_core::PeerId;
 
 use super::api::*;
 use super::events;
-use super::http::{json, read_json, respond, ApiError, Body, Route, ServerState};
+use super::http::{json, parse_json, respond, ApiError, Body, Route, ServerState};
 use crate::driver::HostStats;
 use crate::types::PeerSummary;
 
@@ -24,8 +24,9 @@ pub(crate) async fn dispatch(
     s: &Arc<ServerState>,
     route: Route,
     param: Option<&str>,
-    req: Request<Incoming>,
+    body: Option<Bytes>,
 ) -> Result<Response<Body>, ApiError> {
+    let body = body.unwrap_or_default();
     match route {
         Route::Node => ok(&node_info(s).await?),
         Route::Peers => {
@@ -47,24 +48,25 @@ pub(crate) async fn dispatch(
             ok(&node)
         }
         Route::Connect => {
-            let r: ConnectRequest = read_json(req, s.max_body).await?;
+            let r: ConnectRequest = parse_json(&body)?;
+            check_url(&r.url)?;
             let expect = r.expect.as_deref().map(peer_id).transpose()?;
-            let p = s.node.connect(r.url.trim(), expect).await?;
+            let p = s.node.connect(&r.url, expect).await?;
             ok(&PeerJson::from(&p))
         }
         Route::Disconnect => {
-            let r: PeerRequest = read_json(req, s.max_body).await?;
+            let r: PeerRequest = parse_json(&body)?;
             let peer = peer_id(&r.peer)?;
             s.node.disconnect(peer).await.map_err(|e| not_found_as_unknown(e, peer))?;
             ok(&DisconnectedJson { peer: peer.to_string(), disconnected: true })
         }
         Route::Send => {
-            let r: SendRequest = read_json(req, s.max_body).await?;
+            let r: SendRequest = parse_json(&body)?;
             let peer = peer_id(&r.peer)?;
             let data = match (r.data, r.data_b64) {
                 (Some(text), None) => text.into_bytes(),
-                (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                    .decode(b64.trim())
+                (None, Some(b64)) => BASE64
+                    .decode(b64)
                     .map_err(|e| ApiError::bad_request("invalid_base64", format!("data_b64 is not base64: {e}")))?,
                 _ => {
                     return Err(ApiError::bad_request(
@@ -78,17 +80,27 @@ pub(crate) async fn dispatch(
             ok(&SentJson { peer: peer.to_string(), len })
         }
         Route::Threat => {
-            let r: ThreatRequest = read_json(req, s.max_body).await?;
+            let r: ThreatRequest = parse_json(&body)?;
             let peer = peer_id(&r.peer)?;
+            // Checked before narrowing to f32: 1.00000001 is out of range, not 1.0.
             if !(0.0..=1.0).contains(&r.score) {
                 return Err(ApiError::bad_request("invalid_score", format!("score must be 0..=1, not {}", r.score)));
             }
-            s.node.set_threat_score(peer, r.score).await?;
-            if let Ok(mut t) = s.table.lock() {
-                t.set_threat(peer, r.score, std::time::Instant::now());
+            let score = r.score as f32;
+            let connected = set_threat(s, peer, score).await?;
+            ok(&ThreatJson { peer: peer.to_string(), score, connected })
+        }
+        Route::Block => {
+            let r: PeerRequest = parse_json(&body)?;
+            let peer = peer_id(&r.peer)?;
+            let was_connected = s.node.peers().await?.iter().any(|p| p.peer == peer);
+            set_threat(s, peer, 1.0).await?;
+            // Under the `refuse` policy the session stays: close it too.
+            match s.node.disconnect(peer).await {
+                Ok(()) | Err(crate::HostError::Core(meshlink_core::Error::UnknownPeer)) => {}
+                Err(e) => return Err(e.into()),
             }
-            let connected = s.node.peers().await?.iter().any(|p| p.peer == peer);
-            ok(&ThreatJson { peer: peer.to_string(), score: r.score, connected })
+            ok(&BlockedJson { peer: peer.to_string(), blocked: true, was_connected })
         }
         Route::Metrics => {
             let stats = s.node.stats().await?;
@@ -99,7 +111,14 @@ pub(crate) async fn dispatch(
             Ok(respond(StatusCode::OK, "text/plain; version=0.0.4", prometheus(&stats, &peers, &control_stats(s))))
         }
         Route::Events => {
-            let body = events::open(s).ok_or_else(|| {
+            let permit = s.streams.clone().try_acquire_owned().map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too_many_streams",
+                    format!("{} event streams are open already", s.limits.max_streams),
+                )
+            })?;
+            let body = events::open(s, permit).ok_or_else(|| {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node_stopped", "the node has stopped")
             })?;
             let mut r = Response::new(Body::Right(body));
@@ -116,10 +135,79 @@ fn ok(body: &impl serde::Serialize) -> Result<Response<Body>, ApiError> {
     Ok(json(StatusCode::OK, body))
 }
 
+/// Standard base64 with padding. Non-zero trailing bits (`AB==`) are taken: the
+/// document's pattern allows them, so the server must too.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
+/// A peer id exactly as the document's pattern says (no surrounding blanks).
 fn peer_id(s: &str) -> Result<PeerId, ApiError> {
-    s.trim().parse::<PeerId>().map_err(|e| {
+    s.parse::<PeerId>().map_err(|e| {
         ApiError::bad_request("invalid_peer_id", format!("{s:?} is not a peer id (52 base32 characters): {e}"))
     })
+}
+
+/// The document's `PeerUrl` pattern, checked by hand, so that every URL the schema
+/// allows parses and every other one is a 400 (the URL parser itself is more lenient:
+/// upper-case schemes, any host characters).
+pub(crate) fn check_url(url: &str) -> Result<(), ApiError> {
+    url_shape(url).map_err(|why| crate::HostError::InvalidUrl { url: url.to_string(), why: why.to_string() }.into())
+}
+
+fn url_shape(url: &str) -> Result<(), &'static str> {
+    if url.len() > URL_MAX {
+        return Err("longer than 300 characters");
+    }
+    let (scheme, rest) = url.split_once("://").ok_or("expected scheme://host:port")?;
+    let takes_path = match scheme {
+        "tcp" | "udp" => false,
+        "ws" | "wss" => true,
+        _ => return Err("scheme must be tcp, ws, wss or udp (lower case)"),
+    };
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    if !path.is_empty() && !takes_path {
+        return Err("only ws:// and wss:// addresses take a path");
+    }
+    if !path.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~/-".contains(&b)) {
+        return Err("the path may hold letters, digits and . _ ~ / - only");
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (h, p) = v6.split_once(']').ok_or("unclosed [ in IPv6 address")?;
+            if h.len() < 2 || h.len() > 45 || !h.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+                return Err("an IPv6 address in brackets holds hex digits, : and . only");
+            }
+            (h, p.strip_prefix(':').ok_or("missing :port")?)
+        }
+        None => {
+            let (h, p) = authority.split_once(':').ok_or("missing :port")?;
+            if h.is_empty() || h.len() > 253 || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            {
+                return Err("the host holds letters, digits, . and - only (IPv6 in brackets)");
+            }
+            (h, p)
+        }
+    };
+    let _ = host;
+    let digits = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+    if !digits || port.starts_with('0') || port.parse::<u32>().map_or(true, |p| p > 65535) {
+        return Err("port must be a number 1-65535");
+    }
+    Ok(())
+}
+
+/// The longest URL `POST /v1/connect` takes (the document's `maxLength`).
+const URL_MAX: usize = 300;
+
+/// Sets a threat score in the node and the node table; whether the peer is still connected.
+async fn set_threat(s: &ServerState, peer: PeerId, score: f32) -> Result<bool, ApiError> {
+    s.node.set_threat_score(peer, score).await?;
+    if let Ok(mut t) = s.table.lock() {
+        t.set_threat(peer, score, std::time::Instant::now());
+    }
+    Ok(s.node.peers().await?.iter().any(|p| p.peer == peer))
 }
 
 /// The core says `UnknownPeer` without naming it; name it.
@@ -158,6 +246,8 @@ fn control_stats(s: &ServerState) -> ControlStatsJson {
         unauthorized: c.unauthorized.load(Ordering::Relaxed),
         event_streams: c.event_streams.load(Ordering::Relaxed),
         events_lagged: c.events_lagged.load(Ordering::Relaxed),
+        connections: s.conns.lock().map_or(0, |r| r.len() as u64),
+        evicted: c.evicted.load(Ordering::Relaxed),
     }
 }
 
@@ -216,4 +306,54 @@ fn prometheus(stats: &HostStats, peers: &[PeerSummary], control: &ControlStatsJs
 /// A Prometheus label value: backslash, quote and newline escaped.
 fn label(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand check agrees with the document's pattern on the edges.
+    #[test]
+    fn urls_are_checked_as_the_document_says() {
+        for ok in [
+            "tcp://127.0.0.1:7400",
+            "udp://h:1",
+            "ws://example.com:65535/",
+            "wss://a-b.c:443/x/y_z.~",
+            "tcp://[::1]:9",
+            "ws://[fe80::1]:80",
+        ] {
+            assert_eq!(url_shape(ok), Ok(()), "{ok}");
+            assert!(crate::PeerUrl::parse(ok).is_ok(), "the parser takes what the check takes: {ok}");
+        }
+        for bad in [
+            "TCP://h:1",
+            " tcp://h:1",
+            "tcp://h:1 ",
+            "tcp://h:0",
+            "tcp://h:65536",
+            "tcp://h:07400",
+            "tcp://h:",
+            "tcp://:1",
+            "tcp://h:1/",
+            "udp://h:1/p",
+            "ws://h:1/a b",
+            "ws://h_x:1",
+            "tcp://[::1:9",
+            "tcp://[]:9",
+            "tcp://h",
+            "carrier-pigeon://x:1",
+            "tcp://h:1:2",
+        ] {
+            assert!(url_shape(bad).is_err(), "{bad}");
+        }
+        assert!(url_shape(&format!("tcp://{}:1", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn base64_takes_trailing_bits() {
+        assert_eq!(BASE64.decode("AB==").unwrap(), vec![0]);
+        assert_eq!(BASE64.decode("/wD+").unwrap(), vec![0xff, 0, 0xfe]);
+        assert!(BASE64.decode(" /wD+").is_err());
+    }
 }

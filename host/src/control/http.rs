@@ -1,11 +1,23 @@
-//! The HTTP side of the control API: accept loop, authentication, routing, bodies and
-//! errors. Plain HTTP/1.1 (hyper) on a loopback socket.
+//! The HTTP side of the control API: accept loop, connection accounting, authentication,
+//! routing, bodies and errors. Plain HTTP/1.1 (hyper) on a loopback socket.
+//!
+//! No local client can lock the API out (issue 13, item 3):
+//! - sockets are capped ([`ControlLimits::max_connections`]); at the cap a new socket
+//!   closes the one that matters least: one that never sent the token first, then an
+//!   idle keep-alive one, then one still sending its body, oldest first. Requests being
+//!   handled and event streams are never closed for room;
+//! - event streams have their own cap (`max_streams`; the next one gets 503
+//!   `too_many_streams`), and so do requests being handled (`max_requests`; 503 `busy`);
+//! - a request head must arrive within `header_timeout`, its body within `body_timeout`
+//!   (408 `body_timeout`);
+//! - a 401 closes the connection.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
@@ -17,19 +29,23 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::api::{ErrorBody, ErrorJson};
 use super::events::{Pushed, SseBody};
 use super::nodes::NodeTable;
-use super::{handlers, token};
+use super::{handlers, token, ControlLimits};
 use crate::error::HostError;
 use crate::HostHandle;
 
-/// Control connections open at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 64;
-/// A client must send its request head within this.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest request target; longer ones get 414 `uri_too_long` (a JSON body).
+pub(crate) const MAX_URI: usize = 8 << 10;
+/// Most bytes of header names and values; more get 431 `headers_too_large` (JSON).
+pub(crate) const MAX_HEADERS: usize = 16 << 10;
+/// hyper's own read buffer: a head larger than this never reaches the handler, and hyper
+/// answers a bare 431 itself. It sits well above the two limits above so that every head
+/// a client can reasonably send gets the JSON answer.
+const HEAD_BUFFER: usize = 64 << 10;
 
 pub(crate) type Body = Either<Full<Bytes>, SseBody>;
 
@@ -45,10 +61,18 @@ pub(crate) enum Route {
     Disconnect,
     Send,
     Threat,
+    Block,
     Metrics,
     Prometheus,
     Events,
     OpenApi,
+}
+
+impl Route {
+    /// POST routes take a JSON object; the others read no body.
+    fn takes_body(self) -> bool {
+        ROUTE_TABLE.iter().any(|(m, _, r)| *r == self && *m == "POST")
+    }
 }
 
 /// `(method, path pattern, route)`; `{peer}` matches one path segment.
@@ -62,6 +86,7 @@ const ROUTE_TABLE: &[(&str, &str, Route)] = &[
     ("POST", "/v1/disconnect", Route::Disconnect),
     ("POST", "/v1/send", Route::Send),
     ("POST", "/v1/threat", Route::Threat),
+    ("POST", "/v1/block", Route::Block),
     ("GET", "/v1/metrics", Route::Metrics),
     ("GET", "/metrics", Route::Prometheus),
     ("GET", "/v1/events", Route::Events),
@@ -79,6 +104,8 @@ pub(crate) struct Counters {
     pub unauthorized: AtomicU64,
     pub event_streams: AtomicU64,
     pub events_lagged: AtomicU64,
+    /// Connections closed to make room for a new one.
+    pub evicted: AtomicU64,
 }
 
 pub(crate) struct ServerState {
@@ -92,6 +119,96 @@ pub(crate) struct ServerState {
     pub events: broadcast::Sender<Pushed>,
     pub stopped: AtomicBool,
     pub counters: Counters,
+    pub limits: ControlLimits,
+    pub conns: Mutex<Registry>,
+    /// Event streams open (one permit each, held by the stream's task).
+    pub streams: Arc<Semaphore>,
+    /// Requests being handled (one permit each, after the body is in).
+    pub requests: Arc<Semaphore>,
+}
+
+/// Where a control connection is; at the socket cap the lowest phase, oldest first, is
+/// closed to make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    /// No request with the token yet.
+    Unauthenticated,
+    /// Between requests (keep-alive).
+    Idle,
+    /// Authenticated, its body still arriving.
+    Reading,
+    /// Being handled: never closed for room.
+    Busy,
+    /// An event stream: never closed for room (they have their own cap).
+    Stream,
+}
+
+struct Entry {
+    phase: Phase,
+    since: Instant,
+    abort: Option<AbortHandle>,
+}
+
+/// The open control connections.
+#[derive(Default)]
+pub(crate) struct Registry {
+    next: u64,
+    map: HashMap<u64, Entry>,
+}
+
+impl Registry {
+    /// Admits a new connection. At `cap`, the connection that matters least (see
+    /// [`Phase`]) is removed and returned for closing; `None` if every open connection is
+    /// busy or streaming (the new one is then refused).
+    fn admit(&mut self, cap: usize, now: Instant) -> Option<(u64, Option<AbortHandle>)> {
+        let mut victim = None;
+        if self.map.len() >= cap {
+            let v = self
+                .map
+                .iter()
+                .filter(|(_, e)| e.phase <= Phase::Reading)
+                .min_by_key(|(id, e)| (e.phase, e.since, **id))
+                .map(|(id, _)| *id)?;
+            victim = self.map.remove(&v).map(|e| e.abort);
+        }
+        self.next += 1;
+        self.map.insert(self.next, Entry { phase: Phase::Unauthenticated, since: now, abort: None });
+        Some((self.next, victim.flatten()))
+    }
+
+    fn set(&mut self, id: u64, phase: Phase) {
+        if let Some(e) = self.map.get_mut(&id) {
+            if e.phase != phase {
+                (e.phase, e.since) = (phase, Instant::now());
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// One connection's place in the registry; dropped with the connection's task.
+struct ConnRef {
+    id: u64,
+    state: Arc<ServerState>,
+}
+
+impl ConnRef {
+    fn set(&self, phase: Phase) {
+        if let Ok(mut r) = self.state.conns.lock() {
+            r.set(self.id, phase);
+        }
+    }
+}
+
+impl Drop for ConnRef {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.state.conns.lock() {
+            r.map.remove(&self.id);
+        }
+    }
 }
 
 /// An error response: `{"error": {"code", "message"}}` with a status.
@@ -100,11 +217,13 @@ pub(crate) struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The methods a path takes, for a 405's `Allow` header.
+    pub allow: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), allow: None }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -114,7 +233,11 @@ impl ApiError {
     }
     pub fn into_response(self) -> Response<Body> {
         let body = ErrorJson { error: ErrorBody { code: self.code.into(), message: self.message } };
-        json(self.status, &body)
+        let mut r = json(self.status, &body);
+        if let Some(v) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            r.headers_mut().insert(header::ALLOW, v);
+        }
+        r
     }
 }
 
@@ -165,30 +288,68 @@ pub(crate) fn respond(status: StatusCode, content_type: &'static str, body: impl
     r
 }
 
-/// Reads a JSON request body of at most `max` bytes into `T`.
-pub(crate) async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, max: usize) -> Result<T, ApiError> {
-    let bytes = match Limited::new(req.into_body(), max).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("request body larger than {max} bytes"),
-            ))
-        }
-        Err(e) => return Err(ApiError::bad_request("bad_body", format!("cannot read the request body: {e}"))),
-    };
+/// Reads a request body: it must say it is JSON (415 otherwise), be at most `max` bytes
+/// (413) and arrive within `timeout` (408).
+async fn read_body(req: Request<Incoming>, max: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if !ct.is_some_and(is_json) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "the body must be JSON (Content-Type: application/json), not {}",
+                ct.map_or("no Content-Type".into(), |c| format!("{c:?}"))
+            ),
+        ));
+    }
+    match tokio::time::timeout(timeout, Limited::new(req.into_body(), max).collect()).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within {} ms", timeout.as_millis()),
+        )),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body larger than {max} bytes"),
+        )),
+        Ok(Err(e)) => Err(ApiError::bad_request("bad_body", format!("cannot read the request body: {e}"))),
+    }
+}
+
+/// `application/json`, parameters (`; charset=utf-8`) allowed.
+fn is_json(content_type: &str) -> bool {
+    content_type.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A request body into `T`: a JSON object (not an array, which serde would take
+/// positionally), no field set to null (leave it out instead), no unknown field.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("invalid_json", "the request body is empty; send a JSON object"));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            // Well-formed JSON of the wrong shape: a missing or unknown field, a wrong type.
-            Category::Data => ApiError::bad_request("invalid_request", format!("invalid request: {e}")),
-            _ => ApiError::bad_request("invalid_json", format!("malformed JSON body: {e}")),
-        }
-    })
+    let v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON body: {e}")))?;
+    let serde_json::Value::Object(fields) = &v else {
+        return Err(ApiError::bad_request("invalid_request", format!("expected a JSON object, not {}", kind(&v))));
+    };
+    if let Some((k, _)) = fields.iter().find(|(_, v)| v.is_null()) {
+        return Err(ApiError::bad_request("invalid_request", format!("field `{k}` is null; leave it out instead")));
+    }
+    // Well-formed JSON of the wrong shape: a missing or unknown field, a wrong type.
+    serde_json::from_value(v).map_err(|e| ApiError::bad_request("invalid_request", format!("invalid request: {e}")))
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 /// Finds the route for a request, and the `{peer}` segment if the pattern has one.
@@ -209,11 +370,13 @@ pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<(Route, Option
             format!("no such endpoint: {path} (see /v1/openapi.json)"),
         ))
     } else {
-        Err(ApiError::new(
+        let mut e = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!("{path} takes {}, not {method}", allowed.join(", ")),
-        ))
+        );
+        e.allow = Some(allowed.join(", "));
+        Err(e)
     }
 }
 
@@ -231,8 +394,36 @@ fn matches<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
     }
 }
 
-async fn handle(state: Arc<ServerState>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// 414 or 431 (with a JSON body) for a head over the limits.
+fn check_head(req: &Request<Incoming>) -> Result<(), ApiError> {
+    let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri > MAX_URI {
+        return Err(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("request target of {uri} bytes; the limit is {MAX_URI}"),
+        ));
+    }
+    let headers: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if headers > MAX_HEADERS {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("{headers} bytes of headers; the limit is {MAX_HEADERS}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn handle(
+    state: Arc<ServerState>,
+    conn: Arc<ConnRef>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = check_head(&req) {
+        return Ok(e.into_response());
+    }
     // Authentication comes first: without the token nothing, not even the route list.
     let auth = req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
     if !token::authorized(&state.token, auth) {
@@ -245,25 +436,54 @@ async fn handle(state: Arc<ServerState>, req: Request<Incoming>) -> Result<Respo
         )
         .into_response();
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"meshlink\""));
+        // A client without the token gets no keep-alive to sit on.
+        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(r);
     }
     let path = req.uri().path().to_string();
     let resp = match route(req.method(), &path) {
-        Ok((r, param)) => handlers::dispatch(&state, r, param, req).await.unwrap_or_else(ApiError::into_response),
+        Ok((r, param)) => {
+            let param = param.map(str::to_string);
+            serve_route(&state, &conn, r, param.as_deref(), req).await.unwrap_or_else(ApiError::into_response)
+        }
         Err(e) => e.into_response(),
     };
+    let streaming = matches!(resp.body(), Either::Right(_));
+    conn.set(if streaming { Phase::Stream } else { Phase::Idle });
     Ok(resp)
+}
+
+async fn serve_route(
+    state: &Arc<ServerState>,
+    conn: &ConnRef,
+    route: Route,
+    param: Option<&str>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let body = if route.takes_body() {
+        conn.set(Phase::Reading);
+        Some(read_body(req, state.max_body, state.limits.body_timeout).await?)
+    } else {
+        None
+    };
+    conn.set(Phase::Busy);
+    let _permit = state.requests.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("{} requests are being handled; try again", state.limits.max_requests),
+        )
+    })?;
+    handlers::dispatch(state, route, param, body).await
 }
 
 /// Serves until aborted. Each connection is its own task; aborting this one drops the
 /// set, which aborts them all (open event streams included).
 pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut conns = JoinSet::new();
     loop {
         // Reap finished connections so the set does not grow.
         while conns.try_join_next().is_some() {}
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
         let sock = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
@@ -273,18 +493,34 @@ pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) 
                 continue;
             }
         };
-        let state = state.clone();
-        let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
-        let conn = hyper::server::conn::http1::Builder::new()
+        let admitted = state.conns.lock().ok().and_then(|mut r| r.admit(state.limits.max_connections, Instant::now()));
+        let Some((id, victim)) = admitted else {
+            // Every connection is being handled or streaming: this one is refused.
+            tracing::debug!("control API: {} connections busy; refusing one", state.limits.max_connections);
+            continue;
+        };
+        if let Some(v) = victim {
+            state.counters.evicted.fetch_add(1, Ordering::Relaxed);
+            v.abort();
+        }
+        let conn = Arc::new(ConnRef { id, state: state.clone() });
+        let st = state.clone();
+        let svc = hyper::service::service_fn(move |req| handle(st.clone(), conn.clone(), req));
+        let serve = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
+            .header_read_timeout(state.limits.header_timeout)
+            .max_buf_size(HEAD_BUFFER)
             .serve_connection(TokioIo::new(sock), svc);
-        conns.spawn(async move {
-            if let Err(e) = conn.await {
+        let task = conns.spawn(async move {
+            if let Err(e) = serve.await {
                 tracing::debug!("control connection: {e}");
             }
-            drop(permit);
         });
+        if let Ok(mut r) = state.conns.lock() {
+            if let Some(e) = r.map.get_mut(&id) {
+                e.abort = Some(task);
+            }
+        }
     }
 }
 

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Semaphore};
 use tokio::task::AbortHandle;
 
 pub use http::routes;
@@ -55,11 +55,25 @@ pub const OPENAPI_JSON: &str = handlers::OPENAPI;
 pub struct ControlConfig {
     /// `127.0.0.1:PORT`, `[::1]:PORT` (or `http://...`), or `off`.
     pub listen: String,
+    /// See [`ControlLimits`].
+    pub max_connections: usize,
+    pub max_streams: usize,
+    pub max_requests: usize,
+    pub header_timeout_ms: u64,
+    pub body_timeout_ms: u64,
 }
 
 impl Default for ControlConfig {
     fn default() -> Self {
-        ControlConfig { listen: DEFAULT_CONTROL_ADDR.into() }
+        let l = ControlLimits::default();
+        ControlConfig {
+            listen: DEFAULT_CONTROL_ADDR.into(),
+            max_connections: l.max_connections,
+            max_streams: l.max_streams,
+            max_requests: l.max_requests,
+            header_timeout_ms: l.header_timeout.as_millis() as u64,
+            body_timeout_ms: l.body_timeout.as_millis() as u64,
+        }
     }
 }
 
@@ -67,6 +81,63 @@ impl ControlConfig {
     /// The address to listen on, `None` when the API is off.
     pub fn addr(&self) -> Result<Option<SocketAddr>, HostError> {
         parse_listen(&self.listen)
+    }
+
+    /// The limits, checked: none may be zero.
+    pub fn limits(&self) -> Result<ControlLimits, HostError> {
+        let l = ControlLimits {
+            max_connections: self.max_connections,
+            max_streams: self.max_streams,
+            max_requests: self.max_requests,
+            header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
+        };
+        l.check()?;
+        Ok(l)
+    }
+}
+
+/// What one local client may hold of the control API, so that none can lock it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlLimits {
+    /// Open control sockets. At the cap a new one closes the oldest that has not sent
+    /// the token, else the oldest idle one, else the oldest still sending its body.
+    pub max_connections: usize,
+    /// Open event streams (`GET /v1/events`); more get 503 `too_many_streams`.
+    pub max_streams: usize,
+    /// Requests being handled at once (after their body is in); more get 503 `busy`.
+    pub max_requests: usize,
+    /// A request head must arrive within this (hyper closes the connection otherwise).
+    pub header_timeout: std::time::Duration,
+    /// A request body must arrive within this; otherwise 408 `body_timeout`.
+    pub body_timeout: std::time::Duration,
+}
+
+impl Default for ControlLimits {
+    fn default() -> Self {
+        ControlLimits {
+            max_connections: 256,
+            max_streams: 64,
+            max_requests: 64,
+            header_timeout: std::time::Duration::from_secs(5),
+            body_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+impl ControlLimits {
+    fn check(&self) -> Result<(), HostError> {
+        let zero = [
+            ("max_connections", self.max_connections == 0),
+            ("max_streams", self.max_streams == 0),
+            ("max_requests", self.max_requests == 0),
+            ("header_timeout_ms", self.header_timeout.is_zero()),
+            ("body_timeout_ms", self.body_timeout.is_zero()),
+        ];
+        match zero.iter().find(|(_, z)| *z) {
+            Some((name, _)) => Err(HostError::Config(format!("control.{name} must be above 0"))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -108,6 +179,7 @@ pub struct ControlOptions {
     /// If `addr` is taken, listen on a free port of the same address instead of failing
     /// (for the default address: a second node on one machine still gets an API).
     pub fallback_to_free_port: bool,
+    pub limits: ControlLimits,
 }
 
 impl ControlOptions {
@@ -118,6 +190,7 @@ impl ControlOptions {
             name: String::new(),
             max_message: meshlink_core::Config::default().max_message,
             fallback_to_free_port: false,
+            limits: ControlLimits::default(),
         }
     }
 }
@@ -151,6 +224,7 @@ impl Drop for ControlServer {
 /// Binds the control API and serves it on the current runtime, for `node`.
 pub async fn serve(node: HostHandle, opts: ControlOptions) -> Result<ControlServer, HostError> {
     check_loopback(opts.addr)?;
+    opts.limits.check()?;
     let what = || format!("listen for the control API on {}", opts.addr);
     let listener = match TcpListener::bind(opts.addr).await {
         Ok(l) => l,
@@ -176,6 +250,10 @@ pub async fn serve(node: HostHandle, opts: ControlOptions) -> Result<ControlServ
         events,
         stopped: AtomicBool::new(false),
         counters: http::Counters::default(),
+        limits: opts.limits,
+        conns: Mutex::new(http::Registry::default()),
+        streams: Arc::new(Semaphore::new(opts.limits.max_streams)),
+        requests: Arc::new(Semaphore::new(opts.limits.max_requests)),
     });
     // Subscribed before the server answers anything: no event is missed.
     let sub = node.events().await?;

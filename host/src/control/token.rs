@@ -72,6 +72,45 @@ pub fn load(data_dir: &Path) -> Result<String, HostError> {
     Ok(token)
 }
 
+/// Refuses a data directory that someone else could write to, as ssh refuses a
+/// `~/.ssh` that is: whoever can write there can plant a `control.url` that takes the
+/// token, or replace the key. The directory must belong to the caller (or root) and not
+/// be writable by group or others. A directory that does not exist passes (nothing is
+/// read from it).
+pub fn check_data_dir(dir: &Path) -> Result<(), HostError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = match fs::metadata(dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(HostError::File { path: dir.to_path_buf(), what: "inspect data directory", source })
+            }
+        };
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(HostError::Config(format!(
+                "data directory {} belongs to uid {}, not to you (uid {me}); use your own directory",
+                dir.display(),
+                meta.uid()
+            )));
+        }
+        let mode = meta.mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(HostError::Config(format!(
+                "data directory {} is writable by other users (mode {mode:04o}); run `chmod 700 {}`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 fn valid(token: &str) -> bool {
     token.len() == 2 * TOKEN_BYTES && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -105,6 +144,26 @@ mod tests {
         assert!(!authorized(&t, Some(format!("Bearer {t}0").as_bytes())), "longer");
         assert!(!authorized(&t, Some(format!("Bearer {}", "ab".repeat(31) + "ac").as_bytes())));
         assert!(!authorized(&t, Some(b"Bear")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn data_dirs_writable_by_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("meshlink-dirmode-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        assert!(check_data_dir(&d).is_ok(), "a missing directory holds nothing to trust");
+        fs::create_dir(&d).unwrap();
+        for (mode, ok) in [(0o700, true), (0o755, true), (0o750, true), (0o777, false), (0o770, false), (0o702, false)]
+        {
+            fs::set_permissions(&d, fs::Permissions::from_mode(mode)).unwrap();
+            let r = check_data_dir(&d);
+            assert_eq!(r.is_ok(), ok, "{mode:o}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("chmod 700"), "{e}");
+            }
+        }
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[cfg(unix)]
