@@ -174,7 +174,8 @@ fn two_daemons_driven_through_the_client_commands() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // disconnect: bravo sees it, alpha has no peers left.
-    assert_eq!(a.ok(&["disconnect", "bravo"]).trim(), format!("disconnected {}", b.id));
+    let out = a.ok(&["disconnect", "bravo"]);
+    assert_eq!(out.lines().next(), Some(format!("disconnected {}", b.id).as_str()), "{out}");
     let ev = next_event(&mut watch);
     assert_eq!((ev["event"].as_str(), ev["data"]["reason_kind"].as_str()), (Some("disconnected"), Some("remote")));
     assert!(watch.wait_exit().success(), "events --count 4 exits after four events");
