@@ -268,6 +268,7 @@ fn build_config(args: &UpArgs, data_dir: &std::path::Path) -> Result<HostConfig,
         c.control.listen = v.clone();
     }
     c.control.addr()?; // a non-loopback control address is an error before anything starts
+    c.control.limits()?;
     if let Some(v) = &args.ws_tls_cert {
         c.listen.ws_tls_cert = Some(v.clone());
     }

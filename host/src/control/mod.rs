@@ -9,6 +9,16 @@
 //!   same. Bodies are the types in [`api`]. Errors are `{"error": {"code", "message"}}`.
 //! - `GET /v1/events` streams Server-Sent Events (connected, message, quality,
 //!   remote_error, disconnected).
+//! - No local client can lock it out: [`ControlLimits`] (socket, stream and request caps,
+//!   head and body timeouts; sockets without the token are closed first for room).
+//! - Bodies are JSON objects with `Content-Type: application/json`; values are checked
+//!   exactly as the document's patterns say, so that a schema-valid value is never a 400
+//!   (`scripts/schemathesis.sh` checks the server against the document).
+//!
+//! Why hyper and a hand-written router rather than axum + utoipa: the connection
+//! accounting and eviction live in our accept loop, below any router, and stay whatever
+//! the router; the route table is checked against the document by a test, and every
+//! answer against the document by schemathesis.
 //!
 //! ```no_run
 //! # async fn demo(node: meshlink_host::HostHandle) -> Result<(), meshlink_host::HostError> {
