@@ -548,8 +548,20 @@ async fn control_limits_at_their_edges() {
     let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut answer)).await.expect("an answer");
     let answer = text(&answer);
     assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("body_timeout"), "{answer}");
+    // A head that never comes (a silent socket, or half a head): closed after the header timeout.
+    let (b, quick) = with_limits(control::ControlLimits { header_timeout: Duration::from_millis(300), ..limits }).await;
+    let api = quick.local_addr();
+    let mut silent = tokio::net::TcpStream::connect(api).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(api).await.unwrap();
+    half.write_all(b"GET /v1/node HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    for s in [&mut silent, &mut half] {
+        let mut sink = Vec::new();
+        let r = tokio::time::timeout(WAIT, s.read_to_end(&mut sink)).await;
+        assert!(r.is_ok(), "the server closes a socket whose head does not arrive");
+    }
     assert!(control::ControlConfig { max_streams: 0, ..Default::default() }.limits().is_err(), "zero is refused");
     a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
 }
 
 /// Item 10/11: what the document promises about bodies and heads, the server keeps.

@@ -274,6 +274,8 @@ fn prometheus(stats: &HostStats, peers: &[PeerSummary], control: &ControlStatsJs
     metric("control_requests_total", "counter", "Control API requests.", control.requests);
     metric("control_unauthorized_total", "counter", "Control API requests without the token.", control.unauthorized);
     metric("control_event_streams", "gauge", "Open control API event streams.", control.event_streams);
+    metric("control_connections", "gauge", "Open control API connections.", control.connections);
+    metric("control_evicted_total", "counter", "Control API connections closed to make room.", control.evicted);
     type Get = fn(&PeerSummary) -> Option<f64>;
     let gauges: [(&str, &str, Get); 6] = [
         ("peer_rtt_seconds", "Smoothed round-trip time.", |p| p.quality.rtt_us.map(|us| us as f64 / 1e6)),
