@@ -363,8 +363,11 @@ async fn events(target: Target, count: Option<u64>, only: &[String]) -> Result<(
     let mut stream = target.client()?.events().await?;
     let mut seen = 0u64;
     while count.is_none_or(|n| seen < n) {
-        let Some(ev) = stream.next().await? else {
-            return Err("the node stopped: its event stream ended".into());
+        // Both ends mean the node went away: a stop ends the stream, an exit cuts it.
+        let ev = match stream.next().await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => return Err("the node stopped: its event stream ended".into()),
+            Err(e) => return Err(format!("the node stopped: its event stream broke off ({e})").into()),
         };
         // `ready` always shows: a script knows from it that nothing after is missed.
         if ev.event != "ready" && !only.is_empty() && !only.contains(&ev.event) {
