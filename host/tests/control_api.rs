@@ -377,6 +377,31 @@ async fn openapi_document_matches_the_served_routes() {
     }
     let served: BTreeSet<(String, String)> = control::routes().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(documented, served);
+    // Every status any request can get is documented on every operation; a 405 names
+    // its `Allow` header, and the server sends it with the path's methods.
+    assert_eq!(doc["components"]["responses"]["MethodNotAllowed"]["headers"]["Allow"]["required"], true);
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let mut want = vec!["200", "401", "405", "414", "431", "500", "503"];
+            if method == "post" {
+                want.extend(["400", "408", "413", "415"]);
+            }
+            if path.contains("{peer}") {
+                want.extend(["400", "404"]);
+            }
+            for code in want {
+                assert!(op["responses"][code].is_object(), "{method} {path} documents {code}");
+            }
+        }
+        let allow: Vec<String> = ops.as_object().unwrap().keys().map(|m| m.to_uppercase()).collect();
+        let path = path.replace("{peer}", &random_id());
+        let resp = open(api, "PATCH", &path, Some(&format!("Bearer {TOKEN}")), "").await;
+        assert_eq!(resp.status(), 405, "PATCH {path}");
+        assert_eq!(resp.headers()["allow"].to_str().unwrap(), allow.join(", "), "{path}");
+    }
+    assert!(doc["paths"]["/v1/connect"]["post"]["responses"]["403"].is_object(), "a threatened peer");
+    let events = &doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"];
+    assert!(events["text/event-stream"].is_object(), "{events}");
     let some_peer = random_id();
     for (method, path) in &documented {
         let path = path.replace("{peer}", &some_peer);
@@ -623,10 +648,30 @@ async fn bodies_must_be_json_objects_and_heads_have_json_limits() {
     let doc: Value = serde_json::from_str(control::OPENAPI_JSON).unwrap();
     let pat = doc["components"]["schemas"]["PeerId"]["pattern"].as_str().unwrap();
     assert_eq!(pat, "^[a-zA-Z2-7]{51}[aAqQ]$");
-    for _ in 0..50 {
+    let in_pattern = |id: &str| {
+        id.len() == 52
+            && id.bytes().all(|b| b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b))
+            && matches!(id.as_bytes()[51], b'a' | b'A' | b'q' | b'Q')
+    };
+    // Real ids fit the pattern, and strings that fit it are ids (both ways, so that no
+    // schema-valid id is a 400 and no 400 is schema-valid).
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..200 {
         let id = random_id();
-        assert!(id.ends_with('a') || id.ends_with('q'), "{id}");
-        assert!(id.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)));
+        assert!(in_pattern(&id), "{id}");
+        let mut s: String = (0..51).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize] as char).collect();
+        s.push(['a', 'A', 'q', 'Q'][(next() % 4) as usize]);
+        assert!(s.parse::<PeerId>().is_ok(), "{s} fits the pattern");
+        let mut bad = s.clone();
+        bad.replace_range(51.., "b");
+        assert!(!in_pattern(&bad) && bad.parse::<PeerId>().is_err(), "{bad}");
     }
     a.shutdown().await.unwrap();
 }
