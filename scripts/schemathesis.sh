@@ -68,6 +68,9 @@ include-path = "/v1/connect"
 checks.not_a_server_error.expected-statuses = ["2xx", "4xx", "502", "504"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "403", "404", "409", "502", "504"]
 TOML
+# Run from the temp dir: schemathesis keeps a `.schemathesis/` cache in its working directory.
+ST="$(cd "$(dirname "$ST")" && pwd)/schemathesis"
+cd "$DATA"
 "$ST" --config-file "$DATA/schemathesis.toml" run "$URL/v1/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
   --max-examples "$MAX_EXAMPLES" \
