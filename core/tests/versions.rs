@@ -443,3 +443,75 @@ fn a_datagram_init_below_the_minimum_is_dropped_unanswered() {
     assert_eq!(b.handle_datagram(NOW, from, &init), Ok(()));
     assert!(b.poll_transmit(NOW, &mut buf).is_some(), "the padded Init is answered");
 }
+
+// =========================================================================== extension bounds
+
+#[test]
+fn hello_extensions_are_bounded_at_their_edges() {
+    use meshlink_core::wire::hello::{EXT_LEN_MAX, EXT_MAX};
+    // EXT_MAX extensions fit, one more does not.
+    let mut h = Hello::default();
+    for t in 1..=EXT_MAX as u8 {
+        h = h.with_extension(t, b"").unwrap();
+    }
+    assert_eq!(h.clone().with_extension(0x7f, b""), Err(WireError::TooManyExtensions { limit: EXT_MAX }));
+    // A tail of exactly EXT_LEN_MAX bytes fits, one byte more does not.
+    let full = Hello::default().with_extension(0x80, &[7; EXT_LEN_MAX - 2]).unwrap();
+    assert_eq!(full.extensions.as_bytes().len(), EXT_LEN_MAX);
+    let over = Hello::default().with_extension(0x80, &[7; EXT_LEN_MAX - 1]);
+    assert_eq!(over, Err(WireError::FieldTooLong { limit: EXT_LEN_MAX }));
+    // Type 0 is the terminator; a type appears once.
+    assert_eq!(Hello::default().with_extension(0, b"x"), Err(WireError::InvalidExtension));
+    let one = Hello::default().with_extension(0x81, b"x").unwrap();
+    assert_eq!(one.clone().with_extension(0x81, b"y"), Err(WireError::DuplicateExtension { ty: 0x81 }));
+    // Round trip, with and without padding after the tail.
+    let mut buf = [0u8; 1024];
+    let n = full.encode(&mut buf).unwrap();
+    assert_eq!(Hello::decode(&buf[..n]).unwrap(), full);
+    assert_eq!(Hello::decode(&buf[..n + 40]).unwrap(), full, "zero padding after the tail");
+    buf[n + 39] = 1;
+    assert_eq!(Hello::decode(&buf[..n + 40]), Err(WireError::MalformedPacket), "a non-zero byte in the padding");
+}
+
+#[test]
+fn a_hello_with_extensions_never_exceeds_hello_max_len() {
+    use meshlink_core::wire::hello::{bounded, CAPABILITIES_MAX, CAPABILITY_LEN_MAX, NAME_MAX};
+    use meshlink_core::wire::HELLO_MAX_LEN;
+    // Fields large enough that the tail pushes the Hello over the bound.
+    let mut h = Hello::named(&"n".repeat(NAME_MAX)).unwrap();
+    for i in 0..CAPABILITIES_MAX {
+        h.capabilities
+            .push(bounded(&((b'a' + i as u8) as char).to_string().repeat(CAPABILITY_LEN_MAX)).unwrap())
+            .unwrap();
+    }
+    for i in 0..4u8 {
+        let key = |c: char| bounded(&format!("{c}{i}").repeat(8)).unwrap();
+        h.metadata.push((key('k'), bounded(&"v".repeat(64)).unwrap())).unwrap();
+        h.resources.push((key('r'), u32::MAX)).unwrap();
+    }
+    h.location = bounded(&"l".repeat(32)).unwrap();
+    // The limits the node of `cfg` fills in, so that the node sends exactly this Hello.
+    (h.version, h.max_frame, h.max_datagram, h.max_message) = (WIRE_VERSION, 2048, 1200, 4096);
+    let mut buf = [0u8; 2048];
+    let base = h.encode(&mut buf).unwrap();
+    let room = HELLO_MAX_LEN - base;
+    assert!(room > 2 && room < 128, "the test needs a Hello close to the bound ({base} bytes)");
+    // Exactly at the bound: accepted both ways.
+    let at = h.clone().with_extension(0x80, &vec![1; room - 2]).unwrap();
+    assert_eq!(at.encode(&mut buf), Ok(HELLO_MAX_LEN));
+    assert_eq!(Hello::decode(&buf[..HELLO_MAX_LEN]).unwrap(), at);
+    // One byte over: refused to encode, and refused on receipt.
+    let over = h.with_extension(0x80, &vec![1; room - 1]).unwrap();
+    assert_eq!(over.encode(&mut buf), Err(WireError::FieldTooLong { limit: HELLO_MAX_LEN }));
+    let mut wire = buf[..HELLO_MAX_LEN].to_vec();
+    wire[base + 1] += 1; // lengthen the TLV by the one byte appended below
+    wire.push(1);
+    assert_eq!(Hello::decode(&wire), Err(WireError::FieldTooLong { limit: HELLO_MAX_LEN }));
+    // A node starts with the Hello at the bound, and refuses the one over it.
+    let c = Config { hello: at, ..cfg("x", 2, 2) };
+    let len = c.slot_buffer_len();
+    assert!(N::new(c, Keypair::from_secret([1; 32]), [2; 32], || vec![0; len]).is_ok());
+    let c = Config { hello: over, ..cfg("x", 2, 2) };
+    let len = c.slot_buffer_len();
+    assert!(N::new(c, Keypair::from_secret([1; 32]), [2; 32], || vec![0; len]).is_err());
+}
