@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use heapless::Vec;
 
-use crate::wire::{Hello, WireError, FRAME_PREFIX_LEN, MAX_FRAME_LEN};
+use crate::wire::{Hello, VersionRange, WireError, FRAME_PREFIX_LEN, MAX_FRAME_LEN, WIRE_VERSION};
 
 /// Longest network id, in bytes.
 pub const NETWORK_ID_MAX: usize = 32;
@@ -72,6 +72,12 @@ pub struct Config {
     /// Threat score above which the policy applies (F05).
     pub threat_threshold: f32,
     pub threat_policy: ThreatPolicy,
+    /// Lowest wire version this node accepts (PROTOCOL.md §3). Default [`WIRE_VERSION`].
+    pub min_version: u8,
+    /// Highest wire version this node announces. Default [`WIRE_VERSION`]. This code speaks
+    /// the version-2 format under every number of its range; other ranges exist to test
+    /// negotiation and for a later implementation. `1 <= min_version <= max_version`.
+    pub max_version: u8,
 }
 
 impl Default for Config {
@@ -100,6 +106,8 @@ impl Default for Config {
             rekey_after_messages: 1 << 60,
             threat_threshold: 0.8,
             threat_policy: ThreatPolicy::Drop,
+            min_version: WIRE_VERSION,
+            max_version: WIRE_VERSION,
         }
     }
 }
@@ -109,6 +117,11 @@ impl Config {
     pub fn with_network_id(mut self, id: &[u8]) -> Result<Self, WireError> {
         self.network_id = Vec::from_slice(id).map_err(|_| WireError::FieldTooLong { limit: NETWORK_ID_MAX })?;
         Ok(self)
+    }
+
+    /// The wire versions this node speaks.
+    pub fn versions(&self) -> VersionRange {
+        VersionRange { min: self.min_version, max: self.max_version }
     }
 
     /// Bytes a peer slot buffer needs for this configuration: one frame, one message and

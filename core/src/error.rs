@@ -5,7 +5,7 @@ use core::fmt;
 use crate::identity::PeerId;
 use crate::noise::NoiseError;
 use crate::replay::ReplayError;
-use crate::wire::{RejectCode, WireError};
+use crate::wire::{RejectCode, VersionRange, WireError};
 
 /// Everything that can go wrong in the node, from hostile bytes to a full queue.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,8 +34,8 @@ pub enum Error {
     Rejected(RejectCode),
     /// The peer is on another network (network tag mismatch).
     NetworkMismatch,
-    /// The peer speaks another wire version.
-    VersionMismatch { got: u8, supported: u8 },
+    /// The peer's wire versions and ours do not overlap (or the peer chose one outside ours).
+    VersionMismatch { ours: VersionRange, theirs: VersionRange },
     /// The peer used a handshake pattern this node does not accept (e.g. no network key).
     PatternMismatch,
     /// The handshake did not finish within `handshake_timeout`.
@@ -91,8 +91,8 @@ impl fmt::Display for Error {
             Error::PeerKeyMismatch { expected, got } => write!(f, "peer key mismatch: expected {expected}, got {got}"),
             Error::Rejected(c) => write!(f, "rejected by responder: {c:?}"),
             Error::NetworkMismatch => f.write_str("peer is on another network"),
-            Error::VersionMismatch { got, supported } => {
-                write!(f, "peer speaks wire version {got}, this node {supported}")
+            Error::VersionMismatch { ours, theirs } => {
+                write!(f, "peer speaks wire version {theirs}, this node {ours}")
             }
             Error::PatternMismatch => f.write_str("handshake pattern not accepted (network key mismatch?)"),
             Error::HandshakeTimeout => f.write_str("handshake timed out"),

@@ -48,4 +48,4 @@ pub use node::{ConnId, Event, Node, NodeStats, PeerInfo, Transmit};
 pub use quality::Quality;
 pub use session::{DisconnectReason, TransportKind};
 pub use time::Instant;
-pub use wire::{CloseReason, ErrorCode, Hello};
+pub use wire::{CloseReason, ErrorCode, Hello, VersionRange};

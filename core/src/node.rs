@@ -214,6 +214,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
             // its key reaches reject_after_time at our end.
             return Err(Error::Config("rekey_after_time + ping_interval must be below reject_after_time"));
         }
+        if config.min_version == 0 || config.min_version > config.max_version {
+            return Err(Error::Config("min_version must be 1..=max_version"));
+        }
         if config.max_message > u32::MAX as usize {
             return Err(Error::Config("max_message must fit in 32 bits"));
         }
@@ -521,8 +524,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         }
         let header = Header::parse(bytes)?;
         let slot = match header {
-            Header::Init { version, sender, network_tag: tag, .. } => {
-                if let Err((code, e)) = check_init(&self.config, version, tag) {
+            Header::Init { version, min_version, sender, network_tag: tag, .. } => {
+                // Shorter than every initiator must pad to (PROTOCOL.md §5.1): answering
+                // it could amplify, and no honest node sends it. Dropped, counted, unanswered.
+                if bytes.len() < crate::session::INIT_MIN_DATAGRAM {
+                    return Err(
+                        WireError::Truncated { needed: crate::session::INIT_MIN_DATAGRAM, got: bytes.len() }.into()
+                    );
+                }
+                let theirs = crate::wire::VersionRange { min: min_version, max: version };
+                if let Err((code, e)) = check_init(&self.config, theirs, tag) {
                     self.reply_reject(from, code, sender);
                     return Err(e);
                 }
@@ -605,7 +616,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
 
     fn reply_reject(&mut self, to: SocketAddr, code: RejectCode, receiver: u32) {
         let mut rec = [0u8; 8];
-        if (Header::Reject { code, version: WIRE_VERSION, receiver }).encode(&mut rec).is_ok()
+        let ours = self.config.versions();
+        if (Header::Reject { code, version: ours.max, min_version: ours.min, receiver }).encode(&mut rec).is_ok()
             && self.replies.push_back((to, rec)).is_ok()
         {
             self.stats.rejects_sent += 1;
@@ -883,6 +895,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     pub fn quality(&self, peer: &PeerId) -> Option<Quality> {
         let slot = self.primary_slot(peer)?;
         self.slots[slot].sess.as_ref().map(|s| s.quality.snapshot(self.last_now, self.config.pong_timeout))
+    }
+
+    /// The Noise handshake hash of an established session, the same 32 bytes at both ends
+    /// and different for every session: bind to it (channel binding, Noise §11.2).
+    pub fn handshake_hash(&self, conn: ConnId) -> Option<[u8; 32]> {
+        let slot = self.slot_of(conn).ok()?;
+        self.slots[slot].sess.as_ref()?.handshake_hash
     }
 
     /// The Hello a connected peer sent.

@@ -192,6 +192,10 @@ pub(crate) struct Session {
     pub quality_dirty: bool,
     /// The peer sent an Error packet not yet reported.
     pub remote_error: Option<ErrorCode>,
+    /// The wire version agreed at the handshake (0 until known).
+    pub version: u8,
+    /// The Noise handshake hash, once established (channel binding).
+    pub handshake_hash: Option<[u8; 32]>,
 }
 
 impl Session {
@@ -245,6 +249,8 @@ impl Session {
             amp_in: 0,
             amp_out: 0,
             remote_error: None,
+            version: 0,
+            handshake_hash: None,
         }
     }
 

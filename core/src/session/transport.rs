@@ -9,7 +9,7 @@ use crate::reassembly::Chunk;
 use crate::time::Instant;
 use crate::wire::record::TRANSPORT_HEADER_LEN;
 use crate::wire::FRAME_PREFIX_LEN;
-use crate::wire::{ErrorCode, Header, Packet, RejectCode, WIRE_VERSION};
+use crate::wire::{ErrorCode, Header, Packet, RejectCode};
 impl Session {
     /// Feeds stream bytes. Returns how many were consumed: fewer than given when a
     /// received message waits for `poll_event`.
@@ -56,16 +56,17 @@ impl Session {
         let header = Header::parse(record)?;
         let body = range.start + header.len()..range.end;
         match header {
-            Header::Init { version, pattern, sender, network_tag: tag } => {
-                if let Err((code, e)) = check_init(ctx.config, version, tag) {
+            Header::Init { version, min_version, pattern, sender, network_tag: tag } => {
+                let theirs = crate::wire::VersionRange { min: min_version, max: version };
+                if let Err((code, e)) = check_init(ctx.config, theirs, tag) {
                     if self.role == Role::Responder && self.hs.is_none() && self.phase == Phase::Handshake {
-                        self.queue_reject(code, sender);
+                        self.queue_reject(ctx.config.versions(), code, sender);
                     }
                     return Err(e);
                 }
                 // Bytes received from a not yet verified address, for the 3x budget.
                 self.amp_in = self.amp_in.saturating_add(range.len());
-                self.on_init(ctx, buf, body, pattern, sender, now)
+                self.on_init(ctx, buf, body, pattern, sender, theirs, now)
             }
             Header::Resp { sender, receiver } => self.on_resp(ctx, buf, body, sender, receiver, now),
             Header::Final { receiver } => self.on_final(ctx, buf, body, receiver, now),
@@ -77,7 +78,7 @@ impl Session {
                 hdr.copy_from_slice(&buf[range.start..range.start + TRANSPORT_HEADER_LEN]);
                 self.on_transport(ctx, buf, body, &hdr, phase, counter, now)
             }
-            Header::Reject { code, version, receiver } => {
+            Header::Reject { code, version, min_version, receiver } => {
                 // Only a handshake in progress (or an unconfirmed one: Final can be refused)
                 // listens to a Reject; it is unauthenticated, so it is a hint, bound to our index.
                 if receiver != self.local_index
@@ -97,7 +98,10 @@ impl Session {
                 }
                 Err(match code {
                     RejectCode::Network => Error::NetworkMismatch,
-                    RejectCode::Version => Error::VersionMismatch { got: version, supported: WIRE_VERSION },
+                    RejectCode::Version => Error::VersionMismatch {
+                        ours: ctx.config.versions(),
+                        theirs: crate::wire::VersionRange { min: min_version, max: version },
+                    },
                     RejectCode::Pattern => Error::PatternMismatch,
                     code => Error::Rejected(code),
                 })
@@ -198,6 +202,15 @@ impl Session {
         let (head, rest) = buf.split_at_mut(split);
         let tail = &mut rest[..ctx.layout.rx - split + ctx.layout.msg];
         let plain = head.get(range).ok_or(Error::UnexpectedRecord)?;
+        if plain.is_empty() {
+            // An authenticated record with no kind byte (PROTOCOL.md §8.3): like a packet of
+            // a kind we do not know, it is answered (Malformed), dropped and counted, and the
+            // session goes on, on both transports: the record authenticated, so a stream is
+            // still in sync and nothing is gained by closing.
+            self.queue_ctrl(Ctrl::Error(ErrorCode::Malformed));
+            self.dropped += 1;
+            return Ok(());
+        }
         let pkt = match Packet::decode(plain) {
             Ok(p) => p,
             Err(e) => {
