@@ -113,10 +113,10 @@ fn byte_seeds(dir: &Path) {
     bufs.push(("hello", out[..n].to_vec()));
     for (name, p) in [
         ("ping", Packet::Ping { seq: 300 }),
-        ("data", Packet::Data { msg_id: 7, total: 10, offset: 4, bytes: b"abcdef" }),
+        ("data", Packet::Data { kind: 3, msg_id: 7, total: 10, offset: 4, bytes: b"abcdef" }),
         ("error", Packet::Error { code: ErrorCode::TooLarge, detail: "too big" }),
         ("close", Packet::Close { reason: CloseReason::Duplicate }),
-        ("app", Packet::Unknown { kind: 0x40, body: b"app" }),
+        ("app", Packet::Data { kind: 0x40, msg_id: 8, total: 3, offset: 0, bytes: b"app" }),
     ] {
         let n = p.encode(&mut out).unwrap();
         bufs.push((name, out[..n].to_vec()));
