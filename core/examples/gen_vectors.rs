@@ -102,8 +102,10 @@ fn packet_json(p: &Packet<'_>) -> Value {
     match *p {
         Packet::Ping { seq } => json!({"kind": "Ping", "kind_byte": 1, "seq": seq}),
         Packet::Pong { seq } => json!({"kind": "Pong", "kind_byte": 2, "seq": seq}),
-        Packet::Data { kind, msg_id, total, offset, bytes } => json!({"kind": "Data", "kind_byte": kind, "msg_id": msg_id,
-            "total": total, "offset": offset, "bytes": hx(bytes)}),
+        Packet::Data { kind, msg_id, total, offset, bytes } => {
+            json!({"kind": "Data", "kind_byte": kind, "msg_id": msg_id,
+            "total": total, "offset": offset, "bytes": hx(bytes)})
+        }
         Packet::Error { code, detail } => json!({"kind": "Error", "kind_byte": 4, "code": code.to_u16(),
             "code_name": format!("{code:?}"), "detail": detail}),
         Packet::Close { reason } => json!({"kind": "Close", "kind_byte": 5, "reason": reason.to_u8(),
@@ -657,7 +659,14 @@ fn records_file() -> Value {
         sealed("ping", pk, 0, 0, Packet::Ping { seq: 0 }, json!({})),
         sealed("pong", pk, 0, 1, Packet::Pong { seq: 300 }, json!({})),
         sealed("ping-large-seq-and-counter", pk, 0, (1 << 40) + 17, Packet::Ping { seq: u32::MAX }, json!({})),
-        sealed("data-empty-message", pk, 0, 2, Packet::Data { kind: 3, msg_id: 0, total: 0, offset: 0, bytes: b"" }, json!({})),
+        sealed(
+            "data-empty-message",
+            pk,
+            0,
+            2,
+            Packet::Data { kind: 3, msg_id: 0, total: 0, offset: 0, bytes: b"" },
+            json!({}),
+        ),
         sealed(
             "data-single-chunk",
             pk,
@@ -687,7 +696,14 @@ fn records_file() -> Value {
             json!({}),
         ),
         sealed("unknown-kind-reserved", pk, 0, 13, Packet::Unknown { kind: 0xff, body: b"" }, json!({})),
-        sealed("unknown-kind-messaging", "PROTOCOL.md §8.2", 0, 15, Packet::Unknown { kind: 0x10, body: b"" }, json!({})),
+        sealed(
+            "unknown-kind-messaging",
+            "PROTOCOL.md §8.2",
+            0,
+            15,
+            Packet::Unknown { kind: 0x10, body: b"" },
+            json!({}),
+        ),
         sealed("ping-key-phase-1", "PROTOCOL.md §Rekey", 1, 14, Packet::Ping { seq: 5 }, json!({})),
     ];
     // A 2500-byte message in three chunks, as a 1200-byte datagram path would carry it.

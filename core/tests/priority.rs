@@ -64,9 +64,8 @@ fn order_inside_each_class_is_kept() {
         let sizes = [10, 20_000, 300, 40_000, 1, 5_000];
         let mut want = [vec![], vec![], vec![]];
         for (i, len) in sizes.into_iter().enumerate() {
-            for (c, (kind, prio)) in [(HIGH, Priority::High), (NORMAL, Priority::Normal), (LOW, Priority::Low)]
-                .into_iter()
-                .enumerate()
+            for (c, (kind, prio)) in
+                [(HIGH, Priority::High), (NORMAL, Priority::Normal), (LOW, Priority::Low)].into_iter().enumerate()
             {
                 if c == 0 && len > 10_000 {
                     continue; // the high class holds 26 KiB: small messages only
@@ -121,7 +120,10 @@ fn a_full_class_refuses_only_its_own_messages() {
         p.n[0].send_with(p.now, &b, LOW, Priority::Low, &[2; 1495]).unwrap();
         assert_eq!(p.n[0].send_with(p.now, &b, LOW, Priority::Low, b"x"), Err(Error::QueueFull { needed: 6, free: 0 }));
         p.n[0].send_with(p.now, &b, HIGH, Priority::High, &[3; 1995]).unwrap();
-        assert_eq!(p.n[0].send_with(p.now, &b, HIGH, Priority::High, b""), Err(Error::QueueFull { needed: 5, free: 0 }));
+        assert_eq!(
+            p.n[0].send_with(p.now, &b, HIGH, Priority::High, b""),
+            Err(Error::QueueFull { needed: 5, free: 0 })
+        );
         // Both other classes full, the normal one still takes 5000 bytes.
         p.n[0].send(p.now, &b, &[4; 2000]).unwrap();
         p.n[0].send(p.now, &b, &[5; 2000]).unwrap();

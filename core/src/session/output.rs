@@ -3,6 +3,7 @@
 
 use super::*;
 
+use crate::buffers::Priority;
 use crate::config::Config;
 use crate::error::Error;
 use crate::noise::{Role, TAG_LEN};
@@ -13,7 +14,6 @@ use crate::wire::packet::DATA_OVERHEAD;
 use crate::wire::record::TRANSPORT_HEADER_LEN;
 use crate::wire::FRAME_PREFIX_LEN;
 use crate::wire::{Header, Packet};
-use crate::buffers::Priority;
 impl Session {
     pub fn wants_transmit(&self) -> bool {
         match self.phase {

@@ -7,9 +7,9 @@ use crate::error::Error;
 use crate::noise::{Pattern, Role};
 use crate::reassembly::Chunk;
 use crate::time::Instant;
+use crate::wire::kind::KindClass;
 use crate::wire::record::TRANSPORT_HEADER_LEN;
 use crate::wire::FRAME_PREFIX_LEN;
-use crate::wire::kind::KindClass;
 use crate::wire::{ErrorCode, Header, Packet, RejectCode, WIRE_VERSION};
 
 /// One received chunk, as `on_data` takes it; `at` is where `bytes` sit in the slot buffer.

@@ -195,7 +195,9 @@ impl<'a> Packet<'a> {
                 }
                 Packet::Error { code: ErrorCode::from_u16(e.code), detail: e.detail }
             }
-            kind::CLOSE => Packet::Close { reason: CloseReason::from_u8(finish(postcard::take_from_bytes::<u8>(body))?) },
+            kind::CLOSE => {
+                Packet::Close { reason: CloseReason::from_u8(finish(postcard::take_from_bytes::<u8>(body))?) }
+            }
             k => Packet::Unknown { kind: k, body },
         })
     }
