@@ -39,6 +39,15 @@ pub const APPLICATION_RANGE: RangeInclusive<u8> = 0x40..=0x7f;
 /// The messaging kinds this version implements (none yet: the range is reserved).
 pub const MESSAGING: &[u8] = &[];
 
+// Every implemented messaging kind is in the messaging range (checked at build time).
+const _: () = {
+    let mut i = 0;
+    while i < MESSAGING.len() {
+        assert!(MESSAGING[i] >= 0x10 && MESSAGING[i] <= 0x3f, "a messaging kind outside 0x10..=0x3f");
+        i += 1;
+    }
+};
+
 /// The class of a kind byte, by range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KindClass {
