@@ -263,6 +263,17 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_message_beyond_the_slots_is_refused() {
+        let mut r = Reassembly::default();
+        let mut region = [0u8; 1000];
+        for id in 0..REASSEMBLY_SLOTS as u32 {
+            assert_eq!(r.on_chunk(&mut region, 3, id, 10, 0, &[0; 1], true), Chunk::Stored);
+        }
+        assert_eq!(r.on_chunk(&mut region, 3, 99, 10, 0, &[0; 1], true), Chunk::OutOfOrder);
+        assert_eq!(r.evicted, 0);
+    }
+
+    #[test]
     fn freed_space_is_compacted_for_a_larger_message() {
         let mut r = Reassembly::default();
         let mut region = [0u8; 20];

@@ -5,12 +5,9 @@
 
 mod pair;
 
-use meshlink_core::noise::{CipherState, TAG_LEN};
 use meshlink_core::wire::kind::{self, DATA};
-use meshlink_core::wire::{Header, Hello};
-use meshlink_core::{Config, Error, ErrorCode, Instant, Keypair, Node, Priority, TransportKind};
-use pair::{pattern, Ev, Pair};
-use serde_json::Value;
+use meshlink_core::{Config, Error, ErrorCode, Priority, TransportKind};
+use pair::{last_counter, pattern, seal, Ev, Pair, Scenario};
 
 const BOTH: [TransportKind; 2] = [TransportKind::Stream, TransportKind::Datagram];
 
@@ -60,92 +57,6 @@ fn send_kind_takes_only_application_kinds() {
 }
 
 // ---------------------------------------------------------------- unknown kinds
-
-fn b32(v: &Value) -> [u8; 32] {
-    hex::decode(v.as_str().unwrap()).unwrap().try_into().unwrap()
-}
-
-fn num(v: &Value) -> u64 {
-    v.as_u64().unwrap()
-}
-
-/// The XX scenario of `tests/vectors/handshake.json`: its nodes rebuilt from their recorded
-/// secrets and seeds, so the test knows the transport keys and can seal records of any
-/// kind, as a peer with a newer or different implementation would.
-struct Scenario {
-    v: Value,
-}
-
-impl Scenario {
-    fn load() -> Self {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors/handshake.json");
-        let f: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let v = f["vectors"].as_array().unwrap().iter().find(|v| v["name"] == "xx").unwrap().clone();
-        Scenario { v }
-    }
-
-    fn node(&self, side: &str) -> pair::TNode {
-        let s = &self.v[side];
-        let c = &s["config"];
-        let cfg = Config {
-            hello: Hello::named(c["hello_name"].as_str().unwrap()).unwrap(),
-            max_frame: num(&c["max_frame"]) as usize,
-            max_datagram: num(&c["max_datagram"]) as usize,
-            max_message: num(&c["max_message"]) as usize,
-            send_queue: num(&c["send_queue"]) as usize,
-            ik_fast_path: c["ik_fast_path"].as_bool().unwrap(),
-            ..Config::default()
-        }
-        .with_network_id(&hex::decode(c["network_id"].as_str().unwrap()).unwrap())
-        .unwrap();
-        let len = cfg.slot_buffer_len();
-        Node::new(cfg, Keypair::from_secret(b32(&s["static_secret"])), b32(&s["seed"]), || vec![0; len]).unwrap()
-    }
-
-    fn pair(&self, t: TransportKind) -> Pair {
-        let now = Instant::from_micros(num(&self.v["now_us"]));
-        let expected = self.v["connect_with_expected_key"].as_bool().unwrap();
-        Pair::connect(t, [self.node("initiator"), self.node("responder")], now, expected)
-    }
-}
-
-/// The transport records side 0 has sent so far: the highest counter.
-fn last_counter(p: &Pair) -> u64 {
-    let mut last = 0;
-    for (from, bytes) in p.tap.iter().filter(|(from, _)| *from == 0) {
-        let _ = from;
-        let mut records = vec![];
-        match p.kind {
-            TransportKind::Datagram => records.push(&bytes[..]),
-            TransportKind::Stream => {
-                let mut at = 0;
-                while at + 2 <= bytes.len() {
-                    let len = usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
-                    records.push(&bytes[at + 2..at + 2 + len]);
-                    at += 2 + len;
-                }
-            }
-        }
-        for r in records {
-            if let Ok(Header::Transport { counter, .. }) = Header::parse(r) {
-                last = last.max(counter);
-            }
-        }
-    }
-    last
-}
-
-/// Seals `plaintext` as the initiator's transport record number `counter`.
-fn seal(s: &Scenario, counter: u64, plaintext: &[u8]) -> Vec<u8> {
-    let key = b32(&s.v["transport_keys"]["initiator_to_responder"]);
-    let receiver = num(&s.v["responder"]["index"]) as u32;
-    let mut rec = vec![0u8; 16 + plaintext.len() + TAG_LEN];
-    Header::Transport { phase: 0, receiver, counter }.encode(&mut rec).unwrap();
-    rec[16..16 + plaintext.len()].copy_from_slice(plaintext);
-    let (hdr, body) = rec.split_at_mut(16);
-    CipherState::new(key).encrypt_at(counter, hdr, body, plaintext.len()).unwrap();
-    rec
-}
 
 #[test]
 fn a_kind_outside_the_application_range_gets_the_typed_unknown_kind_reply() {

@@ -4,7 +4,8 @@
 
 mod pair;
 
-use meshlink_core::{Config, Error, Priority, QueueShares, TransportKind};
+use meshlink_core::wire::WireError;
+use meshlink_core::{Config, DisconnectReason, Error, Priority, QueueShares, TransportKind};
 use pair::{node, pattern, Pair};
 
 const BOTH: [TransportKind; 2] = [TransportKind::Stream, TransportKind::Datagram];
@@ -176,4 +177,71 @@ fn node_err(c: &Config) -> Error {
         vec![0; len]
     })
     .unwrap_err()
+}
+
+// ------------------------------------------------ the receiver's side, from a peer with the keys
+
+fn chunk(kind: u8, msg_id: u32, total: u32, offset: u32, bytes: &[u8]) -> Vec<u8> {
+    let mut pt = vec![0u8; bytes.len() + 32];
+    let n = meshlink_core::wire::Packet::Data { kind, msg_id, total, offset, bytes }.encode(&mut pt).unwrap();
+    pt.truncate(n);
+    pt
+}
+
+/// Feeds side 1 of the vector scenario the given chunks as the initiator's next records.
+fn inject(p: &mut Pair, s: &pair::Scenario, counter: &mut u64, chunks: &[Vec<u8>]) {
+    for c in chunks {
+        *counter += 1;
+        let wire = pair::sealed_wire(p, s, *counter, c);
+        p.deliver(1, &wire);
+    }
+}
+
+#[test]
+fn a_receiver_assembles_interleaved_messages_on_both_transports() {
+    let s = pair::Scenario::load();
+    for t in BOTH {
+        let mut p = s.pair(t);
+        let mut counter = pair::last_counter(&p);
+        let (a, b) = (pattern(7, 2000), pattern(8, 1500));
+        inject(
+            &mut p,
+            &s,
+            &mut counter,
+            &[
+                chunk(LOW, 100, 2000, 0, &a[..900]),
+                chunk(HIGH, 101, 1500, 0, &b[..700]),
+                chunk(NORMAL, 102, 5, 0, b"whole"), // one record, between the two
+                chunk(LOW, 100, 2000, 900, &a[900..]),
+                chunk(HIGH, 101, 1500, 700, &b[700..]),
+            ],
+        );
+        assert_eq!(p.messages(1), vec![(NORMAL, b"whole".to_vec()), (LOW, a), (HIGH, b)], "{t:?}");
+        assert_eq!(p.n[1].stats().connected, 1, "{t:?}");
+    }
+}
+
+#[test]
+fn a_stream_peer_interleaving_beyond_our_room_ends_the_session_a_datagram_one_loses_a_message() {
+    // The scenario's max_message is 4096: two 3000-byte messages cannot be assembled at once.
+    let s = pair::Scenario::load();
+    let (a, b) = (pattern(9, 3000), pattern(10, 3000));
+    let chunks = [chunk(LOW, 100, 3000, 0, &a[..1000]), chunk(HIGH, 101, 3000, 0, &b[..1000])];
+
+    let mut p = s.pair(TransportKind::Stream);
+    let mut counter = pair::last_counter(&p);
+    inject(&mut p, &s, &mut counter, &chunks);
+    let malformed = DisconnectReason::Error(Error::Wire(WireError::MalformedPacket));
+    assert_eq!(p.events[1], vec![pair::Ev::Disconnected(malformed)]);
+
+    // On datagrams chunks may be lost, so no room is not the sender's fault: the older
+    // message is given up for the newer one, and the session carries on.
+    let mut p = s.pair(TransportKind::Datagram);
+    let mut counter = pair::last_counter(&p);
+    inject(&mut p, &s, &mut counter, &chunks);
+    inject(&mut p, &s, &mut counter, &[chunk(HIGH, 101, 3000, 1000, &b[1000..2000])]);
+    inject(&mut p, &s, &mut counter, &[chunk(LOW, 100, 3000, 1000, &a[1000..2000])]);
+    inject(&mut p, &s, &mut counter, &[chunk(HIGH, 101, 3000, 2000, &b[2000..])]);
+    assert_eq!(p.messages(1), vec![(HIGH, b)]);
+    assert_eq!(p.n[1].stats().connected, 1);
 }
