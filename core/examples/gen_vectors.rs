@@ -104,8 +104,10 @@ fn packet_json(p: &Packet<'_>) -> Value {
     match *p {
         Packet::Ping { seq } => json!({"kind": "Ping", "kind_byte": 1, "seq": seq}),
         Packet::Pong { seq } => json!({"kind": "Pong", "kind_byte": 2, "seq": seq}),
-        Packet::Data { msg_id, total, offset, bytes } => json!({"kind": "Data", "kind_byte": 3, "msg_id": msg_id,
-            "total": total, "offset": offset, "bytes": hx(bytes)}),
+        Packet::Data { kind, msg_id, total, offset, bytes } => {
+            json!({"kind": "Data", "kind_byte": kind, "msg_id": msg_id,
+            "total": total, "offset": offset, "bytes": hx(bytes)})
+        }
         Packet::Error { code, detail } => json!({"kind": "Error", "kind_byte": 4, "code": code.to_u16(),
             "code_name": format!("{code:?}"), "detail": detail}),
         Packet::Close { reason } => json!({"kind": "Close", "kind_byte": 5, "reason": reason.to_u8(),
@@ -709,13 +711,20 @@ fn records_file() -> Value {
         sealed("ping", pk, 0, 0, Packet::Ping { seq: 0 }, json!({})),
         sealed("pong", pk, 0, 1, Packet::Pong { seq: 300 }, json!({})),
         sealed("ping-large-seq-and-counter", pk, 0, (1 << 40) + 17, Packet::Ping { seq: u32::MAX }, json!({})),
-        sealed("data-empty-message", pk, 0, 2, Packet::Data { msg_id: 0, total: 0, offset: 0, bytes: b"" }, json!({})),
+        sealed(
+            "data-empty-message",
+            pk,
+            0,
+            2,
+            Packet::Data { kind: 3, msg_id: 0, total: 0, offset: 0, bytes: b"" },
+            json!({}),
+        ),
         sealed(
             "data-single-chunk",
             pk,
             0,
             3,
-            Packet::Data { msg_id: 1, total: 11, offset: 0, bytes: b"hello world" },
+            Packet::Data { kind: 3, msg_id: 1, total: 11, offset: 0, bytes: b"hello world" },
             json!({}),
         ),
         sealed(
@@ -730,13 +739,28 @@ fn records_file() -> Value {
         sealed("close-normal", pk, 0, 9, Packet::Close { reason: CloseReason::Normal }, json!({})),
         sealed("close-threat", pk, 0, 10, Packet::Close { reason: CloseReason::Threat }, json!({})),
         sealed("close-unknown-reason", pk, 0, 11, Packet::Close { reason: CloseReason::Other(200) }, json!({})),
-        sealed("unknown-kind-application", pk, 0, 12, Packet::Unknown { kind: 0x40, body: b"app-defined" }, json!({})),
+        sealed(
+            "application-kind-0x40",
+            "PROTOCOL.md §8.2",
+            0,
+            12,
+            Packet::Data { kind: 0x40, msg_id: 2, total: 11, offset: 0, bytes: b"app-defined" },
+            json!({}),
+        ),
         sealed("unknown-kind-reserved", pk, 0, 13, Packet::Unknown { kind: 0xff, body: b"" }, json!({})),
+        sealed(
+            "unknown-kind-messaging",
+            "PROTOCOL.md §8.2",
+            0,
+            15,
+            Packet::Unknown { kind: 0x10, body: b"" },
+            json!({}),
+        ),
         sealed("ping-key-phase-1", "PROTOCOL.md §Rekey", 1, 14, Packet::Ping { seq: 5 }, json!({})),
     ];
     // A 2500-byte message in three chunks, as a 1200-byte datagram path would carry it.
     for (i, (off, len)) in [(0usize, 1000usize), (1000, 1000), (2000, 500)].into_iter().enumerate() {
-        let pkt = Packet::Data { msg_id: 7, total: 2500, offset: off as u32, bytes: &msg[off..off + len] };
+        let pkt = Packet::Data { kind: 3, msg_id: 7, total: 2500, offset: off as u32, bytes: &msg[off..off + len] };
         v.push(sealed(
             &format!("data-multi-chunk-{}-of-3", i + 1),
             pk,

@@ -19,6 +19,24 @@ pub enum ThreatPolicy {
     Drop,
 }
 
+/// How a peer's send queue (`Config::send_queue` bytes) is split between the priority
+/// classes ([`crate::Priority`]), in percent; the three sum to 100. Each class is a FIFO with
+/// its own byte cap, so a full class refuses only its own messages (`QueueFull`). A class
+/// with 0 % refuses every message. Default 10 / 60 / 30: the low class holds a whole
+/// default-size (64 KiB) message, the high class is for small urgent ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueShares {
+    pub high: u8,
+    pub normal: u8,
+    pub low: u8,
+}
+
+impl Default for QueueShares {
+    fn default() -> Self {
+        QueueShares { high: 10, normal: 60, low: 30 }
+    }
+}
+
 /// Everything a [`crate::Node`] can be told. `Config::default()` is a working node.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -45,6 +63,12 @@ pub struct Config {
     pub max_message: usize,
     /// Bytes of queued outgoing messages per peer; a full queue refuses `send` with `QueueFull`.
     pub send_queue: usize,
+    /// How `send_queue` is split between the priority classes.
+    pub queue_shares: QueueShares,
+    /// Most message bytes in one record. A record is the unit at which a higher priority
+    /// class overtakes a long message, so this bounds how long an urgent message waits
+    /// behind a bulk one: 16 KiB, TLS's largest record.
+    pub max_chunk: usize,
     /// Ping period (F12): 5 s, as the node daemon users already know.
     pub ping_interval: Duration,
     /// A ping without a pong after this long counts as lost.
@@ -93,6 +117,8 @@ impl Default for Config {
             max_datagram: 1200,
             max_message: 64 * 1024,
             send_queue: 256 * 1024,
+            queue_shares: QueueShares::default(),
+            max_chunk: 16 * 1024,
             ping_interval: Duration::from_secs(5),
             pong_timeout: Duration::from_secs(5),
             dead_peer_timeout: Duration::from_secs(20),
@@ -128,6 +154,31 @@ impl Config {
     /// the send queue.
     pub fn slot_buffer_len(&self) -> usize {
         self.rx_len() + self.max_message + self.send_queue
+    }
+
+    /// The byte cap of each priority class's queue (high, normal, low): its share of
+    /// `send_queue`, the normal class taking the rounding remainder so they sum exactly.
+    pub fn class_caps(&self) -> [usize; 3] {
+        let share = |pct: u8| self.send_queue / 100 * usize::from(pct) + self.send_queue % 100 * usize::from(pct) / 100;
+        let (high, low) = (share(self.queue_shares.high), share(self.queue_shares.low));
+        [high, self.send_queue.saturating_sub(high + low), low]
+    }
+
+    /// Checks the send queue settings: shares that sum to 100, a normal class that holds
+    /// at least one message of `min(max_message, 1024)` bytes (so `send` can work), and a
+    /// `max_chunk` of at least 1.
+    pub(crate) fn check_queues(&self) -> Result<(), crate::Error> {
+        let QueueShares { high, normal, low } = self.queue_shares;
+        if u32::from(high) + u32::from(normal) + u32::from(low) != 100 {
+            return Err(crate::Error::Config("queue_shares must sum to 100"));
+        }
+        if self.class_caps()[1] < self.max_message.min(1024) + crate::buffers::ENTRY_PREFIX {
+            return Err(crate::Error::Config("send_queue's normal share must hold at least one message"));
+        }
+        if self.max_chunk == 0 {
+            return Err(crate::Error::Config("max_chunk must be at least 1"));
+        }
+        Ok(())
     }
 
     pub(crate) fn rx_len(&self) -> usize {

@@ -44,7 +44,10 @@ pub enum Error {
     PeerTimeout,
     /// A message larger than the limit (ours on send, the peer's on receive).
     TooLarge { size: usize, max: usize },
-    /// The per-peer send queue cannot take this message now.
+    /// A send call was given a kind it does not take: `send_kind` takes application kinds
+    /// (`0x40..=0x7f`) only, `send_with` also Data (`0x03`).
+    InvalidKind { kind: u8 },
+    /// The per-peer send queue (of the message's priority class) cannot take this message now.
     QueueFull { needed: usize, free: usize },
     /// The peer's threat score is above the threshold (F05).
     Threat,
@@ -98,6 +101,7 @@ impl fmt::Display for Error {
             Error::HandshakeTimeout => f.write_str("handshake timed out"),
             Error::PeerTimeout => f.write_str("peer timed out"),
             Error::TooLarge { size, max } => write!(f, "message of {size} bytes exceeds the limit of {max}"),
+            Error::InvalidKind { kind } => write!(f, "packet kind 0x{kind:02x} cannot be sent here"),
             Error::QueueFull { needed, free } => write!(f, "send queue full: {needed} bytes needed, {free} free"),
             Error::Threat => f.write_str("peer refused: threat score above threshold"),
             Error::KeyExpired => f.write_str("record under an expired key"),

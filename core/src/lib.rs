@@ -41,7 +41,8 @@ pub mod session;
 pub mod time;
 pub mod wire;
 
-pub use config::{Config, ThreatPolicy};
+pub use buffers::Priority;
+pub use config::{Config, QueueShares, ThreatPolicy};
 pub use error::Error;
 pub use identity::{Keypair, PeerId};
 pub use node::{ConnId, Event, Node, NodeStats, PeerInfo, Transmit};

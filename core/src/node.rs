@@ -54,7 +54,7 @@ use heapless::{Deque, Vec};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::buffers::Layout;
+use crate::buffers::{Layout, Priority};
 use crate::config::{Config, ThreatPolicy};
 use crate::error::Error;
 use crate::identity::{Keypair, PeerId};
@@ -98,8 +98,9 @@ pub enum Event<'a> {
     /// A session finished its handshake and is confirmed (F06): the peer's Hello and the
     /// first quality figures (the handshake round trip).
     Connected { conn: ConnId, peer: PeerId, addr: SocketAddr, kind: TransportKind, hello: &'a Hello, quality: Quality },
-    /// A whole message from a peer (F20).
-    Message { conn: ConnId, peer: PeerId, data: &'a [u8] },
+    /// A whole message from a peer (F20). `kind` is [`crate::wire::kind::DATA`] for
+    /// [`Node::send`], else the application kind (`0x40..=0x7f`) it was sent with (F30).
+    Message { conn: ConnId, peer: PeerId, kind: u8, data: &'a [u8] },
     /// New quality figures after a pong (F12).
     QualityUpdate { conn: ConnId, peer: PeerId, quality: Quality },
     /// The peer sent a typed error (F29).
@@ -220,9 +221,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         if config.max_message > u32::MAX as usize {
             return Err(Error::Config("max_message must fit in 32 bits"));
         }
-        if config.send_queue < config.max_message.min(1024) + crate::buffers::ENTRY_PREFIX {
-            return Err(Error::Config("send_queue must hold at least one message"));
-        }
+        config.check_queues()?;
         config.hello.version = WIRE_VERSION;
         config.hello.max_frame = config.max_frame as u32;
         config.hello.max_datagram = config.max_datagram as u32;
@@ -391,6 +390,50 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         let slot = self.primary_slot(peer).ok_or(Error::UnknownPeer)?;
         let (ctx, sess, buf) = self.split(slot).ok_or(Error::UnknownPeer)?;
         sess.send(&ctx, buf, data)?;
+        self.after(slot, now);
+        Ok(())
+    }
+
+    /// Queues a message of an application kind (`0x40..=0x7f`, F30) at normal priority;
+    /// the peer receives it as `Event::Message { kind, .. }`. Any other kind is
+    /// `InvalidKind`.
+    pub fn send_kind(&mut self, now: Instant, peer: &PeerId, kind: u8, data: &[u8]) -> Result<(), Error> {
+        if !crate::wire::kind::is_application(kind) {
+            return Err(Error::InvalidKind { kind });
+        }
+        self.send_with(now, peer, kind, Priority::Normal, data)
+    }
+
+    /// Queues a message of `kind` (Data, `0x03`, or an application kind) in the queue of
+    /// `priority` ([`Priority`] says how the classes are served). A full class is
+    /// `QueueFull` for that class only.
+    ///
+    /// ```
+    /// # use meshlink_core::{Config, Error, Instant, Keypair, Node, Priority};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    /// # let cfg = Config::default();
+    /// # let mut node = Node::<Vec<u8>, 1>::new(cfg, Keypair::generate(&mut rng), [0; 32], || vec![0; 1 << 19]).unwrap();
+    /// # let peer = Keypair::generate(&mut rng).peer_id();
+    /// // Kinds below the application range are refused before anything else.
+    /// assert_eq!(node.send_with(Instant::ZERO, &peer, 0x01, Priority::High, b"x"), Err(Error::InvalidKind { kind: 0x01 }));
+    /// assert_eq!(node.send_with(Instant::ZERO, &peer, 0x40, Priority::High, b"x"), Err(Error::UnknownPeer));
+    /// ```
+    pub fn send_with(
+        &mut self,
+        now: Instant,
+        peer: &PeerId,
+        kind: u8,
+        priority: Priority,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        if kind != crate::wire::kind::DATA && !crate::wire::kind::is_application(kind) {
+            return Err(Error::InvalidKind { kind });
+        }
+        let now = self.tick(now);
+        let slot = self.primary_slot(peer).ok_or(Error::UnknownPeer)?;
+        let (ctx, sess, buf) = self.split(slot).ok_or(Error::UnknownPeer)?;
+        sess.send_with(&ctx, buf, kind, priority, data)?;
         self.after(slot, now);
         Ok(())
     }
@@ -725,8 +768,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
             EV_MESSAGE => {
                 let range = sess.msg_ready.take()?;
                 self.stats.msgs_in += 1;
+                let kind = sess.msg_kind;
                 let data = s.buf.as_ref().get(range)?;
-                Some(Event::Message { conn, peer, data })
+                Some(Event::Message { conn, peer, kind, data })
             }
             EV_QUALITY => {
                 sess.quality_dirty = false;

@@ -103,6 +103,7 @@ fn check_packet(p: &Value, plaintext: &[u8], what: &str) {
         "Ping" => Packet::Ping { seq: n("seq") as u32 },
         "Pong" => Packet::Pong { seq: n("seq") as u32 },
         "Data" => Packet::Data {
+            kind: n("kind_byte") as u8,
             msg_id: n("msg_id") as u32,
             total: n("total") as u32,
             offset: n("offset") as u32,

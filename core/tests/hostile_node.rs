@@ -938,8 +938,10 @@ fn max_message_edge() {
 
 #[test]
 fn send_queue_edge() {
-    // Two 4096-byte messages plus their 4-byte queue prefixes fill the queue exactly.
-    let config = Config { send_queue: 2 * (4096 + 4), ..cfg() };
+    // Two 4096-byte messages plus their 5-byte queue prefixes fill the queue exactly (all
+    // of it given to the normal class, which `send` uses).
+    let shares = meshlink_core::QueueShares { high: 0, normal: 100, low: 0 };
+    let config = Config { send_queue: 2 * (4096 + 5), queue_shares: shares, ..cfg() };
     let (mut net, a, h) = setup(Stream, config.clone());
     let b = net.add(config);
     net.connect(b, a, Datagram);
@@ -947,8 +949,8 @@ fn send_queue_edge() {
     let m = vec![0x5a; 4096];
     net.nodes[a].send(net.now, &pb, &m).unwrap();
     net.nodes[a].send(net.now, &pb, &m).unwrap();
-    assert_eq!(net.nodes[a].send(net.now, &pb, &m), Err(Error::QueueFull { needed: 4100, free: 0 }));
-    assert_eq!(net.nodes[a].send(net.now, &pb, b"x"), Err(Error::QueueFull { needed: 5, free: 0 }));
+    assert_eq!(net.nodes[a].send(net.now, &pb, &m), Err(Error::QueueFull { needed: 4101, free: 0 }));
+    assert_eq!(net.nodes[a].send(net.now, &pb, b"x"), Err(Error::QueueFull { needed: 6, free: 0 }));
     net.pump();
     assert!(net.take(b, |e| *e == Ev::Message { peer: pa, data: m.clone() }));
     assert!(net.take(b, |e| *e == Ev::Message { peer: pa, data: m.clone() }));

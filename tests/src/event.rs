@@ -28,7 +28,7 @@ impl SimEvent {
             Event::Connected { conn, peer, addr, kind, quality, .. } => {
                 SimEvent::Connected { peer, conn, kind, addr, quality }
             }
-            Event::Message { conn, peer, data } => SimEvent::Message { peer, conn, data: data.to_vec() },
+            Event::Message { conn, peer, data, .. } => SimEvent::Message { peer, conn, data: data.to_vec() },
             Event::QualityUpdate { conn, peer, quality } => SimEvent::Quality { peer, conn, quality },
             Event::RemoteError { conn, peer, code } => SimEvent::RemoteError { peer, conn, code },
             Event::Disconnected { conn, peer, addr, was_connected, reason } => {

@@ -30,7 +30,9 @@ pub fn config() -> Config {
         max_frame: 2048,
         max_datagram: 1200,
         max_message: 4096,
-        send_queue: 8192,
+        // Every priority class holds one largest message (4200 / 5600 / 4200 bytes).
+        send_queue: 14_000,
+        queue_shares: meshlink_core::QueueShares { high: 30, normal: 40, low: 30 },
         max_half_open: 2,
         rekey_after_time: core::time::Duration::from_secs(10),
         reject_after_time: core::time::Duration::from_secs(20),

@@ -7,6 +7,7 @@
 
 pub mod frame;
 pub mod hello;
+pub mod kind;
 pub mod packet;
 pub mod record;
 
