@@ -19,8 +19,12 @@ pub const DEFAULT_TCP_PORT: u16 = 7400;
 pub const DEFAULT_WS_PORT: u16 = 7401;
 pub const DEFAULT_UDP_PORT: u16 = 7402;
 
-/// Sessions one node can hold (the core's `N`). `limits.max_peers` may lower it.
-pub const MAX_SESSIONS: usize = 256;
+/// Default of `limits.max_peers`: the node's session capacity. An idle session costs its
+/// slot (a few KB; its buffer is lent only while it holds bytes), so this can be raised
+/// freely up to [`MAX_SESSIONS`].
+pub const DEFAULT_MAX_PEERS: usize = 1024;
+/// The most `limits.max_peers` may be: the core's slot-table ceiling (16-bit slot numbers).
+pub const MAX_SESSIONS: usize = meshlink_core::node::MAX_SLOTS;
 
 /// The whole host configuration, as in the TOML file.
 #[derive(Debug, Clone, Deserialize)]
@@ -177,7 +181,7 @@ impl Default for Limits {
     fn default() -> Self {
         let core = Config::default();
         Limits {
-            max_peers: MAX_SESSIONS,
+            max_peers: DEFAULT_MAX_PEERS,
             max_half_open: core.max_half_open,
             max_half_open_per_ip: core.max_half_open_per_ip,
             max_connections: 512,
