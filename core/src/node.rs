@@ -383,6 +383,11 @@ where
         self.cap as usize
     }
 
+    /// The buffer pool (for its own figures: buffers lent, spares kept).
+    pub fn pool(&self) -> &P {
+        &self.pool
+    }
+
     fn tick(&mut self, now: Instant) -> Instant {
         if now > self.last_now {
             self.last_now = now;
