@@ -260,6 +260,9 @@ pub struct Node<P: BufferPool, S> {
     heap_len: u32,
     half_open_in: HalfOpenList,
     threat_len: u32,
+    /// The slot whose message the last `poll_event` lent out: re-examined (and its buffer
+    /// handed back if now idle) at the next `poll_event`.
+    lent_msg: u32,
     replies: Deque<(SocketAddr, [u8; 8]), REPLY_QUEUE>,
     stats: NodeStats,
     last_now: Instant,
@@ -363,6 +366,7 @@ where
             heap_len: 0,
             half_open_in: HalfOpenList::new(),
             threat_len: 0,
+            lent_msg: NIL,
             replies: Deque::new(),
             stats: NodeStats::default(),
             last_now: Instant::ZERO,
@@ -974,6 +978,10 @@ where
 
     /// The next event, if any. A `Message` borrows the node until the next call.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        if self.lent_msg != NIL {
+            let lent = core::mem::replace(&mut self.lent_msg, NIL) as usize;
+            self.refresh(lent);
+        }
         let (slot, bit) = self.next_event()?;
         let now = self.last_now;
         let conn = self.conn_of(slot);
@@ -1000,6 +1008,7 @@ where
             EV_MESSAGE => {
                 let range = sess.msg_ready.take()?;
                 self.stats.msgs_in += 1;
+                self.lent_msg = slot as u32;
                 let data = s.buf.as_ref()?.as_ref().get(range)?;
                 Some(Event::Message { conn, peer, data })
             }

@@ -68,7 +68,7 @@ pub struct Listen {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Sessions (connected plus handshaking), at most 256.
+    /// Sessions (connected plus handshaking): the node's capacity, 1..=65535 (default 1024).
     pub max_peers: usize,
     /// Handshakes in progress (flood cap).
     pub max_half_open: usize,
@@ -328,6 +328,8 @@ impl HostConfig {
             "refuse" => ThreatPolicy::Refuse,
             p => return Err(bad(format!("threat.policy must be \"drop\" or \"refuse\", not {p:?}"))),
         };
+        // The core's own checks (timers, limits), named by the core's field names.
+        c.validate().map_err(|e| bad(format!("core configuration: {e}")))?;
         Ok(c)
     }
 }
@@ -380,6 +382,20 @@ mod tests {
         assert_eq!(full.name, "my-node");
         assert_eq!(full.peers.len(), 1);
         full.core_config().unwrap();
+    }
+
+    /// The session cap is configuration, not a constant: 1..=65535, default 1024.
+    #[test]
+    fn max_peers_is_configurable_up_to_the_core_ceiling() {
+        assert_eq!(HostConfig::default().core_config().unwrap().max_peers, DEFAULT_MAX_PEERS);
+        for (n, ok) in [(0, false), (1, true), (10_000, true), (65_535, true), (65_536, false)] {
+            let mut c = HostConfig::default();
+            c.limits.max_peers = n;
+            match c.core_config() {
+                Ok(core) => assert!(ok && core.max_peers == n, "{n}"),
+                Err(e) => assert!(!ok && e.to_string().contains("max_peers"), "{n}: {e}"),
+            }
+        }
     }
 
     #[test]
