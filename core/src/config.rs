@@ -30,7 +30,8 @@ pub struct Config {
     /// Our node information, sent in the handshake (F15). `max_frame`, `max_datagram` and `max_message` are
     /// filled in by the node from the limits below.
     pub hello: Hello,
-    /// Most sessions (connected plus handshaking), at most the node's `PEERS` capacity.
+    /// Most sessions (connected plus handshaking), at most the slot table's length (the
+    /// node lowers it to that).
     pub max_peers: usize,
     /// Most sessions still in the handshake (flood cap; WireGuard-style half-open bound).
     pub max_half_open: usize,

@@ -27,7 +27,7 @@
 //! with the number of peers is the caller's, given to [`Node::new`]:
 //!
 //! - **The slot table** `S: AsRef<[Slot<B>]> + AsMut<[Slot<B>]>`, one [`Slot`] per possible
-//!   session (about 6 KB each: the session's keys, handshake, replay window, reassembly
+//!   session (about 4.9 KB each: the session's keys, handshake, replay window, reassembly
 //!   table and the node's index links). Its length is the hard capacity (at most 65,535);
 //!   `Config::max_peers` sets the run-time limit within it. A host builds it in place on the
 //!   heap with [`slot_table`] (feature `alloc`); firmware puts an array in a `static` (for

@@ -79,10 +79,17 @@ async fn client(i: usize, server: SocketAddr, server_id: PeerId, gate: Arc<Semap
     let epoch = std::time::Instant::now();
     let src = Ipv4Addr::new(127, 0, (1 + i / 250 % 250) as u8, (2 + i % 250) as u8);
     let sock = TcpSocket::new_v4().unwrap();
-    if sock.bind((src, 0).into()).is_err() {
+    if let Err(e) = sock.bind((src, 0).into()) {
+        eprintln!("client {i}: bind {src}: {e}");
         return;
     }
-    let Ok(mut s) = sock.connect(server).await else { return };
+    let mut s = match sock.connect(server).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("client {i}: connect: {e}");
+            return;
+        }
+    };
     let cfg = Config { max_message: 1024, send_queue: 4096, max_frame: 2048, ..Config::default() };
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
@@ -180,14 +187,17 @@ fn main() {
         for i in 0..peers {
             tokio::spawn(client(i, addr, id, gate.clone(), up.clone()));
         }
-        let mut last = 0;
+        // Until all are up, or no progress for 10 s (a client that failed is reported).
+        let (mut last, mut since) = (0, std::time::Instant::now());
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let n = up.load(Ordering::Relaxed);
-            if n >= peers || (n == last && began.elapsed() > Duration::from_secs(600)) {
+            if n != last {
+                (last, since) = (n, std::time::Instant::now());
+            }
+            if n >= peers || since.elapsed() > Duration::from_secs(10) {
                 break;
             }
-            last = n;
         }
         let setup = began.elapsed();
         // Let the peers sit idle through a few ping rounds (5 s interval).
