@@ -25,7 +25,7 @@ use meshlink_core::session::{AMPLIFICATION_FACTOR, HANDSHAKE_RECORD_MAX, INIT_MI
 use meshlink_core::wire::frame::{FrameDecoder, FrameProgress};
 use meshlink_core::wire::record::INIT_HEADER_LEN;
 use meshlink_core::wire::{CloseReason, ErrorCode, Header, Hello, Packet, RejectCode, HELLO_MAX_LEN, WIRE_VERSION};
-use meshlink_core::{Config, Error, Event, Instant, Keypair, Node, TransportKind};
+use meshlink_core::{Config, Error, Event, HeapNode, Instant, Keypair, TransportKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde_json::{json, Value};
@@ -122,15 +122,14 @@ fn frame(record: &[u8]) -> Vec<u8> {
 
 // =========================================================================== node transcripts
 
-type VNode = Node<Vec<u8>, 2>;
+type VNode = HeapNode;
 const ROLES: [&str; 2] = ["initiator", "responder"];
 const NOW: Instant = Instant::from_millis(1_000);
 const ADDR_I: &str = "192.0.2.1:1000";
 const ADDR_R: &str = "192.0.2.2:2000";
 
 fn node(c: &Config, secret: [u8; 32], seed: [u8; 32]) -> VNode {
-    let len = c.slot_buffer_len();
-    VNode::new(c.clone(), Keypair::from_secret(secret), seed, || vec![0; len]).unwrap()
+    VNode::with_capacity(c.clone(), Keypair::from_secret(secret), seed, 2).unwrap()
 }
 
 /// Splits a transmit into records (a stream transmit holds several frames).

@@ -20,13 +20,12 @@ use crate::config::Config;
 /// a long message between two of its chunks.
 ///
 /// ```
-/// # use meshlink_core::{Config, Event, Instant, Keypair, Node, Priority, TransportKind};
+/// # use meshlink_core::{Config, Event, HeapNode, Instant, Keypair, Priority, TransportKind};
 /// # use rand_core::SeedableRng;
 /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
 /// # let cfg = Config { max_message: 1024, send_queue: 8192, max_frame: 2048, ..Config::default() };
-/// # let len = cfg.slot_buffer_len();
-/// # let mut a = Node::<Vec<u8>, 2>::new(cfg.clone(), Keypair::generate(&mut rng), [1; 32], || vec![0; len]).unwrap();
-/// # let mut b = Node::<Vec<u8>, 2>::new(cfg, Keypair::generate(&mut rng), [2; 32], || vec![0; len]).unwrap();
+/// # let mut a = HeapNode::with_capacity(cfg.clone(), Keypair::generate(&mut rng), [1; 32], 2).unwrap();
+/// # let mut b = HeapNode::with_capacity(cfg, Keypair::generate(&mut rng), [2; 32], 2).unwrap();
 /// # let addr = "127.0.0.1:1".parse().unwrap();
 /// # let now = Instant::ZERO;
 /// # let ca = a.connect(now, TransportKind::Stream, addr, Some(b.peer_id())).unwrap();

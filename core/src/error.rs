@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::config::ConfigError;
 use crate::identity::PeerId;
 use crate::noise::NoiseError;
 use crate::replay::ReplayError;
@@ -59,8 +60,23 @@ pub enum Error {
     UnexpectedRecord,
     /// A caller buffer is too small.
     BufferTooSmall { required: usize },
-    /// The configuration is inconsistent; the text says which field.
+    /// The configuration is inconsistent; the text says what (adapters' own checks).
     Config(&'static str),
+    /// A configuration field is zero, absurd or inconsistent ([`crate::Config::validate`]).
+    InvalidConfig(ConfigError),
+    /// The buffer pool had no buffer for this session (a fixed pool smaller than the slot
+    /// table, or a slot built without one).
+    NoBuffer,
+    /// The handshake reached our own static key: this node dialled itself.
+    SelfConnect,
+    /// The half-open table was full and a newer inbound handshake took this one's place.
+    HandshakeEvicted,
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::InvalidConfig(e)
+    }
 }
 
 impl From<WireError> for Error {
@@ -109,6 +125,10 @@ impl fmt::Display for Error {
             Error::UnexpectedRecord => f.write_str("unexpected record for the session state"),
             Error::BufferTooSmall { required } => write!(f, "buffer too small: {required} bytes required"),
             Error::Config(field) => write!(f, "invalid configuration: {field}"),
+            Error::InvalidConfig(e) => write!(f, "invalid configuration: {e}"),
+            Error::NoBuffer => f.write_str("no slot buffer available for the session"),
+            Error::SelfConnect => f.write_str("the peer is this node itself"),
+            Error::HandshakeEvicted => f.write_str("handshake evicted by a newer one (half-open table full)"),
         }
     }
 }

@@ -190,6 +190,12 @@ impl Reassembly {
         }
     }
 
+    /// Whether any message is being assembled (its bytes live in the slot buffer, which
+    /// an idle session may otherwise give back).
+    pub fn busy(&self) -> bool {
+        self.entries.iter().any(|e| e.live)
+    }
+
     /// Whether message `id` is being assembled.
     pub fn assembling(&self, id: u32) -> bool {
         self.entries.iter().any(|e| e.live && e.id == id)

@@ -21,7 +21,7 @@ use meshlink_core::wire::record::INIT_HEADER_LEN;
 use meshlink_core::wire::{
     CloseReason, ErrorCode, Header, Hello, Packet, RejectCode, WireError, HELLO_MAX_LEN, WIRE_VERSION,
 };
-use meshlink_core::{Config, ConnId, Error, Event, Instant, Keypair, Node, TransportKind};
+use meshlink_core::{Config, ConnId, Error, Event, HeapNode, Instant, Keypair, TransportKind};
 use serde_json::Value;
 
 fn load(file: &str) -> Value {
@@ -148,7 +148,7 @@ fn check_documented(file: &str) -> Value {
 
 // =========================================================================== handshake.json
 
-type VNode = Node<Vec<u8>, 2>;
+type VNode = HeapNode;
 
 /// Runs the recorded scenario on fresh nodes; every record as (0 initiator / 1 responder, bytes).
 fn run(v: &Value, kind: TransportKind) -> Vec<(usize, Vec<u8>)> {
@@ -160,8 +160,7 @@ fn run(v: &Value, kind: TransportKind) -> Vec<(usize, Vec<u8>)> {
     ];
     let mut n = sides.map(|s| {
         let c = config(&s["config"]);
-        let len = c.slot_buffer_len();
-        VNode::new(c, Keypair::from_secret(b32(&s["static_secret"])), b32(&s["seed"]), || vec![0; len]).unwrap()
+        VNode::with_capacity(c, Keypair::from_secret(b32(&s["static_secret"])), b32(&s["seed"]), 2).unwrap()
     });
     let ids = [n[0].peer_id(), n[1].peer_id()];
     let expected = v["connect_with_expected_key"].as_bool().unwrap().then_some(ids[1]);
@@ -530,10 +529,8 @@ fn malformed_error(f: &Value, v: &Value) -> (String, String) {
         layer => {
             let nd = &f["node"];
             let c = config(&nd["config"]);
-            let len = c.slot_buffer_len();
             let mut n =
-                VNode::new(c, Keypair::from_secret(b32(&nd["static_secret"])), b32(&nd["seed"]), || vec![0; len])
-                    .unwrap();
+                VNode::with_capacity(c, Keypair::from_secret(b32(&nd["static_secret"])), b32(&nd["seed"]), 2).unwrap();
             let now = Instant::from_micros(num(&nd["now_us"]));
             let from: SocketAddr = nd["hostile_addr"].as_str().unwrap().parse().unwrap();
             let r: Result<(), Error> = match layer {

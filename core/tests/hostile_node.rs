@@ -29,13 +29,15 @@ use meshlink_core::wire::hello::{
     bounded, CAPABILITIES_MAX, CAPABILITY_LEN_MAX, KEY_LEN_MAX, LOCATION_MAX, METADATA_MAX, NAME_MAX, RESOURCES_MAX,
 };
 use meshlink_core::wire::{Hello, RejectCode, VersionRange, WireError, HELLO_MAX_LEN, WIRE_VERSION};
-use meshlink_core::{CloseReason, Config, ConnId, DisconnectReason, Error, ErrorCode, Instant, Keypair, Node, PeerId};
+use meshlink_core::{
+    CloseReason, Config, ConnId, DisconnectReason, Error, ErrorCode, HeapNode, Instant, Keypair, PeerId,
+};
 use meshlink_core::{ThreatPolicy, Transmit, TransportKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 const CAP: usize = 24;
-type TestNode = Node<Vec<u8>, CAP>;
+type TestNode = HeapNode;
 use TransportKind::{Datagram, Stream};
 
 /// Small limits, so the edges are cheap to reach.
@@ -95,9 +97,8 @@ impl Net {
 
     fn add(&mut self, config: Config) -> usize {
         let i = self.nodes.len();
-        let len = config.slot_buffer_len();
         let kp = Keypair::from_secret([i as u8 + 1; 32]);
-        self.nodes.push(TestNode::new(config, kp, [0x40 + i as u8; 32], || vec![0; len]).unwrap());
+        self.nodes.push(TestNode::with_capacity(config, kp, [0x40 + i as u8; 32], CAP).unwrap());
         self.addrs.push(SocketAddr::from(([10, 0, 0, i as u8 + 1], 4000)));
         self.events.push(Vec::new());
         i

@@ -145,11 +145,11 @@ fn queue_settings_are_validated() {
     let bad = |c: Config| node_err(&c);
     assert_eq!(
         bad(Config { queue_shares: QueueShares { high: 10, normal: 60, low: 20 }, ..cfg() }),
-        Error::Config("queue_shares must sum to 100")
+        cfg_err("queue_shares", "must sum to 100")
     );
     assert_eq!(
         bad(Config { queue_shares: QueueShares { high: 255, normal: 100, low: 1 }, ..cfg() }),
-        Error::Config("queue_shares must sum to 100")
+        cfg_err("queue_shares", "must sum to 100")
     );
     // The normal class must hold one message of min(max_message, 1024) bytes: 1029 here.
     let edge = |normal: u8, send_queue: usize| Config {
@@ -160,9 +160,9 @@ fn queue_settings_are_validated() {
         ..cfg()
     };
     let _ = node(&edge(100, 1029), 1, 1);
-    assert_eq!(bad(edge(100, 1028)), Error::Config("send_queue's normal share must hold at least one message"));
-    assert_eq!(bad(edge(0, 1_000_000)), Error::Config("send_queue's normal share must hold at least one message"));
-    assert_eq!(bad(Config { max_chunk: 0, ..cfg() }), Error::Config("max_chunk must be at least 1"));
+    assert_eq!(bad(edge(100, 1028)), cfg_err("send_queue", "its normal share must hold at least one message"));
+    assert_eq!(bad(edge(0, 1_000_000)), cfg_err("send_queue", "its normal share must hold at least one message"));
+    assert_eq!(bad(Config { max_chunk: 0, ..cfg() }), cfg_err("max_chunk", "must be at least 1"));
     // A one-byte chunk still carries every message.
     let mut p = Pair::new(TransportKind::Datagram, Config { max_chunk: 1, max_message: 1024, ..cfg() });
     let b = p.id(1);
@@ -172,11 +172,8 @@ fn queue_settings_are_validated() {
 }
 
 fn node_err(c: &Config) -> Error {
-    let len = c.slot_buffer_len();
-    meshlink_core::Node::<Vec<u8>, 1>::new(c.clone(), meshlink_core::Keypair::from_secret([1; 32]), [0; 32], || {
-        vec![0; len]
-    })
-    .unwrap_err()
+    meshlink_core::HeapNode::with_capacity(c.clone(), meshlink_core::Keypair::from_secret([1; 32]), [0; 32], 1)
+        .unwrap_err()
 }
 
 // ------------------------------------------------ the receiver's side, from a peer with the keys
@@ -244,4 +241,8 @@ fn a_stream_peer_interleaving_beyond_our_room_ends_the_session_a_datagram_one_lo
     inject(&mut p, &s, &mut counter, &[chunk(HIGH, 101, 3000, 2000, &b[2000..])]);
     assert_eq!(p.messages(1), vec![(HIGH, b)]);
     assert_eq!(p.n[1].stats().connected, 1);
+}
+
+fn cfg_err(field: &'static str, problem: &'static str) -> Error {
+    Error::InvalidConfig(meshlink_core::ConfigError { field, problem })
 }

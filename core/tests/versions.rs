@@ -14,10 +14,10 @@ use meshlink_core::noise::symmetric::hash;
 use meshlink_core::noise::{CipherState, HandshakeParams, HandshakeState, Pattern, Role, TAG_LEN};
 use meshlink_core::session::INIT_MIN_DATAGRAM;
 use meshlink_core::wire::{ErrorCode, Header, Hello, Packet, VersionRange, WireError, WIRE_VERSION};
-use meshlink_core::{Config, ConnId, DisconnectReason, Error, Event, Instant, Keypair, Node, PeerId, TransportKind};
+use meshlink_core::{Config, ConnId, DisconnectReason, Error, Event, Instant, Keypair, PeerId, TransportKind};
 use TransportKind::{Datagram, Stream};
 
-type N = Node<Vec<u8>, 4>;
+type N = meshlink_core::HeapNode;
 const NOW: Instant = Instant::from_millis(1_000);
 /// An extension type from the protocol range that version 2 does not define: what a newer
 /// node would add.
@@ -46,8 +46,7 @@ fn new() -> Config {
 }
 
 fn node(c: Config, secret: u8) -> N {
-    let len = c.slot_buffer_len();
-    N::new(c, Keypair::from_secret([secret; 32]), [secret.wrapping_add(1); 32], || vec![0; len]).unwrap()
+    N::with_capacity(c, Keypair::from_secret([secret; 32]), [secret.wrapping_add(1); 32], 4).unwrap()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -216,9 +215,8 @@ fn versions_without_overlap_fail_with_a_typed_error_on_both_sides() {
 fn a_version_range_is_validated() {
     for (min, max) in [(0, 2), (3, 2)] {
         let c = cfg("bad", min, max);
-        let len = c.slot_buffer_len();
-        let r = N::new(c, Keypair::from_secret([1; 32]), [2; 32], || vec![0; len]);
-        assert!(matches!(r, Err(Error::Config(_))), "{min}..={max}");
+        let r = N::with_capacity(c, Keypair::from_secret([1; 32]), [2; 32], 4);
+        assert!(matches!(r, Err(Error::InvalidConfig(e)) if e.field == "min_version"), "{min}..={max}");
     }
 }
 
@@ -509,9 +507,7 @@ fn a_hello_with_extensions_never_exceeds_hello_max_len() {
     assert_eq!(Hello::decode(&wire), Err(WireError::FieldTooLong { limit: HELLO_MAX_LEN }));
     // A node starts with the Hello at the bound, and refuses the one over it.
     let c = Config { hello: at, ..cfg("x", 2, 2) };
-    let len = c.slot_buffer_len();
-    assert!(N::new(c, Keypair::from_secret([1; 32]), [2; 32], || vec![0; len]).is_ok());
+    assert!(N::with_capacity(c, Keypair::from_secret([1; 32]), [2; 32], 4).is_ok());
     let c = Config { hello: over, ..cfg("x", 2, 2) };
-    let len = c.slot_buffer_len();
-    assert!(N::new(c, Keypair::from_secret([1; 32]), [2; 32], || vec![0; len]).is_err());
+    assert!(N::with_capacity(c, Keypair::from_secret([1; 32]), [2; 32], 4).is_err());
 }

@@ -19,8 +19,12 @@ pub const DEFAULT_TCP_PORT: u16 = 7400;
 pub const DEFAULT_WS_PORT: u16 = 7401;
 pub const DEFAULT_UDP_PORT: u16 = 7402;
 
-/// Sessions one node can hold (the core's `N`). `limits.max_peers` may lower it.
-pub const MAX_SESSIONS: usize = 256;
+/// Default of `limits.max_peers`: the node's session capacity. An idle session costs its
+/// slot (a few KB; its buffer is lent only while it holds bytes), so this can be raised
+/// freely up to [`MAX_SESSIONS`].
+pub const DEFAULT_MAX_PEERS: usize = 1024;
+/// The most `limits.max_peers` may be: the core's slot-table ceiling (16-bit slot numbers).
+pub const MAX_SESSIONS: usize = meshlink_core::node::MAX_SLOTS;
 
 /// The whole host configuration, as in the TOML file.
 #[derive(Debug, Clone, Deserialize)]
@@ -64,7 +68,7 @@ pub struct Listen {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Sessions (connected plus handshaking), at most 256.
+    /// Sessions (connected plus handshaking): the node's capacity, 1..=65535 (default 1024).
     pub max_peers: usize,
     /// Handshakes in progress (flood cap).
     pub max_half_open: usize,
@@ -177,7 +181,7 @@ impl Default for Limits {
     fn default() -> Self {
         let core = Config::default();
         Limits {
-            max_peers: MAX_SESSIONS,
+            max_peers: DEFAULT_MAX_PEERS,
             max_half_open: core.max_half_open,
             max_half_open_per_ip: core.max_half_open_per_ip,
             max_connections: 512,
@@ -324,6 +328,8 @@ impl HostConfig {
             "refuse" => ThreatPolicy::Refuse,
             p => return Err(bad(format!("threat.policy must be \"drop\" or \"refuse\", not {p:?}"))),
         };
+        // The core's own checks (timers, limits), named by the core's field names.
+        c.validate().map_err(|e| bad(format!("core configuration: {e}")))?;
         Ok(c)
     }
 }
@@ -376,6 +382,20 @@ mod tests {
         assert_eq!(full.name, "my-node");
         assert_eq!(full.peers.len(), 1);
         full.core_config().unwrap();
+    }
+
+    /// The session cap is configuration, not a constant: 1..=65535, default 1024.
+    #[test]
+    fn max_peers_is_configurable_up_to_the_core_ceiling() {
+        assert_eq!(HostConfig::default().core_config().unwrap().max_peers, DEFAULT_MAX_PEERS);
+        for (n, ok) in [(0, false), (1, true), (10_000, true), (65_535, true), (65_536, false)] {
+            let mut c = HostConfig::default();
+            c.limits.max_peers = n;
+            match c.core_config() {
+                Ok(core) => assert!(ok && core.max_peers == n, "{n}"),
+                Err(e) => assert!(!ok && e.to_string().contains("max_peers"), "{n}: {e}"),
+            }
+        }
     }
 
     #[test]

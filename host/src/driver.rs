@@ -21,21 +21,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use meshlink_core::{
-    ConnId, DisconnectReason, Event, Instant, Node, NodeStats, PeerId, PeerInfo, Quality, TransportKind,
-};
+use meshlink_core::{ConnId, DisconnectReason, Event, Instant, NodeStats, PeerId, PeerInfo, Quality, TransportKind};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use crate::config::MAX_SESSIONS;
 use crate::error::HostError;
 use crate::fanout::{reserve, Fanout};
 use crate::net::{self, ConnGuard, ConnTaskSets, ConnTasks, Dialed, Dialer, NetInput, StreamConn};
 use crate::reconnect::{Policy, ReconnectTarget, Targets};
 use crate::types::{HostEvent, PeerSummary, PeerUrl, Transport};
 
-pub(crate) type CoreNode = Node<Vec<u8>, MAX_SESSIONS>;
+pub(crate) type CoreNode = meshlink_core::HeapNode;
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, HostError>>;
 
 /// Undelivered events above which socket input pauses.

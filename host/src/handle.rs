@@ -19,8 +19,6 @@ use crate::types::{HostEvent, LocalAddrs, PeerSummary, PeerUrl, Transport};
 const EVENT_CAPACITY: usize = 1024;
 const COMMAND_CAPACITY: usize = 256;
 const NET_CAPACITY: usize = 256;
-/// Stack for building the node (several times its size, for unoptimised builds).
-const NODE_INIT_STACK: usize = 32 << 20;
 
 /// Starts nodes.
 pub struct Host;
@@ -30,21 +28,13 @@ impl Host {
     /// the current tokio runtime.
     pub async fn start(config: HostConfig, keypair: Keypair) -> Result<HostHandle, HostError> {
         let core = config.core_config()?;
-        let len = core.slot_buffer_len();
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
         let peer_id = keypair.peer_id();
-        // The node holds MAX_SESSIONS sessions inline (over 1 MiB) and `Node::new` returns it
-        // by value: build it on a thread with a roomy stack, not on a runtime worker's.
-        let (tx, rx) = oneshot::channel();
-        std::thread::Builder::new()
-            .name("meshlink-init".into())
-            .stack_size(NODE_INIT_STACK)
-            .spawn(move || {
-                let _ = tx.send(CoreNode::new(core, keypair, seed, || vec![0u8; len]).map(Box::new));
-            })
-            .map_err(|e| HostError::io("spawn node init thread", e))?;
-        let node = rx.await.map_err(|_| HostError::Config("node construction failed".into()))??;
+        // The slot table is built in place on the heap and buffers are lent per session, so
+        // this is cheap at any capacity and needs no special stack.
+        let capacity = core.max_peers;
+        let node = CoreNode::with_capacity(core, keypair, seed, capacity).map(Box::new)?;
 
         let limiter = Limiter::new(config.limits.max_connections, config.limits.max_connections_per_ip);
         let (net_tx, net_rx) = mpsc::channel(NET_CAPACITY);

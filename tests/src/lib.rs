@@ -47,7 +47,7 @@ use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 
 use blake2::{Blake2s256, Digest};
-use meshlink_core::{Config, ConnId, Error, Instant, Keypair, Node, PeerId, TransportKind};
+use meshlink_core::{Config, ConnId, Error, Instant, Keypair, PeerId, TransportKind};
 
 pub use event::{NodeEvent, SimEvent};
 use link::LinkState;
@@ -57,7 +57,7 @@ use stream::{End, Pipe};
 /// Sessions per node when `Sim::new` is used; `Sim::<N>::with_slots` picks another.
 pub const DEFAULT_SLOTS: usize = 32;
 /// The node type the simulator drives.
-pub type SimNode<const N: usize = DEFAULT_SLOTS> = Node<Vec<u8>, N>;
+pub type SimNode<const N: usize = DEFAULT_SLOTS> = meshlink_core::HeapNode;
 /// Steps one virtual instant may take before the sim declares a livelock.
 pub const DEFAULT_STEP_LIMIT: u64 = 100_000;
 /// Every node's datagram (and stream listening) port.
@@ -211,8 +211,7 @@ impl<const N: usize> Sim<N> {
     }
 
     fn make_node(config: &Config, keypair: &Keypair, seed: [u8; 32]) -> Result<Box<SimNode<N>>, Error> {
-        let len = config.slot_buffer_len();
-        Node::new(config.clone(), keypair.clone(), seed, || vec![0u8; len]).map(Box::new)
+        SimNode::<N>::with_capacity(config.clone(), keypair.clone(), seed, N).map(Box::new)
     }
 
     pub fn node_count(&self) -> usize {

@@ -295,6 +295,13 @@ impl Session {
         self.phase == Phase::Established && self.announced
     }
 
+    /// Nothing of this session lives in its slot buffer (no partial frame, no
+    /// reassembly, no message waiting, an empty send queue): the node may lend the buffer
+    /// back to its pool and take another when bytes come.
+    pub fn buffer_idle(&self) -> bool {
+        !self.frame.is_mid_frame() && !self.reasm.busy() && self.msg_ready.is_none() && self.out.is_empty()
+    }
+
     /// The peer's max record, bounded by what this transport can carry.
     pub(super) fn max_record(&self, ctx: &Ctx<'_>) -> usize {
         // Our own limit for the transport, and the peer's announced limit for it.

@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 
 use meshlink_core::noise::{CipherState, TAG_LEN};
 use meshlink_core::wire::{Header, Hello};
-use meshlink_core::{Config, ConnId, DisconnectReason, ErrorCode, Event, Instant, Keypair, Node, TransportKind};
+use meshlink_core::{Config, ConnId, DisconnectReason, ErrorCode, Event, HeapNode, Instant, Keypair, TransportKind};
 use serde_json::Value;
 
-pub type TNode = Node<Vec<u8>, 4>;
+pub type TNode = HeapNode;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ev {
@@ -35,8 +35,7 @@ pub struct Pair {
 }
 
 pub fn node(cfg: &Config, secret: u8, seed: u8) -> TNode {
-    let len = cfg.slot_buffer_len();
-    Node::new(cfg.clone(), Keypair::from_secret([secret; 32]), [seed; 32], || vec![0; len]).unwrap()
+    HeapNode::with_capacity(cfg.clone(), Keypair::from_secret([secret; 32]), [seed; 32], 4).unwrap()
 }
 
 impl Pair {
@@ -192,8 +191,7 @@ impl Scenario {
         }
         .with_network_id(&hex::decode(c["network_id"].as_str().unwrap()).unwrap())
         .unwrap();
-        let len = cfg.slot_buffer_len();
-        Node::new(cfg, Keypair::from_secret(b32(&s["static_secret"])), b32(&s["seed"]), || vec![0; len]).unwrap()
+        HeapNode::with_capacity(cfg, Keypair::from_secret(b32(&s["static_secret"])), b32(&s["seed"]), 4).unwrap()
     }
 
     pub fn pair(&self, t: TransportKind) -> Pair {
