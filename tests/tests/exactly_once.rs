@@ -67,8 +67,8 @@ fn counts(seqs: &[u32]) -> BTreeMap<u32, usize> {
 
 fn connected_pair(seed: u64, kind: TransportKind, link: LinkConfig) -> (Sim, NodeIdx, NodeIdx) {
     let mut sim = Sim::new(seed);
-    let a = sim.add_node(config());
-    let b = sim.add_node(config());
+    let a = sim.add_node(config()).unwrap();
+    let b = sim.add_node(config()).unwrap();
     sim.set_links(a, b, link);
     sim.connect(a, b, kind, true).unwrap();
     run_connected(&mut sim, a, b, secs(30), "exactly once");
