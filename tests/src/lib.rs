@@ -90,7 +90,7 @@ use meshlink_core::{ConnId, Instant, TransportKind};
 use link::LinkState;
 pub use link::{Latency, LinkConfig, LinkStats, LossModel, StreamPartition};
 pub use machine::{Boot, Machine, Outgoing, Trace};
-pub use node::{SimEvent, SimNode, DEFAULT_SLOTS};
+pub use node::{build_node, SimEvent, SimNode, DEFAULT_SLOTS};
 use stream::{End, Pipe};
 
 /// Steps one virtual instant may take before the sim declares a livelock.

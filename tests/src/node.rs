@@ -8,7 +8,7 @@ use meshlink_core::{
     Config, ConnId, DisconnectReason, Error, ErrorCode, Event, Instant, Keypair, Node, PeerId, Quality, TransportKind,
 };
 
-use crate::machine::{Machine, Outgoing, Trace};
+use crate::machine::{Boot, Machine, Outgoing, Trace};
 use crate::{AddNodeError, NodeIdx, Sim};
 
 /// Sessions per node when `Sim::new` is used; `Sim::<SimNode<N>>::with_slots` picks another.
@@ -64,6 +64,13 @@ impl<const N: usize> Machine for SimNode<N> {
     }
 }
 
+/// Builds a core node as the sim does: its storage on the heap, its randomness from the
+/// [`Boot`]. For machines that wrap a node (a layer over it).
+pub fn build_node<const N: usize>(config: &Config, keypair: &Keypair, boot: &Boot) -> Result<SimNode<N>, Error> {
+    let len = config.slot_buffer_len();
+    Node::new(config.clone(), keypair.clone(), boot.rng_seed, || vec![0u8; len])
+}
+
 impl Sim {
     /// A simulation of core nodes with [`DEFAULT_SLOTS`] sessions each.
     pub fn new(seed: u64) -> Self {
@@ -87,10 +94,7 @@ impl<const N: usize> Sim<SimNode<N>> {
     /// Adds a core node with a given identity (its randomness still derives from the
     /// seed). A restart brings it back with the same keypair and config.
     pub fn add_node_with_keypair(&mut self, config: Config, keypair: Keypair) -> Result<NodeIdx, AddNodeError<Error>> {
-        self.add_machine(move |boot| {
-            let len = config.slot_buffer_len();
-            Node::new(config.clone(), keypair.clone(), boot.rng_seed, || vec![0u8; len])
-        })
+        self.add_machine(move |boot| build_node(&config, &keypair, boot))
     }
 
     /// Opens a connection from `a` to `b`; with `expect_key`, `a` names `b`'s key (F04,
@@ -151,10 +155,11 @@ impl SimEvent {
             Event::Connected { conn, peer, addr, kind, quality, .. } => {
                 SimEvent::Connected { peer, conn, kind, addr, quality }
             }
-            Event::Message { conn, peer, data } => SimEvent::Message { peer, conn, data: data.to_vec() },
-            Event::QualityUpdate { conn, peer, quality } => SimEvent::Quality { peer, conn, quality },
-            Event::RemoteError { conn, peer, code } => SimEvent::RemoteError { peer, conn, code },
-            Event::Disconnected { conn, peer, addr, was_connected, reason } => {
+            // `..` everywhere: a field the core adds compiles here until the sim copies it.
+            Event::Message { conn, peer, data, .. } => SimEvent::Message { peer, conn, data: data.to_vec() },
+            Event::QualityUpdate { conn, peer, quality, .. } => SimEvent::Quality { peer, conn, quality },
+            Event::RemoteError { conn, peer, code, .. } => SimEvent::RemoteError { peer, conn, code },
+            Event::Disconnected { conn, peer, addr, was_connected, reason, .. } => {
                 SimEvent::Disconnected { peer, conn, addr, reason, was_connected }
             }
         }

@@ -7,8 +7,8 @@ use core::net::SocketAddr;
 use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
 
-use meshlink_core::{Config, ConnId, Error, Event, Instant, Keypair, Node, PeerId, TransportKind};
-use meshlink_sim::{AddNodeError, Boot, LinkConfig, Machine, NodeIdx, Outgoing, Sim, SimNode, MAX_NODES};
+use meshlink_core::{Config, ConnId, Error, Event, Instant, Keypair, PeerId, TransportKind};
+use meshlink_sim::{build_node, AddNodeError, Boot, LinkConfig, Machine, NodeIdx, Outgoing, Sim, SimNode, MAX_NODES};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -260,7 +260,9 @@ fn adding_a_core_node_with_an_invalid_config_is_an_error_not_a_panic() {
 /// A layer on a core node, the shape of the later layers: it answers every message with
 /// its length, and reports messages as its own events.
 struct Responder {
-    node: SimNode,
+    /// Boxed: today's node is a large value (its sessions are inline), so a layer keeps
+    /// it behind a pointer rather than copying it through every constructor frame.
+    node: Box<SimNode>,
     /// The node answers in `poll_event`, which gets no time: the last input's time.
     now: Instant,
     replies: u32,
@@ -268,9 +270,7 @@ struct Responder {
 
 impl Responder {
     fn build(boot: &Boot, key: u8) -> Result<Self, Error> {
-        let config = Config::default();
-        let len = config.slot_buffer_len();
-        let node = Node::new(config, Keypair::from_secret([key; 32]), boot.rng_seed, || vec![0u8; len])?;
+        let node = Box::new(build_node(&Config::default(), &Keypair::from_secret([key; 32]), boot)?);
         Ok(Responder { node, now: Instant::ZERO, replies: 0 })
     }
 }
