@@ -64,14 +64,18 @@ cargo clippy --workspace --lib --bins -q -- -D warnings
 cargo clippy --workspace --all-targets -q
 
 step "no_std builds of meshlink-core"
-for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf wasm32-unknown-unknown; do
+no_std_targets=(thumbv7em-none-eabihf riscv32imac-unknown-none-elf wasm32-unknown-unknown)
+target_args=()
+for target in "${no_std_targets[@]}"; do
   if ! rustup target list --installed | grep -qx "$target"; then
     echo "FAIL: rustup target $target is missing (scripts/bootstrap.sh installs it)" >&2
     exit 1
   fi
-  cargo build -q -p meshlink-core --no-default-features --target "$target"
-  echo "ok: $target"
+  target_args+=(--target "$target")
 done
+# One cargo run for the three: their crates build in parallel rather than one after another.
+cargo build -q -p meshlink-core --no-default-features "${target_args[@]}"
+printf 'ok: %s\n' "${no_std_targets[@]}"
 
 if [ -x scripts/size-report.sh ]; then
   step "firmware size report"
