@@ -366,6 +366,9 @@ async fn print_events(mut events: tokio::sync::mpsc::Receiver<HostEvent>, starte
                 reason_text(&reason)
             ),
             HostEvent::Quality { .. } => {}
+            HostEvent::Lagged { dropped } => {
+                println!("{} lagged        {dropped} events missed (this reader was too slow)", at())
+            }
         }
     }
 }

@@ -47,6 +47,7 @@ impl Host {
         let node = rx.await.map_err(|_| HostError::Config("node construction failed".into()))??;
 
         let limiter = Limiter::new(config.limits.max_connections, config.limits.max_connections_per_ip);
+        let unheard = Arc::new(net::Unheard::default()); // shared by the listeners: one socket limit
         let (net_tx, net_rx) = mpsc::channel(NET_CAPACITY);
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
         let mut local = LocalAddrs::default();
@@ -70,8 +71,10 @@ impl Host {
                     _ => local.ws.push(bound),
                 }
                 let tls = if transport == Transport::Ws { ws_tls.clone() } else { None };
-                let opts = AcceptOpts { transport, upgrade_timeout: connect_timeout, keepalive, tls };
-                let task = net::accept_loop(l, opts, limiter.clone(), net_tx.clone());
+                let first_byte_timeout = config.first_byte_timeout();
+                let opts =
+                    AcceptOpts { transport, upgrade_timeout: connect_timeout, keepalive, tls, first_byte_timeout };
+                let task = net::accept_loop(l, opts, limiter.clone(), unheard.clone(), net_tx.clone());
                 tasks.push(tokio::spawn(task).abort_handle());
             }
         }
@@ -88,6 +91,8 @@ impl Host {
             udp_recv_buffer: config.limits.udp_recv_buffer,
             dialer: dialer.clone(),
             reconnect: Policy::new(&config.reconnect),
+            max_write_queue: config.limits.max_write_queue,
+            max_parked_sends: config.limits.max_parked_sends,
         };
         let driver = Driver::new(node, std::time::Instant::now(), cmd_rx, (net_rx, net_tx), udp, tasks, opts);
         tokio::spawn(driver.run());
