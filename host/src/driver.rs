@@ -42,6 +42,9 @@ use crate::types::{HostEvent, PeerSummary, PeerUrl, Transport};
 pub(crate) type CoreNode = Node<Vec<u8>, MAX_SESSIONS>;
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, HostError>>;
 
+/// Socket inputs handled per driver turn after the first (commands and the timer are
+/// served between turns).
+const NET_BATCH: usize = 32;
 /// Datagram bytes waiting for room in a full UDP socket above which application sends
 /// to datagram peers park (the stream writers' `HIGH_WATER`, for UDP).
 const UDP_HIGH_WATER: usize = 256 * 1024;
@@ -322,6 +325,13 @@ impl Driver {
                 input = self.net_rx.recv() => {
                     if let Some(i) = input {
                         self.net(i);
+                        // Take what else is queued before the next full turn: fewer
+                        // turns per byte is what lets the UDP reader keep up.
+                        for _ in 0..NET_BATCH {
+                            let Ok(i) = self.net_rx.try_recv() else { break };
+                            self.drain_events();
+                            self.net(i);
+                        }
                     }
                 }
                 () = writable(blocked_sock), if blocked.is_some() => {
@@ -575,9 +585,14 @@ impl Driver {
                     self.node.handle_stream_closed(conn, now);
                 }
             }
-            NetInput::Datagram { from, data } => {
-                if let Err(e) = self.node.handle_datagram(now, from, &data) {
-                    tracing::trace!("datagram from {from} dropped: {e}");
+            NetInput::Datagrams { batch } => {
+                for (from, data) in batch {
+                    if let Err(e) = self.node.handle_datagram(self.now(), from, &data) {
+                        tracing::trace!("datagram from {from} dropped: {e}");
+                    }
+                    // A message waiting in `poll_event` would make the next datagram of
+                    // its session bounce (WouldBlock): take events after each one.
+                    self.drain_events();
                 }
             }
             NetInput::Drained { conn } => tracing::trace!("{conn:?} drained"), // flush() retries parked sends
@@ -895,5 +910,29 @@ fn own_event(ev: Event<'_>, conns: &HashMap<ConnId, ConnTasks>) -> HostEvent {
             };
             HostEvent::Disconnected { conn, peer, addr, transport, was_connected, reason }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rank(local: &str, to: &str) -> Option<u8> {
+        udp_rank(local.parse().unwrap(), to.parse().unwrap())
+    }
+
+    #[test]
+    fn udp_socket_is_picked_by_destination() {
+        // A loopback-bound socket cannot reach another host: never for remote peers.
+        assert_eq!(rank("127.0.0.1:7402", "192.0.2.7:7402"), None);
+        assert_eq!(rank("127.0.0.1:7402", "127.0.0.1:9"), Some(0));
+        assert_eq!(rank("0.0.0.0:7402", "127.0.0.1:9"), Some(1));
+        assert_eq!(rank("0.0.0.0:7402", "192.0.2.7:9"), Some(1));
+        assert_eq!(rank("192.0.2.1:7402", "192.0.2.7:9"), Some(2));
+        assert_eq!(rank("192.0.2.1:7402", "127.0.0.1:9"), None);
+        // Families never mix (IPv6 sockets are v6-only).
+        assert_eq!(rank("[::]:7402", "127.0.0.1:9"), None);
+        assert_eq!(rank("0.0.0.0:7402", "[::1]:9"), None);
+        assert_eq!(rank("[::1]:7402", "[::1]:9"), Some(0));
     }
 }

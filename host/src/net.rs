@@ -64,9 +64,9 @@ pub(crate) enum NetInput {
     StreamClosed {
         conn: ConnId,
     },
-    Datagram {
-        from: SocketAddr,
-        data: Bytes,
+    /// Datagrams read in one wakeup of a UDP socket, in arrival order.
+    Datagrams {
+        batch: Vec<(SocketAddr, Bytes)>,
     },
     /// A reconnect attempt of target `id` dialled (generation `gen`, to drop stale ones).
     Redial {
@@ -357,19 +357,93 @@ async fn greet(
     }
 }
 
-/// Receives datagrams and hands them to the driver.
+/// Datagrams handed to the driver in one message at most: UDP has no flow control, so
+/// the reader must keep up with a fast sender, and one channel hop (and one driver turn)
+/// per datagram is what made it fall behind and the kernel drop.
+const UDP_BATCH: usize = 64;
+
+/// Receives datagrams and hands them to the driver, as many as are queued at once.
+///
+/// On Unix the reading happens on a thread of its own: a reader task waits behind the
+/// busy runtime workers (a bulk sender's driver, say), and every millisecond it waits
+/// the kernel buffer can overflow. A woken thread is scheduled at once. The thread ends
+/// when this future is dropped (the driver aborts it) or the driver goes away.
 pub(crate) async fn udp_reader(sock: Arc<UdpSocket>, net: mpsc::Sender<NetInput>) {
+    #[cfg(unix)]
+    {
+        struct StopOnDrop(Arc<AtomicBool>);
+        impl Drop for StopOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop = StopOnDrop(stop.clone());
+        let (done, ended) = tokio::sync::oneshot::channel::<()>();
+        let (s, n) = (sock.clone(), net.clone());
+        let spawned = std::thread::Builder::new().name("meshlink-udp".into()).spawn(move || {
+            read_udp_blocking(&s, &n, &stop);
+            drop(done);
+        });
+        if spawned.is_ok() {
+            let _ = ended.await;
+            return;
+        }
+    }
     let mut buf = vec![0u8; 65536];
     loop {
         match sock.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                let data = Bytes::copy_from_slice(&buf[..n]);
-                if net.send(NetInput::Datagram { from, data }).await.is_err() {
+                let mut batch = vec![(from, Bytes::copy_from_slice(&buf[..n]))];
+                while batch.len() < UDP_BATCH {
+                    match sock.try_recv_from(&mut buf) {
+                        Ok((n, from)) => batch.push((from, Bytes::copy_from_slice(&buf[..n]))),
+                        Err(_) => break,
+                    }
+                }
+                if net.send(NetInput::Datagrams { batch }).await.is_err() {
                     return;
                 }
             }
             // ICMP port-unreachable surfaces as ECONNREFUSED on Linux: not fatal.
             Err(e) => tracing::trace!("udp recv: {e}"),
+        }
+    }
+}
+
+/// The reader thread: poll(2) for input (waking every 100 ms to see `stop`), then read
+/// with plain syscalls (tokio's `try_recv_from` would trust the runtime's cached
+/// readiness, which nobody updates for this socket).
+#[cfg(unix)]
+fn read_udp_blocking(sock: &UdpSocket, net: &mpsc::Sender<NetInput>, stop: &AtomicBool) {
+    use std::os::fd::AsRawFd;
+    let raw = socket2::SockRef::from(sock);
+    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 65536];
+    while !stop.load(Ordering::SeqCst) && !net.is_closed() {
+        let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, for a socket this thread keeps open (it holds `sock`).
+        if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+            continue;
+        }
+        let mut batch = Vec::new();
+        while batch.len() < UDP_BATCH {
+            match raw.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let Some(from) = from.as_socket() else { continue };
+                    // SAFETY: `recv_from` initialised the first `n` bytes.
+                    let data = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+                    batch.push((from, Bytes::copy_from_slice(data)));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // ICMP port-unreachable surfaces as ECONNREFUSED on Linux: not fatal.
+                Err(e) => {
+                    tracing::trace!("udp recv: {e}");
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() && net.blocking_send(NetInput::Datagrams { batch }).is_err() {
+            return;
         }
     }
 }

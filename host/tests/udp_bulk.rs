@@ -1,7 +1,9 @@
 //! UDP on a lossless path loses nothing (issue 13, item 5): 20,000 messages of 16 KiB,
 //! sent over loopback as fast as `HostHandle::send` takes them, all arrive, in order.
 //! The sender waits for room when its socket is full instead of dropping the datagram,
-//! and the receiver keeps reading its socket whatever its subscribers do.
+//! and the receiver keeps reading its socket (on a thread of its own, in batches)
+//! whatever its subscribers do. Before: 175 to 4,856 of 20,000 missing, lost in the
+//! receiver's kernel buffer while its reader task waited for the busy runtime.
 
 use std::time::Duration;
 
@@ -69,14 +71,13 @@ async fn twenty_thousand_16k_messages_over_loopback_udp_all_arrive() {
     }
     sender.await.unwrap();
     let took = began.elapsed();
-    let (sa, sb) = (a.stats().await.unwrap(), b.stats().await.unwrap());
+    let sa = a.stats().await.unwrap();
     eprintln!(
         "udp bulk: up to {next} of {MESSAGES} x {SIZE} B, {missing} missing, in {took:?}; sender: {} send errors, {} waits; kernel receive-buffer drops (machine-wide) {}; lagged {lagged}",
         sa.udp_send_errors,
         sa.udp_send_waits,
         rcvbuf_errors() - drops0,
     );
-    let _ = sb;
     assert_eq!(lagged, 0, "the test's reader fell behind: not what this test measures");
     assert_eq!((next, missing), (MESSAGES, 0), "every message arrives");
     assert_eq!(sa.udp_send_errors, 0);
