@@ -240,6 +240,8 @@ fn build_config(args: &UpArgs, data_dir: &std::path::Path) -> Result<HostConfig,
 
 async fn up(args: UpArgs) -> Result<(), HostError> {
     let data_dir = args.dir.path();
+    // First: a second node on this dir must fail before it touches anything in it.
+    let _lock = meshlink_host::lock::lock_data_dir(&data_dir)?;
     let config = build_config(&args, &data_dir)?;
     let (kp, created) = identity::load_or_create(&data_dir)?;
     let mut peers = Vec::new();
