@@ -271,17 +271,24 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
+        let mut evicted = false;
         let guard = loop {
             match limiter.try_acquire(Some(addr.ip())) {
                 Ok(g) => break Some(g),
                 // The total is reached: a silent socket yields its slot to this one.
-                Err((true, _)) if unheard.evict_oldest() => {}
+                Err((true, _)) if unheard.evict_oldest() => evicted = true,
                 Err((_, limit)) => {
                     tracing::debug!("refused {transport} connection from {addr}: connection limit of {limit} reached");
                     break None;
                 }
             }
         };
+        if evicted {
+            // Let the evicted socket's task close it before accepting more: its slot is
+            // free already, its descriptor not yet, and a hot accept loop would pile up
+            // descriptors (EMFILE) faster than those tasks run.
+            tokio::task::yield_now().await;
+        }
         let Some(guard) = guard else { continue }; // dropping `sock` closes it
         tune(&sock, opts.keepalive);
         let (id, kick) = unheard.add(guard);

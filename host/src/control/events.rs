@@ -88,7 +88,12 @@ async fn stream(mut rx: broadcast::Receiver<Pushed>, tx: mpsc::Sender<Bytes>, re
         }
         next = tokio::select! {
             r = rx.recv() => match r {
-                Ok(Pushed::Event(ev)) => Some(format(&ev)),
+                Ok(Pushed::Event(ev)) => {
+                    if let HostEvent::Lagged { dropped } = *ev {
+                        state.counters.events_lagged.fetch_add(dropped, Ordering::Relaxed); // the pump's own lag
+                    }
+                    Some(format(&ev))
+                }
                 Ok(Pushed::Stopped) | Err(broadcast::error::RecvError::Closed) => None,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     state.counters.events_lagged.fetch_add(missed, Ordering::Relaxed);
