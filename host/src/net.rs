@@ -155,8 +155,11 @@ impl Limiter {
 /// slot: evicting one frees its slot at once (its task then just closes the socket).
 #[derive(Default)]
 pub(crate) struct Unheard {
-    state: Mutex<(u64, std::collections::VecDeque<(u64, ConnGuard, Arc<tokio::sync::Notify>)>)>,
+    /// The last id given, and the waiting sockets: id, slot, and how to tell its task.
+    state: Mutex<(u64, std::collections::VecDeque<UnheardSocket>)>,
 }
+
+type UnheardSocket = (u64, ConnGuard, Arc<tokio::sync::Notify>);
 
 impl Unheard {
     fn add(&self, guard: ConnGuard) -> (u64, Arc<tokio::sync::Notify>) {

@@ -116,3 +116,62 @@ async fn a_peer_that_pings_and_never_reads_is_disconnected_with_a_reason() {
     attacker.shutdown().await.unwrap();
     victim.shutdown().await.unwrap();
 }
+
+/// Sends waiting for a congested peer are capped (`limits.max_parked_sends`): past the
+/// cap `send` fails at once with `QueueFull` instead of queueing without bound.
+/// Before: every waiting send was kept, however many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_waiting_for_a_peer_that_never_reads_are_capped() {
+    let mut cfg = HostConfig {
+        listen: Listen { tcp: vec!["127.0.0.1:0".parse().unwrap()], ..Listen::none() },
+        ..HostConfig::default()
+    };
+    cfg.limits.max_parked_sends = 2;
+    cfg.timers.write_timeout_ms = 600_000;
+    let victim = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
+    let mut peer_cfg = HostConfig { listen: Listen::none(), ..HostConfig::default() };
+    peer_cfg.timers.dead_peer_timeout_ms = 600_000;
+    let peer = Host::start(peer_cfg, Keypair::generate(&mut OsRng)).await.unwrap();
+    let mute = Arc::new(AtomicBool::new(false));
+    let via = muting_relay(victim.local_addrs().tcp[0], mute.clone()).await;
+    peer.connect(&format!("tcp://{via}"), Some(victim.peer_id())).await.unwrap();
+    while victim.peers().await.unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    mute.store(true, Ordering::SeqCst);
+    let to = peer.peer_id();
+    // Send until a send waits (the socket and the writer's high-water mark are full).
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let first = {
+        let (v, sent) = (victim.clone(), sent.clone());
+        tokio::spawn(async move {
+            loop {
+                v.send(to, vec![0u8; 16 * 1024]).await.unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let mut last = u64::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = sent.load(Ordering::SeqCst);
+        if now == last {
+            break; // one send is parked and stays parked: the peer never reads
+        }
+        last = now;
+    }
+    let second = {
+        let v = victim.clone();
+        tokio::spawn(async move { v.send(to, vec![0u8; 16]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await; // the second one parks too: the cap
+    let third = tokio::time::timeout(Duration::from_secs(10), victim.send(to, vec![0u8; 16])).await;
+    match third.expect("a send past the cap fails at once") {
+        Err(meshlink_host::HostError::Core(Error::QueueFull { .. })) => {}
+        r => panic!("expected QueueFull, got {r:?}"),
+    }
+    assert!(!second.is_finished() && !first.is_finished(), "the two within the cap still wait");
+    first.abort();
+    peer.shutdown().await.unwrap();
+    victim.shutdown().await.unwrap();
+}
