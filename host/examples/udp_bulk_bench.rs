@@ -32,10 +32,11 @@ async fn main() {
             a2.send(to, vec![7u8; SIZE]).await.unwrap();
         }
     });
-    let mut got = 0u32;
-    while got < n {
+    let (mut got, mut lagged) = (0u32, 0u64);
+    while u64::from(got) + lagged < u64::from(n) {
         match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
             Ok(Some(HostEvent::Message { .. })) => got += 1,
+            Ok(Some(HostEvent::Lagged { dropped })) => lagged += dropped,
             Ok(Some(_)) => {}
             _ => break,
         }
@@ -43,7 +44,7 @@ async fn main() {
     let t = began.elapsed().as_secs_f64();
     let s = a.stats().await.unwrap();
     println!(
-        "udp bulk: {got} of {n} x {SIZE} B arrived in {t:.2} s ({:.1} MB/s); sender: {} send errors, {} datagrams waited for socket room",
+        "udp bulk: {got} of {n} x {SIZE} B arrived in {t:.2} s ({:.1} MB/s), {lagged} missed by this slow reader; sender: {} send errors, {} datagrams waited for socket room",
         f64::from(got) * SIZE as f64 / t / 1e6,
         s.udp_send_errors,
         s.udp_send_waits

@@ -421,21 +421,49 @@ pub(crate) async fn udp_reader(sock: Arc<UdpSocket>, net: mpsc::Sender<NetInput>
     }
 }
 
+/// Datagram bytes the reader thread keeps while the driver's channel is full, reading
+/// on meanwhile: the kernel buffer (net.core.rmem_max, often a few MiB) is all the slack
+/// a datagram sender otherwise gets while the driver is busy, and the protocol has no
+/// flow control for datagram data. Past this the thread waits and the kernel drops.
+const UDP_READ_AHEAD: usize = 16 << 20;
+
 /// The reader thread: poll(2) for input (waking every 100 ms to see `stop`), then read
 /// with plain syscalls (tokio's `try_recv_from` would trust the runtime's cached
 /// readiness, which nobody updates for this socket).
 #[cfg(unix)]
 fn read_udp_blocking(sock: &UdpSocket, net: &mpsc::Sender<NetInput>, stop: &AtomicBool) {
+    use std::collections::VecDeque;
     use std::os::fd::AsRawFd;
     let raw = socket2::SockRef::from(sock);
     let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 65536];
+    let mut backlog: VecDeque<(Vec<(SocketAddr, Bytes)>, usize)> = VecDeque::new();
+    let mut backlog_bytes = 0;
     while !stop.load(Ordering::SeqCst) && !net.is_closed() {
+        // Hand over what waits; with a backlog, poll briefly so it moves on soon.
+        while let Some((batch, n)) = backlog.pop_front() {
+            match net.try_send(NetInput::Datagrams { batch }) {
+                Ok(()) => backlog_bytes -= n,
+                Err(mpsc::error::TrySendError::Full(NetInput::Datagrams { batch })) => {
+                    if backlog_bytes < UDP_READ_AHEAD {
+                        backlog.push_front((batch, n));
+                        break;
+                    }
+                    // Full up: wait for the driver (the kernel buffer takes the rest).
+                    if net.blocking_send(NetInput::Datagrams { batch }).is_err() {
+                        return;
+                    }
+                    backlog_bytes -= n;
+                }
+                Err(_) => return,
+            }
+        }
         let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let wait = if backlog.is_empty() { 100 } else { 1 };
         // SAFETY: one valid pollfd, for a socket this thread keeps open (it holds `sock`).
-        if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+        if unsafe { libc::poll(&mut pfd, 1, wait) } <= 0 {
             continue;
         }
-        let mut batch = Vec::new();
+        let (mut batch, mut bytes) = (Vec::new(), 0);
         while batch.len() < UDP_BATCH {
             match raw.recv_from(&mut buf) {
                 Ok((n, from)) => {
@@ -443,6 +471,7 @@ fn read_udp_blocking(sock: &UdpSocket, net: &mpsc::Sender<NetInput>, stop: &Atom
                     // SAFETY: `recv_from` initialised the first `n` bytes.
                     let data = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
                     batch.push((from, Bytes::copy_from_slice(data)));
+                    bytes += n;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // ICMP port-unreachable surfaces as ECONNREFUSED on Linux: not fatal.
@@ -452,8 +481,9 @@ fn read_udp_blocking(sock: &UdpSocket, net: &mpsc::Sender<NetInput>, stop: &Atom
                 }
             }
         }
-        if !batch.is_empty() && net.blocking_send(NetInput::Datagrams { batch }).is_err() {
-            return;
+        if !batch.is_empty() {
+            backlog_bytes += bytes;
+            backlog.push_back((batch, bytes));
         }
     }
 }

@@ -14,16 +14,18 @@ use rand_core::OsRng;
 const MESSAGES: u32 = 20_000;
 const SIZE: usize = 16 * 1024;
 
-/// Datagrams the kernel dropped for a full receive buffer, machine-wide (figures only).
-fn rcvbuf_errors() -> u64 {
-    let s = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
-    let mut lines = s.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(h), Some(v)) = (lines.next(), lines.next()) else { return 0 };
-    h.split_whitespace()
-        .zip(v.split_whitespace())
-        .find(|(k, _)| *k == "RcvbufErrors")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
+/// Datagrams the kernel dropped at the receive buffer of the UDP socket on `port`
+/// (the `drops` column of /proc/net/udp), for the failure message and the figures.
+fn socket_drops(port: u16) -> u64 {
+    let s = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    s.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let p = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            (p == port).then(|| f.last()?.parse::<u64>().ok()).flatten()
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,7 +42,6 @@ async fn twenty_thousand_16k_messages_over_loopback_udp_all_arrive() {
         .unwrap();
     let mut events = b.events().await.unwrap();
     a.connect(&format!("udp://{}", b.local_addrs().udp[0]), Some(b.peer_id())).await.unwrap();
-    let drops0 = rcvbuf_errors();
     let began = std::time::Instant::now();
     let sender = {
         let (a, to) = (a.clone(), b.peer_id());
@@ -73,13 +74,22 @@ async fn twenty_thousand_16k_messages_over_loopback_udp_all_arrive() {
     let took = began.elapsed();
     let sa = a.stats().await.unwrap();
     eprintln!(
-        "udp bulk: up to {next} of {MESSAGES} x {SIZE} B, {missing} missing, in {took:?}; sender: {} send errors, {} waits; kernel receive-buffer drops (machine-wide) {}; lagged {lagged}",
+        "udp bulk: up to {next} of {MESSAGES} x {SIZE} B, {missing} missing, in {took:?}; sender: {} send errors, {} waits; dropped by the receiver's kernel buffer {}; lagged {lagged}",
         sa.udp_send_errors,
         sa.udp_send_waits,
-        rcvbuf_errors() - drops0,
+        socket_drops(b.local_addrs().udp[0].port()),
     );
     assert_eq!(lagged, 0, "the test's reader fell behind: not what this test measures");
-    assert_eq!((next, missing), (MESSAGES, 0), "every message arrives");
+    // The protocol has no flow control for datagram data: on a machine so loaded that
+    // the receiving node gets far less CPU than the sender, its kernel buffer can still
+    // overflow (the figure above says so). The host itself drops nothing.
+    let drops = socket_drops(b.local_addrs().udp[0].port());
+    assert_eq!(
+        (next, missing),
+        (MESSAGES, 0),
+        "every message arrives (the receiver's kernel buffer dropped {drops} datagrams: \
+         if > 0, the receiving node was starved of CPU; the host dropped none)"
+    );
     assert_eq!(sa.udp_send_errors, 0);
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
