@@ -82,7 +82,9 @@ pub struct Limits {
     pub udp_recv_buffer: usize,
     // Host-side bounds on what a peer that does not read can make the node hold (issue 13).
     /// Bytes queued for one stream connection's socket, control replies included; a
-    /// peer that lets more pile up (it floods and never reads) is disconnected.
+    /// peer that lets more pile up (it floods and never reads) is disconnected. Keep it
+    /// above the application high-water mark (512 KiB) plus `send_queue`: below that,
+    /// bulk sends to a peer that merely reads slowly fill it too.
     pub max_write_queue: usize,
     /// Application sends waiting in the host for one peer's queue or socket to drain;
     /// beyond it `send` fails with `QueueFull` at once.

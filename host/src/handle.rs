@@ -167,7 +167,8 @@ impl HostHandle {
     }
 
     /// Queues a message for a connected peer. Waits while the peer's queue or socket is
-    /// full (back-pressure); fails if the peer is not connected or the message is larger
+    /// full (back-pressure; `QueueFull` once `limits.max_parked_sends` sends already wait
+    /// for that peer); fails if the peer is not connected or the message is larger
     /// than the limit.
     pub async fn send(&self, peer: PeerId, data: impl Into<Bytes>) -> Result<(), HostError> {
         let data = data.into();
@@ -203,8 +204,10 @@ impl HostHandle {
         self.ask(|reply| Command::Stats { reply }).await
     }
 
-    /// Subscribes to events from now on. Every subscriber gets every event; read them
-    /// promptly: while a subscriber's buffer is full the node stops reading its sockets.
+    /// Subscribes to events from now on. Every subscriber gets every event it has room
+    /// for (1,024 buffered); one that falls behind misses events and then receives
+    /// `HostEvent::Lagged { dropped }`. A slow subscriber never holds back the node, its
+    /// peers or the other subscribers.
     pub async fn events(&self) -> Result<mpsc::Receiver<HostEvent>, HostError> {
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
         self.cmd.send(Command::Subscribe { tx }).await.map_err(|_| HostError::Stopped)?;
