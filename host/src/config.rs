@@ -84,6 +84,15 @@ pub struct Limits {
     pub send_queue: usize,
     /// UDP socket receive buffer to ask the kernel for (capped by net.core.rmem_max).
     pub udp_recv_buffer: usize,
+    // Host-side bounds on what a peer that does not read can make the node hold (issue 13).
+    /// Bytes queued for one stream connection's socket, control replies included; a
+    /// peer that lets more pile up (it floods and never reads) is disconnected. Keep it
+    /// above the application high-water mark (512 KiB) plus `send_queue`: below that,
+    /// bulk sends to a peer that merely reads slowly fill it too.
+    pub max_write_queue: usize,
+    /// Application sends waiting in the host for one peer's queue or socket to drain;
+    /// beyond it `send` fails with `QueueFull` at once.
+    pub max_parked_sends: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +108,9 @@ pub struct Timers {
     /// TCP keepalive idle time on every TCP and WebSocket socket (0: off). Probes then
     /// follow at a third of it; the kernel ends a connection whose probes go unanswered.
     pub tcp_keepalive_ms: u64,
+    /// An accepted TCP/WebSocket socket must send its first handshake bytes within
+    /// this long; until then it holds no handshake slot, and it is closed after.
+    pub first_byte_timeout_ms: u64,
 }
 
 /// Re-dialling of configured peers (F10): exponential backoff with full jitter. After
@@ -189,6 +201,8 @@ impl Default for Limits {
             max_message: core.max_message,
             send_queue: core.send_queue,
             udp_recv_buffer: 2 << 20,
+            max_write_queue: 4 << 20,
+            max_parked_sends: 256,
         }
     }
 }
@@ -204,6 +218,7 @@ impl Default for Timers {
             dead_peer_timeout_ms: ms(core.dead_peer_timeout),
             handshake_timeout_ms: ms(core.handshake_timeout),
             tcp_keepalive_ms: 30_000,
+            first_byte_timeout_ms: 3_000,
         }
     }
 }
@@ -262,6 +277,10 @@ impl HostConfig {
         Duration::from_millis(self.timers.write_timeout_ms)
     }
 
+    pub fn first_byte_timeout(&self) -> Duration {
+        Duration::from_millis(self.timers.first_byte_timeout_ms)
+    }
+
     /// TCP keepalive idle time, `None` when off.
     pub fn tcp_keepalive(&self) -> Option<Duration> {
         (self.timers.tcp_keepalive_ms > 0).then(|| Duration::from_millis(self.timers.tcp_keepalive_ms))
@@ -294,6 +313,9 @@ impl HostConfig {
         if l.max_peers == 0 || l.max_peers > MAX_SESSIONS {
             return Err(bad(format!("limits.max_peers must be 1..={MAX_SESSIONS}")));
         }
+        if l.max_write_queue == 0 || l.max_parked_sends == 0 {
+            return Err(bad("limits.max_write_queue and limits.max_parked_sends must be positive".into()));
+        }
         c.max_peers = l.max_peers;
         c.max_half_open = l.max_half_open;
         c.max_half_open_per_ip = l.max_half_open_per_ip;
@@ -306,6 +328,7 @@ impl HostConfig {
             ("handshake_timeout_ms", t.handshake_timeout_ms),
             ("connect_timeout_ms", t.connect_timeout_ms),
             ("write_timeout_ms", t.write_timeout_ms),
+            ("first_byte_timeout_ms", t.first_byte_timeout_ms),
         ] {
             if v == 0 {
                 return Err(bad(format!("timers.{name} must be positive")));

@@ -37,6 +37,7 @@ impl Host {
         let node = CoreNode::with_capacity(core, keypair, seed, capacity).map(Box::new)?;
 
         let limiter = Limiter::new(config.limits.max_connections, config.limits.max_connections_per_ip);
+        let unheard = Arc::new(net::Unheard::default()); // shared by the listeners: one socket limit
         let (net_tx, net_rx) = mpsc::channel(NET_CAPACITY);
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
         let mut local = LocalAddrs::default();
@@ -60,8 +61,10 @@ impl Host {
                     _ => local.ws.push(bound),
                 }
                 let tls = if transport == Transport::Ws { ws_tls.clone() } else { None };
-                let opts = AcceptOpts { transport, upgrade_timeout: connect_timeout, keepalive, tls };
-                let task = net::accept_loop(l, opts, limiter.clone(), net_tx.clone());
+                let first_byte_timeout = config.first_byte_timeout();
+                let opts =
+                    AcceptOpts { transport, upgrade_timeout: connect_timeout, keepalive, tls, first_byte_timeout };
+                let task = net::accept_loop(l, opts, limiter.clone(), unheard.clone(), net_tx.clone());
                 tasks.push(tokio::spawn(task).abort_handle());
             }
         }
@@ -78,6 +81,8 @@ impl Host {
             udp_recv_buffer: config.limits.udp_recv_buffer,
             dialer: dialer.clone(),
             reconnect: Policy::new(&config.reconnect),
+            max_write_queue: config.limits.max_write_queue,
+            max_parked_sends: config.limits.max_parked_sends,
         };
         let driver = Driver::new(node, std::time::Instant::now(), cmd_rx, (net_rx, net_tx), udp, tasks, opts);
         tokio::spawn(driver.run());
@@ -152,7 +157,8 @@ impl HostHandle {
     }
 
     /// Queues a message for a connected peer. Waits while the peer's queue or socket is
-    /// full (back-pressure); fails if the peer is not connected or the message is larger
+    /// full (back-pressure; `QueueFull` once `limits.max_parked_sends` sends already wait
+    /// for that peer); fails if the peer is not connected or the message is larger
     /// than the limit.
     pub async fn send(&self, peer: PeerId, data: impl Into<Bytes>) -> Result<(), HostError> {
         let data = data.into();
@@ -188,8 +194,10 @@ impl HostHandle {
         self.ask(|reply| Command::Stats { reply }).await
     }
 
-    /// Subscribes to events from now on. Every subscriber gets every event; read them
-    /// promptly: while a subscriber's buffer is full the node stops reading its sockets.
+    /// Subscribes to events from now on. Every subscriber gets every event it has room
+    /// for (1,024 buffered); one that falls behind misses events and then receives
+    /// `HostEvent::Lagged { dropped }`. A slow subscriber never holds back the node, its
+    /// peers or the other subscribers.
     pub async fn events(&self) -> Result<mpsc::Receiver<HostEvent>, HostError> {
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
         self.cmd.send(Command::Subscribe { tx }).await.map_err(|_| HostError::Stopped)?;
