@@ -72,7 +72,7 @@ async fn main() {
     let max = cfg.limits.max_write_queue;
     let victim = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
     let mut acfg = HostConfig { listen: Listen::none(), ..HostConfig::default() };
-    acfg.timers.ping_interval_ms = 1;
+    acfg.timers.ping_interval_ms = 10; // the core's floor (Config::validate)
     acfg.timers.dead_peer_timeout_ms = 600_000;
     acfg.reconnect.enabled = false;
     let attacker = Host::start(acfg, Keypair::generate(&mut OsRng)).await.unwrap();

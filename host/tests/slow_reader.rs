@@ -71,7 +71,7 @@ async fn a_peer_that_pings_and_never_reads_is_disconnected_with_a_reason() {
     cfg.timers.write_timeout_ms = 600_000;
     let victim = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
     let mut attacker_cfg = HostConfig { listen: Listen::none(), ..HostConfig::default() };
-    attacker_cfg.timers.ping_interval_ms = 1;
+    attacker_cfg.timers.ping_interval_ms = 10; // the core's floor (Config::validate)
     attacker_cfg.timers.dead_peer_timeout_ms = 600_000;
     attacker_cfg.reconnect.enabled = false;
     let attacker = Host::start(attacker_cfg, Keypair::generate(&mut OsRng)).await.unwrap();
