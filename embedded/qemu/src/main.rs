@@ -92,6 +92,17 @@ fn stack_peak() -> usize {
     top - p
 }
 
+/// Builds a node into its static. Out of line, so that the construction temporaries
+/// (the core returns the node by value) live in this frame only, not in main's for the
+/// whole run.
+#[inline(never)]
+fn build(slot: &'static mut MaybeUninit<Node>, cfg: Config, rng: &mut rand_chacha::ChaCha20Rng) -> &'static mut Node {
+    match Node::new(cfg, rng) {
+        Ok(n) => slot.write(n),
+        Err(_) => panic!("a node refused its config"),
+    }
+}
+
 fn check(ok: bool, what: &str) {
     if ok {
         hprintln!("RESULT {} ok", what);
@@ -158,15 +169,12 @@ fn main() -> ! {
     // SAFETY: each static is initialised once here and then only used through the one
     // &mut taken below; nothing else (no interrupt) touches them.
     let (a, b, buf_a, buf_b) = unsafe {
-        let a = match Node::new(cfg.clone(), &mut rng) {
-            Ok(n) => (*addr_of_mut!(NODE_A)).write(n),
-            Err(_) => panic!("node A refused its config"),
-        };
-        let b = match Node::new(cfg, &mut rng) {
-            Ok(n) => (*addr_of_mut!(NODE_B)).write(n),
-            Err(_) => panic!("node B refused its config"),
-        };
-        (a, b, &mut *addr_of_mut!(BUF_A), &mut *addr_of_mut!(BUF_B))
+        (
+            build(&mut *addr_of_mut!(NODE_A), cfg.clone(), &mut rng),
+            build(&mut *addr_of_mut!(NODE_B), cfg, &mut rng),
+            &mut *addr_of_mut!(BUF_A),
+            &mut *addr_of_mut!(BUF_B),
+        )
     };
     let (ida, idb) = (a.peer_id(), b.peer_id());
     // Building a node costs stack today: the core returns it by value, so it passes
