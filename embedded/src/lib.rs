@@ -31,8 +31,8 @@ use embassy_time::{Instant, Timer};
 
 pub use link::{Link, LinkError, MemLink, Packet, Pipe, TcpLink, UdpLink};
 pub use meshlink_core::{Config, Error, NodeStats, PeerId, Quality, TransportKind};
-pub use node::{slot_len, MeshNode};
 use node::NodeEvent;
+pub use node::{slot_len, MeshNode};
 
 macro_rules! trace {
     ($($arg:tt)*) => {{

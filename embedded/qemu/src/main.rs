@@ -23,7 +23,9 @@ use embassy_futures::join::join;
 use embassy_futures::select::{select, Either};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as Cs;
 use embassy_time::{Duration, Timer};
-use meshlink_embedded::{run, Buffers, Channels, Config, MemLink, MeshNode, Mode, Msg, PeerId, Pipe, RunError, TransportKind};
+use meshlink_embedded::{
+    run, Buffers, Channels, Config, MemLink, MeshNode, Mode, Msg, PeerId, Pipe, RunError, TransportKind,
+};
 use rand_core::SeedableRng;
 
 /// The firmware node of the budget: two peers, 1 KiB messages, a 2 KiB send queue, 1 KiB
@@ -233,12 +235,21 @@ fn main() -> ! {
                 let s = within(chb.wait_for(|s| s.rejected >= 1 && s.ended_by_error >= 1))
                     .await
                     .unwrap_or_else(|| chb.status());
-                hprintln!("{}: forged frame rejected={} session closed by error={}", name, s.rejected, s.ended_by_error);
+                hprintln!(
+                    "{}: forged frame rejected={} session closed by error={}",
+                    name,
+                    s.rejected,
+                    s.ended_by_error
+                );
                 check(s.peer.is_none() && m.data[..] == after[..], "bad frame");
             }
         };
         let test = select(app, join(ra, rb));
-        hprintln!("FIGURE {}_futures_bytes={} (two runners and the test's two applications)", name, core::mem::size_of_val(&test));
+        hprintln!(
+            "FIGURE {}_futures_bytes={} (two runners and the test's two applications)",
+            name,
+            core::mem::size_of_val(&test)
+        );
         let ended = vclock::block_on(test);
         if let Either::Second((ea, eb)) = ended {
             let _ = (ea == RunError::Ended, eb);
