@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The firmware proof for meshlink-embedded (issue 15, levels 1 and 2):
-#   1. cross-builds the crate (plain, with `log`, with `defmt`) and the QEMU image for
+#   1. cross-builds the crate (plain, with `log`, with `defmt`), the wiring example
+#      (embedded/qemu/examples/board.rs) and the QEMU image for
 #      thumbv7em-none-eabihf in release (opt-level "s", fat LTO, panic=abort);
 #   2. runs the image under qemu-system-arm -machine mps2-an386 -cpu cortex-m4 with
 #      semihosting: two nodes over an in-memory link (handshake, 100 messages each way,
@@ -36,6 +37,9 @@ cargo build -q --release -p meshlink-embedded
 cargo check -q --release -p meshlink-embedded --features log
 cargo check -q --release -p meshlink-embedded --features defmt
 cargo build -q --release -p meshlink-embedded-qemu
+# The wiring example: the adapter in embassy-executor 0.10 tasks over embassy-net 0.9.1
+# sockets (compiled and linked, not run: QEMU has no network device embassy drives).
+cargo build -q --release -p meshlink-embedded-qemu --example board
 elf="$CARGO_TARGET_DIR/$target/release/meshlink-embedded-qemu"
 
 echo "==> level 2: $elf under qemu-system-arm -machine mps2-an386 -cpu cortex-m4"

@@ -1,0 +1,109 @@
+//! How a board wires meshlink-embedded into its embassy setup (README.md, "Wiring").
+//! Compiled by scripts/embedded-test.sh for thumbv7em-none-eabihf against
+//! embassy-executor 0.10 (`platform-cortex-m`, `executor-thread`) and embassy-net 0.9.1;
+//! not run, because QEMU's boards have no network device embassy drives. A real board
+//! creates the embassy-net `Stack` from its driver and spawns these tasks with it.
+#![no_std]
+#![no_main]
+
+#[path = "../src/vclock.rs"]
+#[allow(dead_code)]
+mod vclock; // a time driver, so that the image links
+
+use core::net::{SocketAddr, SocketAddrV4};
+
+use cortex_m_rt::entry;
+use embassy_executor::Executor;
+use embassy_net::tcp::TcpSocket;
+use embassy_net::udp::{PacketMetadata, UdpSocket};
+use embassy_net::Stack;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as Cs;
+use embassy_time::Timer;
+use meshlink_embedded::{run, Buffers, Channels, Config, MeshNode, Mode, PeerId, TcpLink, UdpLink};
+use static_cell::StaticCell;
+
+const PEERS: usize = 2;
+/// `slot_len(&config())`: max(2 + max_frame, max_datagram) + max_message + send_queue.
+const SLOT: usize = 1200 + 1024 + 2048;
+type Node = MeshNode<PEERS, SLOT>;
+
+fn config() -> Config {
+    Config { max_frame: 1024, max_datagram: 1200, max_message: 1024, send_queue: 2048, ..Config::default() }
+}
+
+static EXECUTOR: StaticCell<Executor> = StaticCell::new();
+static NODE: StaticCell<Node> = StaticCell::new();
+static BUFS: StaticCell<Buffers<1280, 1280>> = StaticCell::new();
+static SOCKET_BUFS: StaticCell<([u8; 2048], [u8; 2048])> = StaticCell::new();
+static CH: Channels<Cs, 1024, 4> = Channels::new();
+
+/// Stream mode: connect, run until the session or the socket ends, back off, reconnect.
+#[embassy_executor::task]
+async fn meshlink_tcp(stack: Stack<'static>, node: &'static mut Node, server: SocketAddrV4, id: PeerId) -> ! {
+    let bufs = BUFS.init(Buffers::new());
+    let (rx, tx) = SOCKET_BUFS.init(([0; 2048], [0; 2048]));
+    loop {
+        let mut socket = TcpSocket::new(stack, rx, tx);
+        if socket.connect(server).await.is_ok() {
+            if let Some(link) = TcpLink::new(&mut socket) {
+                let mode = Mode::Connect { addr: SocketAddr::V4(server), expected: Some(id) };
+                let _ = run(node, &link, mode, &CH, bufs).await;
+            }
+        }
+        Timer::after_secs(5).await;
+    }
+}
+
+/// Datagram mode: one bound socket answers every peer's handshake.
+#[embassy_executor::task]
+async fn meshlink_udp(stack: Stack<'static>, node: &'static mut Node) {
+    static META: StaticCell<([PacketMetadata; 4], [PacketMetadata; 4])> = StaticCell::new();
+    static PAYLOAD: StaticCell<([u8; 4096], [u8; 4096])> = StaticCell::new();
+    static BUFS_UDP: StaticCell<Buffers<1280, 1280>> = StaticCell::new();
+    let (rm, tm) = META.init(([PacketMetadata::EMPTY; 4], [PacketMetadata::EMPTY; 4]));
+    let (rp, tp) = PAYLOAD.init(([0; 4096], [0; 4096]));
+    let mut socket = UdpSocket::new(stack, rm, rp, tm, tp);
+    if socket.bind(7000).is_err() {
+        return;
+    }
+    let link = UdpLink::new(&socket);
+    let any = SocketAddr::from(([0, 0, 0, 0], 0));
+    let _ = run(node, &link, Mode::Accept { addr: any }, &CH, BUFS_UDP.init(Buffers::new())).await;
+}
+
+/// The application: wait for the peer, send, read the reply and the quality figures.
+#[embassy_executor::task]
+async fn app(server: PeerId) {
+    CH.wait_for(|s| s.peer.is_some()).await;
+    let _ = CH.send(server, b"hello from the board").await;
+    let _reply = CH.recv().await;
+    let _rtt_us = CH.quality().and_then(|q| q.rtt_us);
+}
+
+#[entry]
+fn main() -> ! {
+    // A real board: its TRNG. This example has none, so a fixed-seed DRBG stands in.
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(1);
+    let node = match Node::new(config(), &mut rng) {
+        Ok(n) => NODE.init(n),
+        Err(_) => panic!("config refused"),
+    };
+    let server_id = PeerId::from_bytes([0; 32]);
+    // embassy-net is built IPv4-only here, so sockets take a SocketAddrV4.
+    let server = SocketAddrV4::new(core::net::Ipv4Addr::new(192, 168, 1, 10), 7000);
+    EXECUTOR.init(Executor::new()).run(|spawner| {
+        // A board creates its stack here (embassy_net::new with its driver), spawns the
+        // stack's runner, then one of these:
+        let _ = (meshlink_tcp, meshlink_udp, node, server);
+        // embassy-executor 0.10: a task function returns Result<SpawnToken, _> (the task's
+        // pool may be busy); spawn takes the token.
+        if let Ok(token) = app(server_id) {
+            spawner.spawn(token);
+        }
+    })
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    cortex_m::asm::udf()
+}
