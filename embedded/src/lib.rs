@@ -278,7 +278,7 @@ pub async fn run<
                             s.quality = Some(quality);
                         }
                     }),
-                    NodeEvent::Disconnected { peer, was_connected, error } => {
+                    NodeEvent::Disconnected { conn: gone, peer, was_connected, error } => {
                         trace!("meshlink: disconnected");
                         ch.update(|s| {
                             if peer.is_some() && s.peer == peer {
@@ -287,7 +287,9 @@ pub async fn run<
                             s.disconnects += u32::from(was_connected);
                             s.ended_by_error += u32::from(error);
                         });
-                        ended |= stream;
+                        // Only our own session ends a stream run: a session left over from
+                        // an earlier run (its link died) reports here too.
+                        ended |= stream && conn == Some(gone);
                     }
                     NodeEvent::Other => {}
                 }
@@ -363,7 +365,12 @@ pub async fn run<
             Either4::First(Ok(n)) => {
                 out = out.and_then(|(sent, len, to)| (sent + n < len).then_some((sent + n, len, to)));
             }
-            Either4::First(Err(e)) => return RunError::Link(e),
+            Either4::First(Err(e)) => {
+                if let Some(c) = conn.filter(|_| stream) {
+                    node.stream_closed(c, now_us());
+                }
+                return RunError::Link(e);
+            }
             Either4::Second(Ok((n, from))) => pend = Some((0, n, from)),
             Either4::Second(Err(e)) => {
                 if let Some(c) = conn.filter(|_| stream) {

@@ -29,7 +29,7 @@ pub(crate) enum NodeEvent<'a> {
     Connected { peer: PeerId, quality: Quality },
     Message { peer: PeerId, data: &'a [u8] },
     Quality { peer: PeerId, quality: Quality },
-    Disconnected { peer: Option<PeerId>, was_connected: bool, error: bool },
+    Disconnected { conn: ConnId, peer: Option<PeerId>, was_connected: bool, error: bool },
     Other,
 }
 
@@ -141,7 +141,8 @@ impl<const N: usize, const SLOT: usize> MeshNode<N, SLOT> {
             Event::Connected { peer, quality, .. } => NodeEvent::Connected { peer, quality },
             Event::Message { peer, data, .. } => NodeEvent::Message { peer, data },
             Event::QualityUpdate { peer, quality, .. } => NodeEvent::Quality { peer, quality },
-            Event::Disconnected { peer, was_connected, reason, .. } => NodeEvent::Disconnected {
+            Event::Disconnected { conn, peer, was_connected, reason, .. } => NodeEvent::Disconnected {
+                conn,
                 peer,
                 was_connected,
                 error: matches!(reason, meshlink_core::DisconnectReason::Error(_)),
