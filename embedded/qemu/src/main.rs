@@ -255,6 +255,7 @@ fn main() -> ! {
             core::mem::size_of_val(&test)
         );
         let ended = vclock::block_on(test);
+        hprintln!("FIGURE {}_polls={}", name, vclock::polls());
         // The runners return only when a link fails or a stream session ends; here the
         // test must finish first.
         check(matches!(ended, Either::First(())), "runners kept running");

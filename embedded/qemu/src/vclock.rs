@@ -6,7 +6,7 @@
 use core::cell::Cell;
 use core::future::Future;
 use core::pin::pin;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use critical_section::Mutex;
@@ -18,6 +18,12 @@ static NOW: Mutex<Cell<u64>> = Mutex::new(Cell::new(0));
 /// future), so the earliest deadline is all the queue there needs to be.
 static NEXT: Mutex<Cell<Option<u64>>> = Mutex::new(Cell::new(None));
 static WOKEN: AtomicBool = AtomicBool::new(false);
+static POLLS: AtomicU32 = AtomicU32::new(0);
+
+/// Polls the last `block_on` took.
+pub fn polls() -> u32 {
+    POLLS.load(Ordering::Relaxed)
+}
 
 struct VirtualClock;
 
@@ -57,13 +63,19 @@ fn waker() -> Waker {
     unsafe { Waker::from_raw(RawWaker::new(core::ptr::null(), &VTABLE)) }
 }
 
+/// Polls allowed for one `block_on`: each phase of the test needs a few hundred, so a
+/// future that keeps waking itself without finishing (a livelock) fails instead of
+/// spinning until the script's timeout.
+const MAX_POLLS: u32 = 100_000;
+
 /// Runs `f` to completion. When it is pending and nothing woke it, the clock jumps to the
 /// earliest timer; with no timer either, the test is deadlocked and fails.
 pub fn block_on<F: Future>(f: F) -> F::Output {
     let mut f = pin!(f);
     let waker = waker();
     let mut cx = Context::from_waker(&waker);
-    loop {
+    for n in 1..=MAX_POLLS {
+        POLLS.store(n, Ordering::Relaxed);
         WOKEN.store(false, Ordering::Release);
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return v;
@@ -80,4 +92,5 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
             None => panic!("deadlock: nothing runnable and no timer armed"),
         }
     }
+    panic!("livelock: {} polls without finishing", MAX_POLLS)
 }
