@@ -149,8 +149,9 @@ pub struct MemLink<'p, M: RawMutex, const MTU: usize, const DEPTH: usize> {
 
 impl<'p, M: RawMutex, const MTU: usize, const DEPTH: usize> MemLink<'p, M, MTU, DEPTH> {
     /// A link end at `local` that sends on `tx` and receives on `rx`. Setting `tamper` to
-    /// `n > 0` makes the next packet of at least `n` bytes go out twice: intact, then with
-    /// its last byte flipped (a forged copy the receiver must reject). It is reset to 0.
+    /// `n > 0` makes the next packet of at least `n` bytes go out twice: first with its
+    /// last byte (the AEAD tag's) flipped, a forgery the receiver must reject, then intact.
+    /// It is reset to 0.
     pub fn new(
         kind: TransportKind,
         local: SocketAddr,
@@ -185,17 +186,20 @@ impl<M: RawMutex, const MTU: usize, const DEPTH: usize> Link for MemLink<'_, M, 
         // One packet per call, so a cancelled send never leaves half a buffer sent.
         let deliver_at = Instant::now() + self.latency;
         let n = buf.len().min(MTU);
-        let bytes = heapless::Vec::from_slice(&buf[..n]).map_err(|_| LinkError::Io)?;
-        self.tx.send(Packet { deliver_at, from: self.local, bytes }).await;
         let t = self.tamper.get();
         if t > 0 && n >= t {
             self.tamper.set(0);
+            // The forgery goes first, so it carries a counter the receiver has not seen:
+            // only authentication can reject it (not the replay window), and the genuine
+            // packet after it checks that the failed forgery did not burn its counter.
             let mut bytes: heapless::Vec<u8, MTU> = heapless::Vec::from_slice(&buf[..n]).map_err(|_| LinkError::Io)?;
             if let Some(last) = bytes.last_mut() {
                 *last ^= 0x01;
             }
             self.tx.send(Packet { deliver_at, from: self.local, bytes }).await;
         }
+        let bytes = heapless::Vec::from_slice(&buf[..n]).map_err(|_| LinkError::Io)?;
+        self.tx.send(Packet { deliver_at, from: self.local, bytes }).await;
         Ok(n)
     }
 }
