@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of meshlink-core briefly: scripts/fuzz-smoke.sh [seconds per target]
 # (default 10). Fails on any crash, panic, leak or timeout. Needs nightly and cargo-fuzz
-# (.ci/run installs both). The committed seeds in core/fuzz/corpus/<target> are read
+# (scripts/bootstrap.sh installs both, pinned). The committed seeds in core/fuzz/corpus/<target> are read
 # only: new inputs go to a scratch directory, so the smoke run never edits the repo.
 set -euo pipefail
 cd "$(dirname "$0")/../core"

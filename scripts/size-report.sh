@@ -12,7 +12,8 @@ fi
 
 # The target comes from size-report/.cargo/config.toml, which is why we cd'ed here.
 cargo build -q --release
-elf="target/$target/release/meshlink-size-report"
+# CARGO_TARGET_DIR, when set, moves the build output out of size-report/target.
+elf="${CARGO_TARGET_DIR:-target}/$target/release/meshlink-size-report"
 
 echo "==> $elf ($target, opt-level=\"s\", lto)"
 llvm_size="$(ls "$(rustc --print sysroot)"/lib/rustlib/*/bin/llvm-size 2>/dev/null | head -n 1 || true)"

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use meshlink_core::noise::{CipherState, HandshakeParams, HandshakeState, Pattern, Role, TAG_LEN};
-use meshlink_core::{Config, ConnId, Event, Instant, Keypair, Node, PeerId, TransportKind};
+use meshlink_core::{Config, ConnId, Event, HeapNode, Instant, Keypair, PeerId, TransportKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -127,15 +127,14 @@ fn bench_cipher(c: &mut Criterion) {
     g.finish();
 }
 
-type BenchNode = Node<Vec<u8>, 2>;
+type BenchNode = HeapNode;
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 fn node(id: u8, cfg: &Config) -> BenchNode {
-    let len = cfg.slot_buffer_len();
-    Node::new(cfg.clone(), Keypair::from_secret([id; 32]), [id; 32], || vec![0; len]).unwrap()
+    HeapNode::with_capacity(cfg.clone(), Keypair::from_secret([id; 32]), [id; 32], 2).unwrap()
 }
 
 /// Two nodes, `a` initiating to `b` over `kind`, with their connection ids.

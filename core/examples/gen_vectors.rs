@@ -25,7 +25,7 @@ use meshlink_core::session::{AMPLIFICATION_FACTOR, HANDSHAKE_RECORD_MAX, INIT_MI
 use meshlink_core::wire::frame::{FrameDecoder, FrameProgress};
 use meshlink_core::wire::record::INIT_HEADER_LEN;
 use meshlink_core::wire::{CloseReason, ErrorCode, Header, Hello, Packet, RejectCode, HELLO_MAX_LEN, WIRE_VERSION};
-use meshlink_core::{Config, Error, Event, Instant, Keypair, Node, TransportKind};
+use meshlink_core::{Config, Error, Event, HeapNode, Instant, Keypair, TransportKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde_json::{json, Value};
@@ -63,6 +63,7 @@ fn config_json(c: &Config) -> Value {
         "max_message": c.max_message,
         "send_queue": c.send_queue,
         "ik_fast_path": c.ik_fast_path,
+        "hello_extensions": c.hello.extensions.iter().map(|(t, v)| json!([t, hx(v)])).collect::<Vec<_>>(),
     })
 }
 
@@ -80,10 +81,10 @@ fn hello_bytes(c: &Config) -> Vec<u8> {
 
 fn header_json(h: &Header) -> Value {
     match *h {
-        Header::Init { version, pattern, sender, network_tag } => {
+        Header::Init { version, min_version, pattern, sender, network_tag } => {
             let name = ["XX", "XXpsk3", "IK"].get(usize::from(pattern)).copied().unwrap_or("unknown");
-            json!({"type": "Init", "type_byte": 1, "version": version, "pattern": pattern, "pattern_name": name,
-                "sender": sender, "network_tag": network_tag})
+            json!({"type": "Init", "type_byte": 1, "version": version, "min_version": min_version, "pattern": pattern,
+                "pattern_name": name, "sender": sender, "network_tag": network_tag})
         }
         Header::Resp { sender, receiver } => {
             json!({"type": "Resp", "type_byte": 2, "sender": sender, "receiver": receiver})
@@ -93,8 +94,9 @@ fn header_json(h: &Header) -> Value {
             json!({"type": format!("Transport{phase}"), "type_byte": 4 + phase,
             "phase": phase, "receiver": receiver, "counter": counter})
         }
-        Header::Reject { code, version, receiver } => json!({"type": "Reject", "type_byte": 6, "code": code as u8,
-            "code_name": format!("{code:?}"), "version": version, "receiver": receiver}),
+        Header::Reject { code, version, min_version, receiver } => json!({"type": "Reject", "type_byte": 6,
+            "code": code as u8, "code_name": format!("{code:?}"), "version": version, "min_version": min_version,
+            "receiver": receiver}),
     }
 }
 
@@ -102,8 +104,10 @@ fn packet_json(p: &Packet<'_>) -> Value {
     match *p {
         Packet::Ping { seq } => json!({"kind": "Ping", "kind_byte": 1, "seq": seq}),
         Packet::Pong { seq } => json!({"kind": "Pong", "kind_byte": 2, "seq": seq}),
-        Packet::Data { msg_id, total, offset, bytes } => json!({"kind": "Data", "kind_byte": 3, "msg_id": msg_id,
-            "total": total, "offset": offset, "bytes": hx(bytes)}),
+        Packet::Data { kind, msg_id, total, offset, bytes } => {
+            json!({"kind": "Data", "kind_byte": kind, "msg_id": msg_id,
+            "total": total, "offset": offset, "bytes": hx(bytes)})
+        }
         Packet::Error { code, detail } => json!({"kind": "Error", "kind_byte": 4, "code": code.to_u16(),
             "code_name": format!("{code:?}"), "detail": detail}),
         Packet::Close { reason } => json!({"kind": "Close", "kind_byte": 5, "reason": reason.to_u8(),
@@ -118,15 +122,14 @@ fn frame(record: &[u8]) -> Vec<u8> {
 
 // =========================================================================== node transcripts
 
-type VNode = Node<Vec<u8>, 2>;
+type VNode = HeapNode;
 const ROLES: [&str; 2] = ["initiator", "responder"];
 const NOW: Instant = Instant::from_millis(1_000);
 const ADDR_I: &str = "192.0.2.1:1000";
 const ADDR_R: &str = "192.0.2.2:2000";
 
 fn node(c: &Config, secret: [u8; 32], seed: [u8; 32]) -> VNode {
-    let len = c.slot_buffer_len();
-    VNode::new(c.clone(), Keypair::from_secret(secret), seed, || vec![0; len]).unwrap()
+    VNode::with_capacity(c.clone(), Keypair::from_secret(secret), seed, 2).unwrap()
 }
 
 /// Splits a transmit into records (a stream transmit holds several frames).
@@ -472,7 +475,12 @@ fn transport_json(sh: &Shared<'_>, kind: TransportKind, list: &[(usize, Vec<u8>)
 fn handshake_vector(sp: &Spec) -> Value {
     let names = ["alice", "bob"];
     let secrets = [[0xa1u8; 32], [0xb0u8; 32]];
-    let cfgs = names.map(|n| base_config(n, sp.network_id, sp.network_key, true));
+    let mut cfgs = names.map(|n| base_config(n, sp.network_id, sp.network_key, true));
+    if sp.pattern == "IK" {
+        // An extension in the IK Init's Hello, which the datagram padding then follows
+        // (PROTOCOL.md §8.6): the tail ends where the zeros begin.
+        cfgs[0].hello = cfgs[0].hello.clone().with_extension(0x80, b"ext").unwrap();
+    }
     let messages: [(usize, &[u8]); 2] = [(0, b"hello, bob"), (1, b"hello, alice")];
     let run = |kind| transcript(kind, [&cfgs[0], &cfgs[1]], secrets, sp.seeds, sp.expect_key, &messages);
     let (dgram, strm) = (run(TransportKind::Datagram), run(TransportKind::Stream));
@@ -481,7 +489,7 @@ fn handshake_vector(sp: &Spec) -> Value {
     let eph = [draws[0].1, draws[1].1];
     let hellos = [hello_bytes(&cfgs[0]), hello_bytes(&cfgs[1])];
     let mut prologue = b"meshlink".to_vec();
-    prologue.extend_from_slice(&[WIRE_VERSION, sp.network_id.len() as u8]);
+    prologue.extend_from_slice(&[WIRE_VERSION, WIRE_VERSION, sp.network_id.len() as u8]);
     prologue.extend_from_slice(sp.network_id);
     let psk = sp.network_key.map(|k| blake2s(&[b"meshlink psk", &k, sp.network_id]));
     let tag = u32::from_le_bytes(blake2s(&[b"meshlink network tag", sp.network_id])[..4].try_into().unwrap());
@@ -507,7 +515,7 @@ fn handshake_vector(sp: &Spec) -> Value {
     let (k_i2r, k_r2i) = (dk[1], dk[2]);
 
     let pattern_id = ["XX", "XXpsk3", "IK"].iter().position(|x| *x == sp.pattern).unwrap() as u8;
-    assert_eq!(dgram[0].1[..3], [1, WIRE_VERSION, pattern_id], "{}: not the expected Init", sp.name);
+    assert_eq!(dgram[0].1[..4], [1, WIRE_VERSION, pattern_id, WIRE_VERSION], "{}: not the expected Init", sp.name);
     assert_eq!(dgram[0].1[8..12], tag.to_le_bytes(), "{}: network tag formula", sp.name);
     let side = |i: usize| {
         json!({"name": names[i], "config": config_json(&cfgs[i]), "seed": hx(&sp.seeds[i]), "static_secret": hx(&secrets[i]),
@@ -566,7 +574,7 @@ fn handshake_file() -> Value {
         },
     ];
     json!({
-        "description": "meshlink handshake transcripts. Two fresh Node<_, 2>s (config: Config::default() plus the fields in `initiator.config`/`responder.config`, hello = Hello::named(hello_name)), static keys Keypair::from_secret(static_secret), node seeds `seed`, time fixed at now_us. The initiator calls connect(now, kind, responder_addr, expected) with expected = the responder's key iff connect_with_expected_key (which selects IK); on a stream the responder calls accept(now, initiator_addr) first. Then rounds until both are quiet: all of the initiator's poll_transmit output is delivered (handle_datagram from initiator_addr, or handle_stream), events drained, then the same for the responder. After both report Connected, each entry of `messages` is sent with send() and rounds run again. Each vector is run once per transport: `datagram.records` and `stream.records` list every record in order, as sent over that transport; each entry has the record bytes `record` (one UDP datagram on datagrams) and, on streams, `frame` = its 2-byte big-endian length || record (several frames may share one stream transmit). The lists differ only in the handshake records, because message 1's payload depends on the transport (anti-amplification padding, see `constants`): on streams it is the initiator's encoded Hello in IK and empty in XX and XXpsk3; on datagrams the same followed by zero bytes, so that the payload is max(its length, init_min_datagram - 12 - overhead) bytes, where overhead = the Noise message 1 length with an empty payload (XX 32 = e; XXpsk3 32 + 16, its payload being encrypted; IK 32 + 48 + 16 = e, encrypted s, tag), so that the datagram Init record is at least init_min_datagram bytes (exactly, in every vector here, IK included). An IK responder decodes the Hello and requires every byte after it to be zero. Streams are never padded. A responder that has not verified a datagram peer's address sends it at most amplification_factor times the bytes received from it; init_min_datagram = ceil(handshake_record_max / amplification_factor) and handshake_record_max = 12 + 32 + 48 + hello_max_len + 16 (Init header, e, encrypted s, encrypted largest Hello). Each list has its own `handshake_hash` (h absorbs the payload); the transport keys (ck never absorbs a payload) and hence every transport record are the same on both transports. Deterministic ephemerals: a node's ChaCha20Rng(seed) gives, for its first session, next_u32 -> index = (x & 0xffff0000) | slot 0, then 32 bytes -> ephemeral_secret. prologue = 'meshlink' || version || len(network_id) || network_id; network_tag = first 4 bytes (LE u32) of BLAKE2s('meshlink network tag' || network_id); psk = BLAKE2s('meshlink psk' || network_key || network_id). Handshake records carry the Noise message (`noise_message`) whose plaintext payload is `payload` (message 1 as above; messages 2 and 3 carry the sender's encoded Hello). Transport records decrypt under transport_keys (ChaCha20-Poly1305, nonce = 4 zero bytes || counter LE, AD = the 16-byte header) to `plaintext`, decoded in `packet`. All byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
+        "description": "meshlink handshake transcripts. Two fresh Node<_, 2>s (config: Config::default() plus the fields in `initiator.config`/`responder.config`, hello = Hello::named(hello_name) plus each [type, value] of hello_extensions via Hello::with_extension; the IK vector's initiator carries one, so its message-1 payload shows the extension tail, then on datagrams the zero padding that ends it), static keys Keypair::from_secret(static_secret), node seeds `seed`, time fixed at now_us. The initiator calls connect(now, kind, responder_addr, expected) with expected = the responder's key iff connect_with_expected_key (which selects IK); on a stream the responder calls accept(now, initiator_addr) first. Then rounds until both are quiet: all of the initiator's poll_transmit output is delivered (handle_datagram from initiator_addr, or handle_stream), events drained, then the same for the responder. After both report Connected, each entry of `messages` is sent with send() and rounds run again. Each vector is run once per transport: `datagram.records` and `stream.records` list every record in order, as sent over that transport; each entry has the record bytes `record` (one UDP datagram on datagrams) and, on streams, `frame` = its 2-byte big-endian length || record (several frames may share one stream transmit). The lists differ only in the handshake records, because message 1's payload depends on the transport (anti-amplification padding, see `constants`): on streams it is the initiator's encoded Hello in IK and empty in XX and XXpsk3; on datagrams the same followed by zero bytes, so that the payload is max(its length, init_min_datagram - 12 - overhead) bytes, where overhead = the Noise message 1 length with an empty payload (XX 32 = e; XXpsk3 32 + 16, its payload being encrypted; IK 32 + 48 + 16 = e, encrypted s, tag), so that the datagram Init record is at least init_min_datagram bytes (exactly, in every vector here, IK included). An IK responder decodes the Hello and requires every byte after it to be zero. Streams are never padded. A responder that has not verified a datagram peer's address sends it at most amplification_factor times the bytes received from it; init_min_datagram = ceil(handshake_record_max / amplification_factor) and handshake_record_max = 12 + 32 + 48 + hello_max_len + 16 (Init header, e, encrypted s, encrypted largest Hello). Each list has its own `handshake_hash` (h absorbs the payload); the transport keys (ck never absorbs a payload) and hence every transport record are the same on both transports. Deterministic ephemerals: a node's ChaCha20Rng(seed) gives, for its first session, next_u32 -> index = (x & 0xffff0000) | slot 0, then 32 bytes -> ephemeral_secret. prologue = 'meshlink' || max_version || min_version || len(network_id) || network_id (the initiator's version range, as in its Init bytes 1 and 3; both are 2 here); network_tag = first 4 bytes (LE u32) of BLAKE2s('meshlink network tag' || network_id); psk = BLAKE2s('meshlink psk' || network_key || network_id). Handshake records carry the Noise message (`noise_message`) whose plaintext payload is `payload` (message 1 as above; messages 2 and 3 carry the sender's encoded Hello). Transport records decrypt under transport_keys (ChaCha20-Poly1305, nonce = 4 zero bytes || counter LE, AD = the 16-byte header) to `plaintext`, decoded in `packet`. All byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
         "constants": {"hello_max_len": HELLO_MAX_LEN, "handshake_record_max": HANDSHAKE_RECORD_MAX,
             "amplification_factor": AMPLIFICATION_FACTOR, "init_min_datagram": INIT_MIN_DATAGRAM},
         "vectors": specs.iter().map(handshake_vector).collect::<Vec<_>>(),
@@ -623,47 +631,99 @@ fn records_file() -> Value {
     let mut v = vec![
         plain(
             "init-xx",
-            Header::Init { version: WIRE_VERSION, pattern: 0, sender: 0x1234_0001, network_tag: 0xdead_beef },
+            Header::Init {
+                version: WIRE_VERSION,
+                min_version: WIRE_VERSION,
+                pattern: 0,
+                sender: 0x1234_0001,
+                network_tag: 0xdead_beef,
+            },
             &body(32, 0x40),
         ),
         // The same Init as sent on datagrams: zero padding up to INIT_MIN_DATAGRAM bytes.
         plain(
             "init-xx-datagram-padded",
-            Header::Init { version: WIRE_VERSION, pattern: 0, sender: 0x1234_0001, network_tag: 0xdead_beef },
+            Header::Init {
+                version: WIRE_VERSION,
+                min_version: WIRE_VERSION,
+                pattern: 0,
+                sender: 0x1234_0001,
+                network_tag: 0xdead_beef,
+            },
             &[body(32, 0x40), vec![0; INIT_MIN_DATAGRAM - INIT_HEADER_LEN - 32]].concat(),
         ),
         plain(
             "init-ik",
-            Header::Init { version: WIRE_VERSION, pattern: 2, sender: 0x1234_0002, network_tag: 0x0102_0304 },
+            Header::Init {
+                version: WIRE_VERSION,
+                min_version: WIRE_VERSION,
+                pattern: 2,
+                sender: 0x1234_0002,
+                network_tag: 0x0102_0304,
+            },
             &body(96, 0x50),
+        ),
+        // An initiator that speaks versions 2 to 5 (bytes 1 and 3), and a responder's refusal
+        // carrying its own range 3..=4 (bytes 2 and 3), PROTOCOL.md §3.
+        plain(
+            "init-xx-version-range",
+            Header::Init { version: 5, min_version: 2, pattern: 0, sender: 0x1234_0006, network_tag: 0xdead_beef },
+            &body(32, 0x40),
+        ),
+        plain(
+            "reject-version-range",
+            Header::Reject { code: RejectCode::Version, version: 4, min_version: 3, receiver: 0x1234_0006 },
+            b"",
         ),
         plain("resp", Header::Resp { sender: 0x5678_0003, receiver: 0x1234_0001 }, &body(96, 0x60)),
         plain("final", Header::Final { receiver: 0x5678_0003 }, &body(64, 0x70)),
         plain(
             "reject-busy",
-            Header::Reject { code: RejectCode::Busy, version: WIRE_VERSION, receiver: 0x1234_0001 },
+            Header::Reject {
+                code: RejectCode::Busy,
+                version: WIRE_VERSION,
+                min_version: WIRE_VERSION,
+                receiver: 0x1234_0001,
+            },
             b"",
         ),
         plain(
             "reject-version",
-            Header::Reject { code: RejectCode::Version, version: WIRE_VERSION, receiver: 0x1234_0004 },
+            Header::Reject {
+                code: RejectCode::Version,
+                version: WIRE_VERSION,
+                min_version: WIRE_VERSION,
+                receiver: 0x1234_0004,
+            },
             b"",
         ),
         plain(
             "reject-auth",
-            Header::Reject { code: RejectCode::Auth, version: WIRE_VERSION, receiver: 0x1234_0005 },
+            Header::Reject {
+                code: RejectCode::Auth,
+                version: WIRE_VERSION,
+                min_version: WIRE_VERSION,
+                receiver: 0x1234_0005,
+            },
             b"",
         ),
         sealed("ping", pk, 0, 0, Packet::Ping { seq: 0 }, json!({})),
         sealed("pong", pk, 0, 1, Packet::Pong { seq: 300 }, json!({})),
         sealed("ping-large-seq-and-counter", pk, 0, (1 << 40) + 17, Packet::Ping { seq: u32::MAX }, json!({})),
-        sealed("data-empty-message", pk, 0, 2, Packet::Data { msg_id: 0, total: 0, offset: 0, bytes: b"" }, json!({})),
+        sealed(
+            "data-empty-message",
+            pk,
+            0,
+            2,
+            Packet::Data { kind: 3, msg_id: 0, total: 0, offset: 0, bytes: b"" },
+            json!({}),
+        ),
         sealed(
             "data-single-chunk",
             pk,
             0,
             3,
-            Packet::Data { msg_id: 1, total: 11, offset: 0, bytes: b"hello world" },
+            Packet::Data { kind: 3, msg_id: 1, total: 11, offset: 0, bytes: b"hello world" },
             json!({}),
         ),
         sealed(
@@ -678,13 +738,28 @@ fn records_file() -> Value {
         sealed("close-normal", pk, 0, 9, Packet::Close { reason: CloseReason::Normal }, json!({})),
         sealed("close-threat", pk, 0, 10, Packet::Close { reason: CloseReason::Threat }, json!({})),
         sealed("close-unknown-reason", pk, 0, 11, Packet::Close { reason: CloseReason::Other(200) }, json!({})),
-        sealed("unknown-kind-application", pk, 0, 12, Packet::Unknown { kind: 0x40, body: b"app-defined" }, json!({})),
+        sealed(
+            "application-kind-0x40",
+            "PROTOCOL.md §8.2",
+            0,
+            12,
+            Packet::Data { kind: 0x40, msg_id: 2, total: 11, offset: 0, bytes: b"app-defined" },
+            json!({}),
+        ),
         sealed("unknown-kind-reserved", pk, 0, 13, Packet::Unknown { kind: 0xff, body: b"" }, json!({})),
+        sealed(
+            "unknown-kind-messaging",
+            "PROTOCOL.md §8.2",
+            0,
+            15,
+            Packet::Unknown { kind: 0x10, body: b"" },
+            json!({}),
+        ),
         sealed("ping-key-phase-1", "PROTOCOL.md §Rekey", 1, 14, Packet::Ping { seq: 5 }, json!({})),
     ];
     // A 2500-byte message in three chunks, as a 1200-byte datagram path would carry it.
     for (i, (off, len)) in [(0usize, 1000usize), (1000, 1000), (2000, 500)].into_iter().enumerate() {
-        let pkt = Packet::Data { msg_id: 7, total: 2500, offset: off as u32, bytes: &msg[off..off + len] };
+        let pkt = Packet::Data { kind: 3, msg_id: 7, total: 2500, offset: off as u32, bytes: &msg[off..off + len] };
         v.push(sealed(
             &format!("data-multi-chunk-{}-of-3", i + 1),
             pk,
@@ -695,7 +770,7 @@ fn records_file() -> Value {
         ));
     }
     json!({
-        "description": "meshlink records of every type and packets of every kind. Handshake and Reject records: `header` decoded, `body` the bytes after the header. Transport records: plaintext = the packet (kind byte + postcard body), sealed with ChaCha20-Poly1305 under phase_key with nonce = 4 zero bytes || counter (u64 LE) and AD = the 16-byte header; phase_key = `key` after `rekeys` Noise REKEYs (k' = first 32 bytes of ENCRYPT(k, 2^64-1, '', 32 zero bytes)). `datagram` is the record as one UDP datagram; `frame` the same with a 2-byte big-endian length prefix for streams. Multi-chunk Data vectors also give the whole `message`. `init-xx` is an XX Init as sent on streams; `init-xx-datagram-padded` the same as sent on datagrams, its Noise payload zero-padded so that the record is init_min_datagram (276) bytes (see handshake.json). `init-ik` shows an IK Init's layout with a stand-in body; on datagrams an IK Init is padded to 276 bytes too, but inside its encrypted payload, so the zeros are not visible (see handshake.json). Byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
+        "description": "meshlink records of every type and packets of every kind. Handshake and Reject records: `header` decoded, `body` the bytes after the header. Transport records: plaintext = the packet (kind byte + postcard body), sealed with ChaCha20-Poly1305 under phase_key with nonce = 4 zero bytes || counter (u64 LE) and AD = the 16-byte header; phase_key = `key` after `rekeys` Noise REKEYs (k' = first 32 bytes of ENCRYPT(k, 2^64-1, '', 32 zero bytes)). `datagram` is the record as one UDP datagram; `frame` the same with a 2-byte big-endian length prefix for streams. Multi-chunk Data vectors also give the whole `message`. `init-xx` is an XX Init as sent on streams; `init-xx-datagram-padded` the same as sent on datagrams, its Noise payload zero-padded so that the record is init_min_datagram (279) bytes (see handshake.json). `init-ik` shows an IK Init's layout with a stand-in body; on datagrams an IK Init is padded to 279 bytes too, but inside its encrypted payload, so the zeros are not visible (see handshake.json). Byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
         "vectors": v,
     })
 }
@@ -753,6 +828,13 @@ fn malformed_file() -> Value {
     let init = |version: u8, pattern: u8, tag: &[u8], body: &[u8]| {
         [&[1, version, pattern, 0, 4, 3, 2, 1][..], tag, body].concat()
     };
+    // The same, zero-padded to INIT_MIN_DATAGRAM as every datagram Init must be (§5.1).
+    let dinit = |version: u8, pattern: u8, tag: &[u8], body: &[u8]| {
+        let mut r = init(version, pattern, tag, body);
+        r.resize(r.len().max(INIT_MIN_DATAGRAM), 0);
+        r
+    };
+    let v = WIRE_VERSION;
     let good_e = public([0x42; 32]);
     let low = [
         ("zero", [0u8; 32]),
@@ -813,6 +895,9 @@ fn malformed_file() -> Value {
         r
     };
     let name33 = [&[0x01u8, 33][..], &[b'a'; 33]].concat();
+    // The smallest Hello (every field empty or zero) followed by `tail`.
+    let hx9 = |tail: &[u8]| [&[WIRE_VERSION, 0, 0, 0, 0, 0, 0, 0, 0][..], tail].concat();
+    assert!(Hello::decode(&hx9(&[0x10, 1, b'a', 0, 0, 0])).is_ok() && Hello::decode(&hx9(&[0x10, 1, b'a'])).is_ok());
     // Each malformed Hello is one change away from a valid one: it fails for the stated reason.
     let name32 = [&[0x01u8, 32][..], &[b'a'; 32], &[0, 0, 0, 0, 0, 0, 0]].concat();
     assert!(Hello::decode(&name32).is_ok() && Hello::decode(&[1, 0, 0, 0, 0, 0, 0, 0, 0]).is_ok());
@@ -862,28 +947,69 @@ fn malformed_file() -> Value {
             [&[1u8, 0, 9][..], &[1, b'c'].repeat(9), &[0, 0, 0, 0, 0, 0]].concat(),
             &none,
         ),
+        // After the fields comes the extension tail (§8.6): a lone byte is a TLV without its length.
         ("hello-trailing-byte".into(), "PROTOCOL.md §Hello", "hello", vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0xaa], &none),
+        (
+            "hello-extension-duplicate".into(),
+            "PROTOCOL.md §Hello",
+            "hello",
+            hx9(&[0x10, 1, b'a', 0x10, 1, b'b']),
+            &none,
+        ),
+        (
+            "hello-9-extensions".into(),
+            "PROTOCOL.md §Hello",
+            "hello",
+            hx9(&(1u8..=9).flat_map(|t| [t, 0]).collect::<Vec<u8>>()),
+            &none,
+        ),
+        ("hello-extension-value-truncated".into(), "PROTOCOL.md §Hello", "hello", hx9(&[0x10, 5, 1, 2]), &none),
+        (
+            "hello-extension-tail-129-bytes".into(),
+            "PROTOCOL.md §Hello",
+            "hello",
+            hx9(&[&[0x10u8, 127][..], &[7; 127]].concat()),
+            &none,
+        ),
+        ("hello-nonzero-after-end".into(), "PROTOCOL.md §Hello", "hello", hx9(&[0x10, 1, b'a', 0, 0, 1]), &none),
         ("transport-tag-bit-flip".into(), pk, "transport_open", flip(usize::MAX), &key),
         ("transport-ciphertext-bit-flip".into(), pk, "transport_open", flip(16), &key),
         ("transport-ad-bit-flip".into(), pk, "transport_open", flip(1), &key),
         ("transport-shorter-than-tag".into(), pk, "transport_open", ping[..16 + 15].to_vec(), &key),
         ("transport-counter-max".into(), pk, "transport_open", [&ping[..8], &[0xff; 8], &ping[16..]].concat(), &key),
-        ("datagram-init-version-2".into(), hs, "node_datagram", init(2, 0, &tag, &good_e), &none),
-        ("datagram-init-wrong-network".into(), hs, "node_datagram", init(1, 0, &[0, 0, 0, 0], &good_e), &none),
-        ("datagram-init-unknown-pattern".into(), hs, "node_datagram", init(1, 3, &tag, &good_e), &none),
+        // A version-1 Init (byte 3 reserved, 0: the range 1..=1) and one of version 3 only.
+        ("datagram-init-version-1".into(), hs, "node_datagram", dinit(1, 0, &tag, &good_e), &none),
+        (
+            "datagram-init-version-3-only".into(),
+            hs,
+            "node_datagram",
+            [&[1u8, 3, 0, 3, 4, 3, 2, 1][..], &tag, &good_e, &[0; 235]].concat(),
+            &none,
+        ),
+        // Shorter than INIT_MIN_DATAGRAM: dropped unanswered, before any other check (§5.1).
+        ("datagram-init-short-44-bytes".into(), hs, "node_datagram", init(v, 0, &tag, &good_e), &none),
+        (
+            "datagram-init-278-bytes".into(),
+            hs,
+            "node_datagram",
+            dinit(v, 0, &tag, &good_e)[..INIT_MIN_DATAGRAM - 1].to_vec(),
+            &none,
+        ),
+        ("datagram-init-wrong-network".into(), hs, "node_datagram", dinit(v, 0, &[0, 0, 0, 0], &good_e), &none),
+        ("datagram-init-unknown-pattern".into(), hs, "node_datagram", dinit(v, 3, &tag, &good_e), &none),
         (
             "datagram-init-psk-pattern-without-key".into(),
             hs,
             "node_datagram",
-            init(1, 1, &tag, &[&good_e[..], &[0; 16]].concat()),
+            dinit(v, 1, &tag, &[&good_e[..], &[0; 16]].concat()),
             &none,
         ),
-        ("datagram-init-truncated-e".into(), hs, "node_datagram", init(1, 0, &tag, &good_e[..20]), &none),
+        ("stream-init-truncated-e".into(), hs, "node_stream", frame(&init(v, 0, &tag, &good_e[..20])), &none),
         (
             "datagram-init-ik-garbage".into(),
             hs,
             "node_datagram",
-            init(1, 2, &tag, &[&good_e[..], &[0x5a; 64]].concat()),
+            dinit(v, 2, &tag, &[&good_e[..], &[0x5a; 64]].concat()),
             &none,
         ),
         ("datagram-transport-unknown-receiver".into(), rh, "node_datagram", ping.clone(), &none),
@@ -899,7 +1025,7 @@ fn malformed_file() -> Value {
             "datagram-larger-than-max-datagram".into(),
             rh,
             "node_datagram",
-            init(1, 0, &tag, &[&good_e[..], &vec![0; malformed_node_config().max_datagram + 1 - 44]].concat()),
+            init(v, 0, &tag, &[&good_e[..], &vec![0; malformed_node_config().max_datagram + 1 - 44]].concat()),
             &none,
         ),
         ("stream-frame-length-zero".into(), "PROTOCOL.md §Framing", "node_stream", vec![0, 0], &none),
@@ -915,8 +1041,8 @@ fn malformed_file() -> Value {
         ("stream-transport-before-handshake".into(), hs, "node_stream", frame(&ping), &none),
     ];
     for (n, k) in &low {
-        cases.push((format!("datagram-init-low-order-e-{n}"), hs, "node_datagram", init(1, 0, &tag, k), &none));
-        cases.push((format!("stream-init-low-order-e-{n}"), hs, "node_stream", frame(&init(1, 0, &tag, k)), &none));
+        cases.push((format!("datagram-init-low-order-e-{n}"), hs, "node_datagram", dinit(v, 0, &tag, k), &none));
+        cases.push((format!("stream-init-low-order-e-{n}"), hs, "node_stream", frame(&init(v, 0, &tag, k)), &none));
     }
     let vectors: Vec<Value> = cases
         .into_iter()
@@ -935,6 +1061,129 @@ fn malformed_file() -> Value {
     })
 }
 
+// =========================================================================== spec_examples.json
+
+/// `start, start + 1, ..., start + 31`.
+fn counting(start: u8) -> [u8; 32] {
+    core::array::from_fn(|i| start.wrapping_add(i as u8))
+}
+
+/// One transcript of PROTOCOL.md §13 (§13.5 XX, §13.6 XXpsk3, §13.7 IK): the handshake
+/// records written by our Noise state machine with fixed inputs, then the first Ping each
+/// way. Laid out as a handshake.json vector, so the test replays it the same way.
+fn spec_example(name: &str, pattern: &str) -> Value {
+    let p = match pattern {
+        "XX" => meshlink_core::noise::Pattern::Xx,
+        "XXpsk3" => meshlink_core::noise::Pattern::XxPsk3,
+        _ => meshlink_core::noise::Pattern::Ik,
+    };
+    let (secrets, eph) = ([counting(0x01), counting(0x41)], [counting(0x21), counting(0x61)]);
+    let index = [0x5a3d_0001u32, 0xc0df_0003];
+    let id = b"meshlink";
+    let psk = (pattern == "XXpsk3").then(|| blake2s(&[b"meshlink psk", &KEY, id]));
+    let prologue = [&b"meshlink"[..], &[WIRE_VERSION, WIRE_VERSION, id.len() as u8], id].concat();
+    let tag = u32::from_le_bytes(blake2s(&[b"meshlink network tag", id])[..4].try_into().unwrap());
+    let hello = hello_bytes(&Config::default());
+    let pattern_id = ["XX", "XXpsk3", "IK"].iter().position(|x| *x == pattern).unwrap() as u8;
+    let transcript = |kind: TransportKind| {
+        use meshlink_core::noise::{HandshakeParams, HandshakeState, Role};
+        let mut hs = [Role::Initiator, Role::Responder].map(|role| {
+            let i = usize::from(role == Role::Responder);
+            let params = HandshakeParams {
+                pattern: p,
+                role,
+                prologue: &prologue,
+                local_static: secrets[i],
+                remote_static: (i == 0 && pattern == "IK").then(|| public(secrets[1])),
+                psk,
+            };
+            HandshakeState::with_ephemeral(params, eph[i]).unwrap()
+        });
+        let headers = [
+            Header::Init {
+                version: WIRE_VERSION,
+                min_version: WIRE_VERSION,
+                pattern: pattern_id,
+                sender: index[0],
+                network_tag: tag,
+            },
+            Header::Resp { sender: index[1], receiver: index[0] },
+            Header::Final { receiver: index[1] },
+        ];
+        let payloads = [init_payload(pattern, kind, &hello), hello.clone(), hello.clone()];
+        let mut records = Vec::new();
+        for step in 0..if pattern == "IK" { 2 } else { 3 } {
+            let from = step % 2;
+            let mut rec = vec![0u8; 2048];
+            let h = headers[step].encode(&mut rec).unwrap();
+            let n = hs[from].write_message(&payloads[step], &mut rec[h..]).unwrap();
+            rec.truncate(h + n);
+            let mut pl = vec![0u8; 2048];
+            let got = hs[1 - from].read_message(&rec[h..], &mut pl).unwrap();
+            assert_eq!(pl[..got], payloads[step][..]);
+            let mut v = json!({"from": ROLES[from], "header": header_json(&headers[step]), "record": hx(&rec),
+                "noise_message": hx(&rec[h..]), "payload": hx(&payloads[step])});
+            if kind == TransportKind::Stream {
+                v["frame"] = hx(&frame(&rec)).into();
+            }
+            records.push(v);
+        }
+        let hash = hs[0].handshake_hash();
+        assert_eq!(hash, hs[1].handshake_hash());
+        let steps = if pattern == "IK" { 2 } else { 3 };
+        let pl: Vec<&[u8]> = payloads[..steps].iter().map(|p| &p[..]).collect();
+        let (snow_msgs, snow_hash) = snow_transcript(pattern, &prologue, secrets, eph, psk, &pl);
+        assert_eq!(snow_hash, hash.to_vec(), "{name}: snow disagrees on the handshake hash");
+        for (m, r) in snow_msgs.iter().zip(&records) {
+            assert_eq!(hx(m), r["noise_message"].as_str().unwrap(), "{name}: snow disagrees on a message");
+        }
+        let [a, b] = hs;
+        let t = [a.into_transport().unwrap(), b.into_transport().unwrap()];
+        // Who pings first (§5.4): the XX responder at establishment; the IK initiator.
+        let order = if pattern == "IK" { [0, 1] } else { [1, 0] };
+        for from in order {
+            let header = Header::Transport { phase: 0, receiver: index[1 - from], counter: 0 };
+            let mut rec = vec![0u8; 16 + 2 + TAG_LEN];
+            header.encode(&mut rec).unwrap();
+            let n = Packet::Ping { seq: 0 }.encode(&mut rec[16..]).unwrap();
+            let (hdr, body) = rec.split_at_mut(16);
+            t[from].send.encrypt_at(0, hdr, body, n).unwrap();
+            let mut v = json!({"from": ROLES[from], "header": header_json(&header), "record": hx(&rec),
+                "plaintext": "0100", "packet": packet_json(&Packet::Ping { seq: 0 })});
+            if kind == TransportKind::Stream {
+                v["frame"] = hx(&frame(&rec)).into();
+            }
+            records.push(v);
+        }
+        json!({"handshake_hash": hx(&hash), "records": records})
+    };
+    let side = |i: usize| {
+        json!({"static_secret": hx(&secrets[i]), "static_public": hx(&public(secrets[i])),
+            "ephemeral_secret": hx(&eph[i]), "ephemeral_public": hx(&public(eph[i])), "index": index[i], "hello": hx(&hello)})
+    };
+    json!({
+        "name": name,
+        "section": "PROTOCOL.md §Worked examples",
+        "pattern": pattern,
+        "protocol_name": format!("Noise_{pattern}_25519_ChaChaPoly_BLAKE2s"),
+        "prologue": hx(&prologue),
+        "network_tag": tag,
+        "network_key": psk.map(|_| hx(&KEY)),
+        "psk": psk.map(|k| hx(&k)),
+        "initiator": side(0),
+        "responder": side(1),
+        "stream": transcript(TransportKind::Stream),
+        "datagram": transcript(TransportKind::Datagram),
+    })
+}
+
+fn spec_examples_file() -> Value {
+    json!({
+        "description": "The handshake transcripts printed in PROTOCOL.md §13.5 (XX), §13.6 (XXpsk3) and §13.7 (IK). Unlike handshake.json they do not come from two nodes: HandshakeState::with_ephemeral is driven directly with the stated static and ephemeral secrets, the indexes are fixed example values, network id 'meshlink', and for XXpsk3 the network key 000102..1f. Each side's Hello is the default node Hello (Config::default(), empty hello). Message 1's payload follows the rule of handshake.json (empty for XX and XXpsk3, the Hello for IK; on datagrams zero-padded so that the Init is init_min_datagram bytes). After the handshake, the first Ping (seq 0, counter 0) each way, in the order the node sends them (§5.4). Fields as in handshake.json; the test also checks that every stream record and every handshake hash appears in PROTOCOL.md.",
+        "vectors": [spec_example("spec-xx", "XX"), spec_example("spec-xxpsk3", "XXpsk3"), spec_example("spec-ik", "IK")],
+    })
+}
+
 // =========================================================================== main
 
 fn main() {
@@ -943,9 +1192,12 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors")));
     std::fs::create_dir_all(&dir).unwrap();
-    for (file, v) in
-        [("handshake.json", handshake_file()), ("records.json", records_file()), ("malformed.json", malformed_file())]
-    {
+    for (file, v) in [
+        ("handshake.json", handshake_file()),
+        ("records.json", records_file()),
+        ("malformed.json", malformed_file()),
+        ("spec_examples.json", spec_examples_file()),
+    ] {
         let path = dir.join(file);
         std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
         println!("wrote {}", path.display());

@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use heapless::Vec;
 
-use crate::wire::{Hello, WireError, FRAME_PREFIX_LEN, MAX_FRAME_LEN};
+use crate::wire::{Hello, VersionRange, WireError, FRAME_PREFIX_LEN, MAX_FRAME_LEN, WIRE_VERSION};
 
 /// Longest network id, in bytes.
 pub const NETWORK_ID_MAX: usize = 32;
@@ -19,8 +19,27 @@ pub enum ThreatPolicy {
     Drop,
 }
 
+/// How a peer's send queue (`Config::send_queue` bytes) is split between the priority
+/// classes ([`crate::Priority`]), in percent; the three sum to 100. Each class is a FIFO with
+/// its own byte cap, so a full class refuses only its own messages (`QueueFull`). A class
+/// with 0 % refuses every message. Default 10 / 60 / 30: the low class holds a whole
+/// default-size (64 KiB) message, the high class is for small urgent ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueShares {
+    pub high: u8,
+    pub normal: u8,
+    pub low: u8,
+}
+
+impl Default for QueueShares {
+    fn default() -> Self {
+        QueueShares { high: 10, normal: 60, low: 30 }
+    }
+}
+
 /// Everything a [`crate::Node`] can be told. `Config::default()` is a working node.
-#[derive(Debug, Clone)]
+/// `Debug` never prints the network key.
+#[derive(Clone)]
 pub struct Config {
     /// Network id, bound into the prologue: nodes of different networks cannot connect (F03).
     pub network_id: Vec<u8, NETWORK_ID_MAX>,
@@ -29,7 +48,8 @@ pub struct Config {
     /// Our node information, sent in the handshake (F15). `max_frame`, `max_datagram` and `max_message` are
     /// filled in by the node from the limits below.
     pub hello: Hello,
-    /// Most sessions (connected plus handshaking), at most the node's `PEERS` capacity.
+    /// Most sessions (connected plus handshaking), at most the slot table's length (the
+    /// node lowers it to that).
     pub max_peers: usize,
     /// Most sessions still in the handshake (flood cap; WireGuard-style half-open bound).
     pub max_half_open: usize,
@@ -45,6 +65,12 @@ pub struct Config {
     pub max_message: usize,
     /// Bytes of queued outgoing messages per peer; a full queue refuses `send` with `QueueFull`.
     pub send_queue: usize,
+    /// How `send_queue` is split between the priority classes.
+    pub queue_shares: QueueShares,
+    /// Most message bytes in one record. A record is the unit at which a higher priority
+    /// class overtakes a long message, so this bounds how long an urgent message waits
+    /// behind a bulk one: 16 KiB, TLS's largest record.
+    pub max_chunk: usize,
     /// Ping period (F12): 5 s, as the node daemon users already know.
     pub ping_interval: Duration,
     /// A ping without a pong after this long counts as lost.
@@ -72,6 +98,12 @@ pub struct Config {
     /// Threat score above which the policy applies (F05).
     pub threat_threshold: f32,
     pub threat_policy: ThreatPolicy,
+    /// Lowest wire version this node accepts (PROTOCOL.md §3). Default [`WIRE_VERSION`].
+    pub min_version: u8,
+    /// Highest wire version this node announces. Default [`WIRE_VERSION`]. This code speaks
+    /// the version-2 format under every number of its range; other ranges exist to test
+    /// negotiation and for a later implementation. `1 <= min_version <= max_version`.
+    pub max_version: u8,
 }
 
 impl Default for Config {
@@ -87,6 +119,8 @@ impl Default for Config {
             max_datagram: 1200,
             max_message: 64 * 1024,
             send_queue: 256 * 1024,
+            queue_shares: QueueShares::default(),
+            max_chunk: 16 * 1024,
             ping_interval: Duration::from_secs(5),
             pong_timeout: Duration::from_secs(5),
             dead_peer_timeout: Duration::from_secs(20),
@@ -100,21 +134,193 @@ impl Default for Config {
             rekey_after_messages: 1 << 60,
             threat_threshold: 0.8,
             threat_policy: ThreatPolicy::Drop,
+            min_version: WIRE_VERSION,
+            max_version: WIRE_VERSION,
         }
     }
 }
 
+/// Bounds of [`Config::validate`]: a timer outside them is a mistake, not a tuning.
+pub mod bounds {
+    use core::time::Duration;
+    /// Shortest ping period: below it pings are a busy loop, not a liveness check.
+    pub const MIN_PING_INTERVAL: Duration = Duration::from_millis(10);
+    /// Shortest first handshake retransmission: below it a lost Resp becomes an Init storm.
+    pub const MIN_HANDSHAKE_RETRY: Duration = Duration::from_millis(10);
+    /// Longest of any timer: a day. Longer values are typos (seconds given as millis...).
+    pub const MAX_TIMER: Duration = Duration::from_secs(24 * 3600);
+    /// Shortest key rotation period (WireGuard's is 120 s; a second is a test setting).
+    pub const MIN_REKEY_AFTER_TIME: Duration = Duration::from_secs(1);
+    /// Largest datagram: the most a UDP payload can carry over IPv4.
+    pub const MAX_DATAGRAM: usize = 65_507;
+}
+
+/// Which configuration field is wrong, and why ([`Config::validate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field's name, as in [`Config`] (and `docs/PROTOCOL.md` §Constants).
+    pub field: &'static str,
+    /// What it must be.
+    pub problem: &'static str,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ConfigError {}
+
+impl core::fmt::Debug for Config {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Config")
+            .field("network_id", &self.network_id)
+            // The key is a secret: say only whether there is one.
+            .field("network_key", &self.network_key.as_ref().map(|_| "<redacted>"))
+            .field("hello", &self.hello)
+            .field("max_peers", &self.max_peers)
+            .field("max_half_open", &self.max_half_open)
+            .field("max_half_open_per_ip", &self.max_half_open_per_ip)
+            .field("max_frame", &self.max_frame)
+            .field("max_datagram", &self.max_datagram)
+            .field("max_message", &self.max_message)
+            .field("send_queue", &self.send_queue)
+            .field("ping_interval", &self.ping_interval)
+            .field("pong_timeout", &self.pong_timeout)
+            .field("dead_peer_timeout", &self.dead_peer_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("handshake_retry", &self.handshake_retry)
+            .field("handshake_retry_max", &self.handshake_retry_max)
+            .field("handshake_jitter", &self.handshake_jitter)
+            .field("ik_fast_path", &self.ik_fast_path)
+            .field("rekey_after_time", &self.rekey_after_time)
+            .field("reject_after_time", &self.reject_after_time)
+            .field("rekey_after_messages", &self.rekey_after_messages)
+            .field("threat_threshold", &self.threat_threshold)
+            .field("threat_policy", &self.threat_policy)
+            .finish()
+    }
+}
+
 impl Config {
+    /// Checks every limit and timer; [`crate::Node::new`] calls it. Zero or absurd values
+    /// (a zero ping interval is a busy loop, a zero retransmission delay an Init storm) and
+    /// inconsistent pairs are refused, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use bounds::*;
+        let err = |field, problem| Err(ConfigError { field, problem });
+        let timer = |d: Duration| d > Duration::ZERO && d <= MAX_TIMER;
+        if self.max_peers == 0 {
+            return err("max_peers", "must be at least 1");
+        }
+        if self.max_half_open == 0 {
+            return err("max_half_open", "must be at least 1");
+        }
+        if self.max_half_open_per_ip == 0 {
+            return err("max_half_open_per_ip", "must be at least 1");
+        }
+        if self.max_frame == 0 || self.max_frame > MAX_FRAME_LEN {
+            return err("max_frame", "must be 1..=65535");
+        }
+        if self.max_frame < crate::session::HANDSHAKE_RECORD_MAX {
+            return err("max_frame", "too small for a handshake record");
+        }
+        if self.max_datagram < crate::session::HANDSHAKE_RECORD_MAX.min(1200) {
+            return err("max_datagram", "too small for a handshake");
+        }
+        if self.max_datagram > MAX_DATAGRAM {
+            return err("max_datagram", "must be at most 65507 (a UDP payload)");
+        }
+        if self.max_message == 0 {
+            return err("max_message", "must be at least 1");
+        }
+        if self.max_message > u32::MAX as usize {
+            return err("max_message", "must fit in 32 bits");
+        }
+        if !timer(self.ping_interval) || self.ping_interval < MIN_PING_INTERVAL {
+            return err("ping_interval", "must be 10 ms..=24 h");
+        }
+        if !timer(self.pong_timeout) {
+            return err("pong_timeout", "must be above zero and at most 24 h");
+        }
+        if !timer(self.dead_peer_timeout) {
+            return err("dead_peer_timeout", "must be above zero and at most 24 h");
+        }
+        if self.dead_peer_timeout <= self.ping_interval {
+            // A peer answers a ping at the earliest one interval later: the timeout must
+            // leave room for at least one.
+            return err("dead_peer_timeout", "must exceed ping_interval");
+        }
+        if !timer(self.handshake_timeout) {
+            return err("handshake_timeout", "must be above zero and at most 24 h");
+        }
+        if !timer(self.handshake_retry) || self.handshake_retry < MIN_HANDSHAKE_RETRY {
+            return err("handshake_retry", "must be 10 ms..=24 h");
+        }
+        if !timer(self.handshake_retry_max) || self.handshake_retry_max < self.handshake_retry {
+            return err("handshake_retry_max", "must be at least handshake_retry and at most 24 h");
+        }
+        if self.handshake_jitter > MAX_TIMER {
+            return err("handshake_jitter", "must be at most 24 h");
+        }
+        if self.rekey_after_time < MIN_REKEY_AFTER_TIME || self.rekey_after_time > MAX_TIMER {
+            return err("rekey_after_time", "must be 1 s..=24 h");
+        }
+        if self.rekey_after_time + self.ping_interval >= self.reject_after_time {
+            // The peer must rotate (it does so when it sends, at least every ping) before
+            // its key reaches reject_after_time at our end.
+            return err("reject_after_time", "must exceed rekey_after_time + ping_interval");
+        }
+        if self.reject_after_time > MAX_TIMER * 2 {
+            return err("reject_after_time", "must be at most 48 h");
+        }
+        if self.rekey_after_messages == 0 || self.rekey_after_messages >= crate::replay::REJECT_AFTER_MESSAGES {
+            return err("rekey_after_messages", "must be 1..REJECT_AFTER_MESSAGES");
+        }
+        if !(0.0..=1.0).contains(&self.threat_threshold) {
+            return err("threat_threshold", "must be 0..=1 (not NaN)");
+        }
+        if self.min_version == 0 || self.min_version > self.max_version {
+            return err("min_version", "must be 1..=max_version");
+        }
+        let QueueShares { high, normal, low } = self.queue_shares;
+        if u32::from(high) + u32::from(normal) + u32::from(low) != 100 {
+            return err("queue_shares", "must sum to 100");
+        }
+        if self.class_caps()[1] < self.max_message.min(1024) + crate::buffers::ENTRY_PREFIX {
+            return err("send_queue", "its normal share must hold at least one message");
+        }
+        if self.max_chunk == 0 {
+            return err("max_chunk", "must be at least 1");
+        }
+        Ok(())
+    }
+
     /// Sets the network id.
     pub fn with_network_id(mut self, id: &[u8]) -> Result<Self, WireError> {
         self.network_id = Vec::from_slice(id).map_err(|_| WireError::FieldTooLong { limit: NETWORK_ID_MAX })?;
         Ok(self)
     }
 
+    /// The wire versions this node speaks.
+    pub fn versions(&self) -> VersionRange {
+        VersionRange { min: self.min_version, max: self.max_version }
+    }
+
     /// Bytes a peer slot buffer needs for this configuration: one frame, one message and
     /// the send queue.
     pub fn slot_buffer_len(&self) -> usize {
         self.rx_len() + self.max_message + self.send_queue
+    }
+
+    /// The byte cap of each priority class's queue (high, normal, low): its share of
+    /// `send_queue`, the normal class taking the rounding remainder so they sum exactly.
+    pub fn class_caps(&self) -> [usize; 3] {
+        let share = |pct: u8| self.send_queue / 100 * usize::from(pct) + self.send_queue % 100 * usize::from(pct) / 100;
+        let (high, low) = (share(self.queue_shares.high), share(self.queue_shares.low));
+        [high, self.send_queue.saturating_sub(high + low), low]
     }
 
     pub(crate) fn rx_len(&self) -> usize {

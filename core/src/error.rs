@@ -2,10 +2,11 @@
 
 use core::fmt;
 
+use crate::config::ConfigError;
 use crate::identity::PeerId;
 use crate::noise::NoiseError;
 use crate::replay::ReplayError;
-use crate::wire::{RejectCode, WireError};
+use crate::wire::{RejectCode, VersionRange, WireError};
 
 /// Everything that can go wrong in the node, from hostile bytes to a full queue.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,8 +35,8 @@ pub enum Error {
     Rejected(RejectCode),
     /// The peer is on another network (network tag mismatch).
     NetworkMismatch,
-    /// The peer speaks another wire version.
-    VersionMismatch { got: u8, supported: u8 },
+    /// The peer's wire versions and ours do not overlap (or the peer chose one outside ours).
+    VersionMismatch { ours: VersionRange, theirs: VersionRange },
     /// The peer used a handshake pattern this node does not accept (e.g. no network key).
     PatternMismatch,
     /// The handshake did not finish within `handshake_timeout`.
@@ -44,7 +45,10 @@ pub enum Error {
     PeerTimeout,
     /// A message larger than the limit (ours on send, the peer's on receive).
     TooLarge { size: usize, max: usize },
-    /// The per-peer send queue cannot take this message now.
+    /// A send call was given a kind it does not take: `send_kind` takes application kinds
+    /// (`0x40..=0x7f`) only, `send_with` also Data (`0x03`).
+    InvalidKind { kind: u8 },
+    /// The per-peer send queue (of the message's priority class) cannot take this message now.
     QueueFull { needed: usize, free: usize },
     /// The peer's threat score is above the threshold (F05).
     Threat,
@@ -56,8 +60,23 @@ pub enum Error {
     UnexpectedRecord,
     /// A caller buffer is too small.
     BufferTooSmall { required: usize },
-    /// The configuration is inconsistent; the text says which field.
+    /// The configuration is inconsistent; the text says what (adapters' own checks).
     Config(&'static str),
+    /// A configuration field is zero, absurd or inconsistent ([`crate::Config::validate`]).
+    InvalidConfig(ConfigError),
+    /// The buffer pool had no buffer for this session (a fixed pool smaller than the slot
+    /// table, or a slot built without one).
+    NoBuffer,
+    /// The handshake reached our own static key: this node dialled itself.
+    SelfConnect,
+    /// The half-open table was full and a newer inbound handshake took this one's place.
+    HandshakeEvicted,
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::InvalidConfig(e)
+    }
 }
 
 impl From<WireError> for Error {
@@ -91,13 +110,14 @@ impl fmt::Display for Error {
             Error::PeerKeyMismatch { expected, got } => write!(f, "peer key mismatch: expected {expected}, got {got}"),
             Error::Rejected(c) => write!(f, "rejected by responder: {c:?}"),
             Error::NetworkMismatch => f.write_str("peer is on another network"),
-            Error::VersionMismatch { got, supported } => {
-                write!(f, "peer speaks wire version {got}, this node {supported}")
+            Error::VersionMismatch { ours, theirs } => {
+                write!(f, "peer speaks wire version {theirs}, this node {ours}")
             }
             Error::PatternMismatch => f.write_str("handshake pattern not accepted (network key mismatch?)"),
             Error::HandshakeTimeout => f.write_str("handshake timed out"),
             Error::PeerTimeout => f.write_str("peer timed out"),
             Error::TooLarge { size, max } => write!(f, "message of {size} bytes exceeds the limit of {max}"),
+            Error::InvalidKind { kind } => write!(f, "packet kind 0x{kind:02x} cannot be sent here"),
             Error::QueueFull { needed, free } => write!(f, "send queue full: {needed} bytes needed, {free} free"),
             Error::Threat => f.write_str("peer refused: threat score above threshold"),
             Error::KeyExpired => f.write_str("record under an expired key"),
@@ -105,6 +125,10 @@ impl fmt::Display for Error {
             Error::UnexpectedRecord => f.write_str("unexpected record for the session state"),
             Error::BufferTooSmall { required } => write!(f, "buffer too small: {required} bytes required"),
             Error::Config(field) => write!(f, "invalid configuration: {field}"),
+            Error::InvalidConfig(e) => write!(f, "invalid configuration: {e}"),
+            Error::NoBuffer => f.write_str("no slot buffer available for the session"),
+            Error::SelfConnect => f.write_str("the peer is this node itself"),
+            Error::HandshakeEvicted => f.write_str("handshake evicted by a newer one (half-open table full)"),
         }
     }
 }

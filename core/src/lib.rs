@@ -6,8 +6,9 @@
 //!
 //! - No sockets, clocks, threads or global state: time comes in as [`Instant`], randomness
 //!   as a seed, bytes through `handle_*`, and output through `poll_*` (see [`Node`]).
-//! - Capacities are the caller's: [`Node<B, N>`](Node) holds `N` sessions with a slot
-//!   buffer `B` each.
+//! - Storage is the caller's: a [`Node`] works over a slot table and a buffer pool it is
+//!   given, so it is built in place (never as a large stack value) and sized at run time
+//!   ([`HeapNode::with_capacity`] on a host, static slots on firmware; see [`node`]).
 //! - Hostile input never panics and never allocates: it gets a typed [`Error`], the record
 //!   is dropped and every other session carries on.
 //!
@@ -20,11 +21,14 @@
 //! ## Features
 //! - `std` (default): `std::error::Error` for [`Error`] and [`Instant::since`]. Nothing in
 //!   the protocol depends on it; build with `default-features = false` for firmware.
+//! - `alloc` (in `std`): [`HeapNode`], a heap slot table and the [`node::HeapPool`].
 
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
@@ -41,11 +45,14 @@ pub mod session;
 pub mod time;
 pub mod wire;
 
-pub use config::{Config, ThreatPolicy};
+pub use buffers::Priority;
+pub use config::{Config, ConfigError, QueueShares, ThreatPolicy};
 pub use error::Error;
 pub use identity::{Keypair, PeerId};
-pub use node::{ConnId, Event, Node, NodeStats, PeerInfo, Transmit};
+#[cfg(feature = "alloc")]
+pub use node::HeapNode;
+pub use node::{BufferPool, ConnId, Event, Node, NodeStats, PeerInfo, Slot, SlotBound, Transmit};
 pub use quality::Quality;
 pub use session::{DisconnectReason, TransportKind};
 pub use time::Instant;
-pub use wire::{CloseReason, ErrorCode, Hello};
+pub use wire::{CloseReason, ErrorCode, Hello, VersionRange};

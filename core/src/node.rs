@@ -9,8 +9,9 @@
 //!   [`Node::handle_stream_closed`];
 //! - **output**: [`Node::poll_transmit`], [`Node::poll_timeout`], [`Node::poll_event`];
 //! - **commands**: [`Node::connect`], [`Node::accept`], [`Node::send`], [`Node::disconnect`],
-//!   [`Node::set_threat_score`];
-//! - **getters**: [`Node::peers`], [`Node::quality`], [`Node::stats`], [`Node::peer_id`].
+//!   [`Node::close`], [`Node::close_all`], [`Node::set_threat_score`];
+//! - **getters**: [`Node::peers`], [`Node::quality`], [`Node::hello`], [`Node::stats`],
+//!   [`Node::peer_id`], [`Node::config`], [`Node::threat_score`].
 //!
 //! After any input or command, the caller drains the output in this order:
 //! 1. `poll_transmit` until it returns `None`, sending each buffer to its connection;
@@ -20,16 +21,65 @@
 //! `now` must never go backwards. `handle_stream` may consume less than it is given when
 //! a received message waits in `poll_event`: drain events, then feed the rest.
 //!
+//! # Storage: who owns what
+//!
+//! The node is small (a few hundred bytes plus the configuration); everything that grows
+//! with the number of peers is the caller's, given to [`Node::new`]:
+//!
+//! - **The slot table** `S: AsRef<[Slot<B>]> + AsMut<[Slot<B>]>`, one [`Slot`] per possible
+//!   session (about 4.9 KB each: the session's keys, handshake, replay window, reassembly
+//!   table and the node's index links). Its length is the hard capacity (at most 65,535);
+//!   `Config::max_peers` sets the run-time limit within it. A host builds it in place on the
+//!   heap with [`slot_table`] (feature `alloc`); firmware puts an array in a `static` (for
+//!   example through `static_cell`) and passes `&'static mut [Slot<B>]`. The node never
+//!   returns or moves it by value, so no adapter needs a large stack.
+//! - **The slot buffers**, from a [`BufferPool`]: each session needs one
+//!   `Config::slot_buffer_len()` buffer (rx frame, one reassembled message, send queue)
+//!   while it has bytes in it. The node takes one when a session is created or, after an
+//!   idle spell, when bytes arrive or are queued; it gives it back when the session ends and
+//!   as soon as the session is idle again (empty queue, no partial frame or reassembly, no
+//!   message waiting in `poll_event`). On a host, [`HeapPool`] allocates on demand, so an
+//!   idle peer costs its slot and no buffer. On firmware, [`SlotBound`] leaves each slot
+//!   the static buffer it was built with ([`Slot::with_buffer`]): fixed capacities, no
+//!   allocator. A pool that runs dry fails only the session that asked ([`Error::NoBuffer`]).
+//!
+//! The four adapters use it the same way: the tokio host and the wasm-bindgen package
+//! build a [`HeapNode`] with [`HeapNode::with_capacity`]; the embassy firmware and a C ABI
+//! without an allocator pass static slots and [`SlotBound`] (a C ABI with `malloc` can use
+//! `HeapNode` too). The node itself is then a few hundred bytes wherever it is kept.
+//!
+//! # Indexes and cost
+//!
+//! Every per-peer lookup is O(1) and touches only the sessions involved, however many
+//! are connected: a PeerId → session map (`send`, `disconnect`, `quality`, `hello`,
+//! duplicate detection), an (address, sender index) → session map (retransmitted datagram
+//! Inits), an indexed min-heap of session deadlines (`poll_timeout` reads its top,
+//! `handle_timeout` pops only what is due), a free list, intrusive transmit and event
+//! queues, an indexed threat table, and counters maintained as sessions change state
+//! (`stats` is a copy). All of them live in the slot table ([`Slot`]), so they are
+//! bounded by it and need no allocator. `peers` and `close_all` visit every slot.
+//!
+//! # Towards an Endpoint / Connection split
+//!
+//! A session ([`crate::session`]) already holds all its own state and computes its own
+//! deadline; what it borrows from the node for one call is a `Ctx` (configuration,
+//! keypair, an RNG, our Hello, the prologue), and its bytes are its slot buffer. The
+//! node's part is routing (the maps above), the timer heap, the queues and the policies
+//! (limits, duplicates, threats). To spread sessions over cores later, as quinn-proto does,
+//! a session moves out of its slot with its buffer into a `Connection` that owns a
+//! `Ctx` of its own (shared read-only configuration and keys, a per-connection RNG
+//! derived from the node seed), and the node keeps only its index entries, exchanging
+//! events with it (deadline changed, peer confirmed, closed) instead of reading it.
+//!
 //! ```
-//! use meshlink_core::{Config, Event, Instant, Keypair, Node, TransportKind};
+//! use meshlink_core::{Config, Event, HeapNode, Instant, Keypair, TransportKind};
 //! use rand_core::{RngCore, SeedableRng};
 //! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
 //! let cfg = Config { max_message: 1024, send_queue: 4096, max_frame: 2048, ..Config::default() };
-//! let len = cfg.slot_buffer_len();
 //! let mk = |rng: &mut rand_chacha::ChaCha20Rng| {
 //!     let mut seed = [0u8; 32];
 //!     rng.fill_bytes(&mut seed);
-//!     Node::<Vec<u8>, 4>::new(cfg.clone(), Keypair::generate(rng), seed, || vec![0; len]).unwrap()
+//!     HeapNode::with_capacity(cfg.clone(), Keypair::generate(rng), seed, 4).unwrap()
 //! };
 //! let (mut a, mut b) = (mk(&mut rng), mk(&mut rng));
 //! let addr = "127.0.0.1:1".parse().unwrap();
@@ -47,6 +97,27 @@
 //! assert!(matches!(b.poll_event(), Some(Event::Connected { .. })));
 //! match b.poll_event() { Some(Event::Message { data, .. }) => assert_eq!(data, b"hello"), e => panic!("{e:?}") }
 //! ```
+//!
+//! Firmware, with static slots and buffers and no allocator:
+//!
+//! ```
+//! use meshlink_core::node::{Slot, SlotBound};
+//! use meshlink_core::{Config, Keypair, Node};
+//! let cfg = Config { max_message: 512, send_queue: 2048, max_frame: 1024, ..Config::default() };
+//! let len = cfg.slot_buffer_len();
+//! // On a device: `static` storage through `static_cell`; leaked here for the example.
+//! let region: &'static mut [u8] = Box::leak(vec![0u8; 2 * len].into_boxed_slice());
+//! let mut chunks = region.chunks_exact_mut(len);
+//! let slots: &'static mut [Slot<&'static mut [u8]>; 2] = Box::leak(Box::new([
+//!     Slot::with_buffer(chunks.next().unwrap()),
+//!     Slot::with_buffer(chunks.next().unwrap()),
+//! ]));
+//! let node = Node::new(cfg, Keypair::from_secret([7; 32]), [1; 32], &mut slots[..], SlotBound::new()).unwrap();
+//! assert_eq!(node.stats().sessions, 0);
+//! ```
+
+mod index;
+mod storage;
 
 use core::net::SocketAddr;
 
@@ -54,7 +125,7 @@ use heapless::{Deque, Vec};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::buffers::Layout;
+use crate::buffers::{Layout, Priority};
 use crate::config::{Config, ThreatPolicy};
 use crate::error::Error;
 use crate::identity::{Keypair, PeerId};
@@ -63,6 +134,20 @@ use crate::quality::Quality;
 use crate::session::{check_init, derive_psk, prologue, Ctx, DisconnectReason, Phase, Session, TransportKind};
 use crate::time::Instant;
 use crate::wire::{CloseReason, ErrorCode, Header, Hello, RejectCode, WireError, HELLO_MAX_LEN, WIRE_VERSION};
+
+use index::{Fifo, HalfOpenList, Keyed, Map, Queue};
+use storage::NIL;
+#[cfg(feature = "alloc")]
+pub use storage::{slot_table, HeapPool};
+pub use storage::{BufferPool, Slot, SlotBound};
+
+/// A node on the heap: slots built in place, buffers allocated per session on demand.
+#[cfg(feature = "alloc")]
+pub type HeapNode = Node<HeapPool, alloc::boxed::Box<[Slot<alloc::boxed::Box<[u8]>>]>>;
+
+/// The hard ceiling of a slot table: slot numbers are 16 bits in [`ConnId`] and in the
+/// local session index.
+pub const MAX_SLOTS: usize = 0xffff;
 
 /// Identifies one session (one connection) for the adapter: slot number and generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -98,8 +183,9 @@ pub enum Event<'a> {
     /// A session finished its handshake and is confirmed (F06): the peer's Hello and the
     /// first quality figures (the handshake round trip).
     Connected { conn: ConnId, peer: PeerId, addr: SocketAddr, kind: TransportKind, hello: &'a Hello, quality: Quality },
-    /// A whole message from a peer (F20).
-    Message { conn: ConnId, peer: PeerId, data: &'a [u8] },
+    /// A whole message from a peer (F20). `kind` is [`crate::wire::kind::DATA`] for
+    /// [`Node::send`], else the application kind (`0x40..=0x7f`) it was sent with (F30).
+    Message { conn: ConnId, peer: PeerId, kind: u8, data: &'a [u8] },
     /// New quality figures after a pong (F12).
     QualityUpdate { conn: ConnId, peer: PeerId, quality: Quality },
     /// The peer sent a typed error (F29).
@@ -123,7 +209,9 @@ pub struct PeerInfo {
     pub threat: f32,
 }
 
-/// Node-wide counters (F13).
+/// Node-wide figures (F13). `sessions`, `connected` and `half_open` are gauges (what is
+/// live now); every other field is a counter that only ever grows (sessions that end
+/// leave their counts behind), so an exporter may publish them as Prometheus counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeStats {
     pub sessions: usize,
@@ -145,20 +233,15 @@ const EV_QUALITY: u8 = 4;
 const EV_ERROR: u8 = 8;
 const EV_DISCONNECTED: u8 = 16;
 
+/// `SlotIx::counted` bits: which gauges a session is counted in.
+const C_CONNECTED: u8 = 1;
+const C_HALF_OPEN: u8 = 2;
+
 /// Stateless replies (Reject records) waiting to go out; more are dropped, never queued.
 const REPLY_QUEUE: usize = 8;
 
-struct Slot<B> {
-    sess: Option<Session>,
-    buf: B,
-    gen: u16,
-    ev: u8,
-    in_ev_queue: bool,
-    in_tx_queue: bool,
-}
-
-/// A meshlink node with room for `N` sessions, each with a slot buffer of type `B`.
-pub struct Node<B, const N: usize> {
+/// A meshlink node over a slot table `S` and a buffer pool `P` (see the module docs).
+pub struct Node<P: BufferPool, S> {
     config: Config,
     keypair: Keypair,
     rng: ChaCha20Rng,
@@ -167,75 +250,102 @@ pub struct Node<B, const N: usize> {
     prologue: [u8; 64],
     prologue_len: usize,
     psk: Option<[u8; 32]>,
-    slots: Vec<Slot<B>, N>,
-    tx_queue: Deque<u16, N>,
-    ev_queue: Deque<u16, N>,
+    slots: S,
+    pool: P,
+    /// Slots in use: the table's length, at most [`MAX_SLOTS`]; also the bucket count.
+    cap: u32,
+    hasher: Keyed,
+    free: Fifo,
+    tx_queue: Fifo,
+    ev_queue: Fifo,
+    heap_len: u32,
+    half_open_in: HalfOpenList,
+    threat_len: u32,
+    /// The slot whose message the last `poll_event` lent out: re-examined (and its buffer
+    /// handed back if now idle) at the next `poll_event`.
+    lent_msg: u32,
     replies: Deque<(SocketAddr, [u8; 8]), REPLY_QUEUE>,
-    threats: Vec<(PeerId, f32), N>,
     stats: NodeStats,
     last_now: Instant,
 }
 
-impl<B, const N: usize> core::fmt::Debug for Node<B, N> {
+impl<P: BufferPool, S> core::fmt::Debug for Node<P, S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
             .field("peer_id", &self.keypair.peer_id())
-            .field("sessions", &self.slots.iter().filter(|s| s.sess.is_some()).count())
-            .field("capacity", &N)
+            .field("sessions", &self.stats.sessions)
+            .field("capacity", &self.cap)
             .finish_non_exhaustive()
     }
 }
 
-impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
-    /// Creates a node. `seed` seeds the node's CSPRNG (ephemeral keys, indexes, jitter):
-    /// give it 32 bytes from the platform's entropy source. `make_buf` is called `N` times
-    /// for the slot buffers, each at least `config.slot_buffer_len()` bytes.
-    pub fn new(
-        mut config: Config,
-        keypair: Keypair,
-        seed: [u8; 32],
-        mut make_buf: impl FnMut() -> B,
-    ) -> Result<Self, Error> {
-        if N == 0 || N > 0xffff {
-            return Err(Error::Config("N (peer capacity) must be 1..=65535"));
+#[cfg(feature = "alloc")]
+impl HeapNode {
+    /// A node with room for `capacity` sessions (1..=65,535), its slot table built in
+    /// place on the heap and its buffers allocated per session on demand. `max_peers` is
+    /// lowered to `capacity` if above it.
+    pub fn with_capacity(config: Config, keypair: Keypair, seed: [u8; 32], capacity: usize) -> Result<Self, Error> {
+        if capacity == 0 || capacity > MAX_SLOTS {
+            return Err(Error::InvalidConfig(crate::config::ConfigError {
+                field: "capacity",
+                problem: "must be 1..=65535 sessions",
+            }));
         }
-        config.max_peers = config.max_peers.min(N);
-        if config.max_frame == 0 || config.max_frame > crate::wire::MAX_FRAME_LEN {
-            return Err(Error::Config("max_frame must be 1..=65535"));
+        Node::new(config, keypair, seed, slot_table(capacity), HeapPool::default())
+    }
+}
+
+impl<P, S> Node<P, S>
+where
+    P: BufferPool,
+    S: AsRef<[Slot<P::Buf>]> + AsMut<[Slot<P::Buf>]>,
+{
+    /// Creates a node over the caller's slot table and buffer pool (see the module docs).
+    /// `seed` seeds the node's CSPRNG (ephemeral keys, indexes, jitter): give it 32 bytes
+    /// from the platform's entropy source. The configuration is checked with
+    /// [`Config::validate`]; `max_peers` is lowered to the table's length if above it.
+    /// Buffers already in slots must hold `config.slot_buffer_len()` bytes.
+    pub fn new(mut config: Config, keypair: Keypair, seed: [u8; 32], mut slots: S, pool: P) -> Result<Self, Error> {
+        config.validate()?;
+        let n = slots.as_ref().len();
+        if n == 0 || n > MAX_SLOTS {
+            return Err(Error::InvalidConfig(crate::config::ConfigError {
+                field: "slots",
+                problem: "the slot table must hold 1..=65535 slots",
+            }));
         }
-        if config.max_datagram < crate::session::HANDSHAKE_RECORD_MAX.min(1200) {
-            return Err(Error::Config("max_datagram too small for a handshake"));
-        }
-        if config.max_frame < crate::session::HANDSHAKE_RECORD_MAX {
-            return Err(Error::Config("max_frame too small for a handshake"));
-        }
-        if config.rekey_after_time + config.ping_interval >= config.reject_after_time {
-            // The peer must rotate (it does so when it sends, at least every ping) before
-            // its key reaches reject_after_time at our end.
-            return Err(Error::Config("rekey_after_time + ping_interval must be below reject_after_time"));
-        }
-        if config.max_message > u32::MAX as usize {
-            return Err(Error::Config("max_message must fit in 32 bits"));
-        }
-        if config.send_queue < config.max_message.min(1024) + crate::buffers::ENTRY_PREFIX {
-            return Err(Error::Config("send_queue must hold at least one message"));
-        }
+        config.max_peers = config.max_peers.min(n);
         config.hello.version = WIRE_VERSION;
         config.hello.max_frame = config.max_frame as u32;
         config.hello.max_datagram = config.max_datagram as u32;
         config.hello.max_message = config.max_message as u32;
         let mut hello_buf = [0u8; HELLO_MAX_LEN];
-        let n = config.hello.encode(&mut hello_buf)?;
-        let hello = Vec::from_slice(&hello_buf[..n]).map_err(|_| Error::Config("hello too long"))?;
+        let len = config.hello.encode(&mut hello_buf)?;
+        let hello = Vec::from_slice(&hello_buf[..len]).map_err(|_| Error::Config("hello too long"))?;
         let layout = Layout::new(&config);
-        let mut slots = Vec::new();
-        for _ in 0..N {
-            let buf = make_buf();
-            if buf.as_ref().len() < layout.total() {
-                return Err(Error::BufferTooSmall { required: layout.total() });
+        let mut free = Fifo::new();
+        {
+            let table = slots.as_mut();
+            for s in table.iter_mut() {
+                if s.buf.as_ref().is_some_and(|b| b.as_ref().len() < layout.total()) {
+                    return Err(Error::BufferTooSmall { required: layout.total() });
+                }
+                // A table handed over from an earlier node starts clean (its buffers stay).
+                s.sess = None;
+                s.ev = 0;
+                s.in_ev_queue = false;
+                s.in_tx_queue = false;
+                s.ix = storage::SlotIx::new();
             }
-            let _ = slots.push(Slot { sess: None, buf, gen: 0, ev: 0, in_ev_queue: false, in_tx_queue: false });
+            for i in 0..n as u32 {
+                free.push_back(table, Queue::Free, i);
+            }
         }
+        // The index hash key comes from its own ChaCha stream, so the session RNG stream
+        // (and with it every golden vector) is the same as without indexes.
+        let mut krng = ChaCha20Rng::from_seed(seed);
+        krng.set_stream(0x6d6c_696e_6b69_6478);
+        let hasher = Keyed::new([krng.next_u64(), krng.next_u64()]);
         let mut pro = [0u8; 64];
         let prologue_len = prologue(&config, &mut pro);
         Ok(Node {
@@ -248,10 +358,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
             prologue: pro,
             prologue_len,
             slots,
-            tx_queue: Deque::new(),
-            ev_queue: Deque::new(),
+            pool,
+            cap: n as u32,
+            hasher,
+            free,
+            tx_queue: Fifo::new(),
+            ev_queue: Fifo::new(),
+            heap_len: 0,
+            half_open_in: HalfOpenList::new(),
+            threat_len: 0,
+            lent_msg: NIL,
             replies: Deque::new(),
-            threats: Vec::new(),
             stats: NodeStats::default(),
             last_now: Instant::ZERO,
         })
@@ -266,6 +383,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         &self.config
     }
 
+    /// The slot table's length: the most sessions this node can ever hold.
+    pub fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    /// The buffer pool (for its own figures: buffers lent, spares kept).
+    pub fn pool(&self) -> &P {
+        &self.pool
+    }
+
     fn tick(&mut self, now: Instant) -> Instant {
         if now > self.last_now {
             self.last_now = now;
@@ -273,32 +400,146 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         self.last_now
     }
 
-    fn count(&self, f: impl Fn(&Session) -> bool) -> usize {
-        self.slots.iter().filter(|s| s.sess.as_ref().is_some_and(&f)).count()
+    fn sl(&self) -> &[Slot<P::Buf>] {
+        self.slots.as_ref()
+    }
+
+    fn sl_mut(&mut self) -> &mut [Slot<P::Buf>] {
+        self.slots.as_mut()
+    }
+
+    fn sess(&self, slot: usize) -> Option<&Session> {
+        self.sl().get(slot)?.sess.as_ref()
+    }
+
+    fn sess_mut(&mut self, slot: usize) -> Option<&mut Session> {
+        self.sl_mut().get_mut(slot)?.sess.as_mut()
+    }
+
+    fn bucket_peer(&self, peer: &PeerId) -> u32 {
+        (self.hasher.hash(&[peer.as_bytes()]) % u64::from(self.cap)) as u32
+    }
+
+    fn bucket_dg(&self, addr: &SocketAddr, sender: u32) -> u32 {
+        let ip = match addr.ip() {
+            core::net::IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            core::net::IpAddr::V6(a) => a.octets(),
+        };
+        let h = self.hasher.hash(&[&ip, &addr.port().to_le_bytes(), &sender.to_le_bytes()]);
+        (h % u64::from(self.cap)) as u32
+    }
+
+    /// The announced session with `peer`, if any (one at most: see `after`).
+    fn peer_slot(&self, peer: &PeerId) -> Option<usize> {
+        let b = self.bucket_peer(peer);
+        index::map_find(self.sl(), Map::Peer, b, |s| s.ix.peer_key.as_ref() == Some(peer)).map(|i| i as usize)
+    }
+
+    fn index_peer(&mut self, slot: usize, peer: PeerId) {
+        if let Some(old) = self.peer_slot(&peer) {
+            if old == slot {
+                return;
+            }
+            self.unindex_peer(old);
+        }
+        let b = self.bucket_peer(&peer);
+        let t = self.sl_mut();
+        t[slot].ix.peer_key = Some(peer);
+        index::map_insert(t, Map::Peer, b, slot as u32);
+    }
+
+    fn unindex_peer(&mut self, slot: usize) {
+        if let Some(peer) = self.sl()[slot].ix.peer_key {
+            let b = self.bucket_peer(&peer);
+            let t = self.sl_mut();
+            index::map_remove(t, Map::Peer, b, slot as u32);
+            t[slot].ix.peer_key = None;
+        }
+    }
+
+    /// The inbound datagram session that `sender` at `from` already started (a
+    /// retransmitted Init), if any.
+    fn dg_slot(&self, from: &SocketAddr, sender: u32) -> Option<usize> {
+        let b = self.bucket_dg(from, sender);
+        index::map_find(self.sl(), Map::Dg, b, |s| {
+            s.ix.dg_key == Some((*from, sender))
+                && s.sess.as_ref().is_some_and(|x| {
+                    x.kind == TransportKind::Datagram
+                        && x.addr == *from
+                        && x.role == Role::Responder
+                        && x.remote_index == sender
+                })
+        })
+        .map(|i| i as usize)
     }
 
     /// A free slot, within the limits. `from` is the remote address of an inbound
-    /// handshake (subject to the per-IP cap); outbound ones pass `None`.
-    fn alloc(&mut self, from: Option<SocketAddr>) -> Result<usize, Error> {
-        let in_use = self.count(|_| true);
-        if in_use >= self.config.max_peers {
+    /// handshake (subject to the per-IP cap); outbound ones pass `None`. With `evict`, a
+    /// full half-open table makes room by ending its oldest inbound handshake (a SYN
+    /// cache's rule): silent sockets then cannot lock new peers out for a whole
+    /// `handshake_timeout`, since each new handshake pushes the oldest one out.
+    fn alloc(&mut self, from: Option<SocketAddr>, evict: bool) -> Result<usize, Error> {
+        if self.stats.sessions >= self.config.max_peers {
             return Err(Error::PeerLimit { limit: self.config.max_peers });
         }
-        let half_open = self.count(|s| s.is_half_open());
-        if half_open >= self.config.max_half_open {
-            return Err(Error::HalfOpenLimit { limit: self.config.max_half_open });
-        }
         if let Some(from) = from {
+            // Bounded by max_half_open: only inbound half-open sessions are on the list.
             let ip = from.ip();
-            let same_ip = self.count(|s| s.is_half_open() && s.role == Role::Responder && s.addr.ip() == ip);
+            let same_ip = self
+                .half_open_in
+                .iter(self.sl())
+                .filter(|&i| self.sess(i as usize).is_some_and(|s| s.addr.ip() == ip))
+                .count();
             if same_ip >= self.config.max_half_open_per_ip {
                 return Err(Error::HalfOpenLimit { limit: self.config.max_half_open_per_ip });
             }
         }
-        self.slots
-            .iter()
-            .position(|s| s.sess.is_none() && s.ev == 0)
+        if self.stats.half_open >= self.config.max_half_open {
+            let oldest = self.half_open_in.head;
+            if !evict || oldest == NIL {
+                return Err(Error::HalfOpenLimit { limit: self.config.max_half_open });
+            }
+            let oldest = oldest as usize;
+            if let Some(s) = self.sess_mut(oldest) {
+                s.hs_out_pending = false;
+            }
+            self.fail(oldest, Error::HandshakeEvicted);
+            let now = self.last_now;
+            self.after(oldest, now);
+        }
+        let Node { free, slots, .. } = self;
+        free.pop_front(slots.as_mut(), Queue::Free)
+            .map(|i| i as usize)
             .ok_or(Error::PeerLimit { limit: self.config.max_peers })
+    }
+
+    /// Puts a new session in a free slot, with a buffer. On failure the slot is free again.
+    fn install(&mut self, slot: usize, sess: Session) -> Result<(), Error> {
+        self.sl_mut()[slot].sess = Some(sess);
+        if let Err(e) = self.ensure_buf(slot) {
+            self.sl_mut()[slot].sess = None;
+            let Node { free, slots, .. } = self;
+            free.push_back(slots.as_mut(), Queue::Free, slot as u32);
+            return Err(e);
+        }
+        self.stats.sessions += 1;
+        Ok(())
+    }
+
+    /// Gives the slot a buffer if it has none.
+    fn ensure_buf(&mut self, slot: usize) -> Result<(), Error> {
+        let len = self.layout.total();
+        let Node { slots, pool, .. } = self;
+        let s = &mut slots.as_mut()[slot];
+        if s.buf.is_none() {
+            let b = pool.take(len).ok_or(Error::NoBuffer)?;
+            if b.as_ref().len() < len {
+                let _ = pool.give(b);
+                return Err(Error::BufferTooSmall { required: len });
+            }
+            s.buf = Some(b);
+        }
+        Ok(())
     }
 
     fn local_index(&mut self, slot: usize) -> u32 {
@@ -308,7 +549,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     }
 
     /// What a session borrows from the node for one call, and the slot table beside it.
-    fn parts(&mut self) -> (Ctx<'_>, &mut Vec<Slot<B>, N>) {
+    fn parts(&mut self) -> (Ctx<'_>, &mut [Slot<P::Buf>]) {
         let Node { config, keypair, rng, layout, hello, prologue, prologue_len, psk, slots, .. } = self;
         let ctx = Ctx {
             config,
@@ -319,18 +560,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
             prologue: &prologue[..*prologue_len],
             psk: *psk,
         };
-        (ctx, slots)
+        (ctx, slots.as_mut())
     }
 
-    fn split(&mut self, slot: usize) -> Option<(Ctx<'_>, &mut Session, &mut [u8])> {
+    /// The session in `slot` with its buffer (taken from the pool if it had none).
+    fn split(&mut self, slot: usize) -> Result<(Ctx<'_>, &mut Session, &mut [u8]), Error> {
+        if self.sess(slot).is_none() {
+            return Err(Error::UnknownConn);
+        }
+        self.ensure_buf(slot)?;
         let (ctx, slots) = self.parts();
-        let s = slots.get_mut(slot)?;
-        let sess = s.sess.as_mut()?;
-        Some((ctx, sess, s.buf.as_mut()))
+        let s = &mut slots[slot];
+        let (Some(sess), Some(buf)) = (s.sess.as_mut(), s.buf.as_mut()) else { return Err(Error::UnknownConn) };
+        Ok((ctx, sess, buf.as_mut()))
     }
 
     fn slot_of(&self, conn: ConnId) -> Result<usize, Error> {
-        let s = self.slots.get(conn.slot()).ok_or(Error::UnknownConn)?;
+        let s = self.sl().get(conn.slot()).ok_or(Error::UnknownConn)?;
         if s.gen != conn.gen() || s.sess.is_none() {
             return Err(Error::UnknownConn);
         }
@@ -338,14 +584,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     }
 
     fn conn_of(&self, slot: usize) -> ConnId {
-        ConnId::new(slot, self.slots[slot].gen)
+        ConnId::new(slot, self.sl()[slot].gen)
     }
 
     // ------------------------------------------------------------------ commands
 
     /// Starts a handshake to `addr` over `kind` (F06). For streams, call it once the
     /// socket is connected. With `expected`, the peer must prove that key (F04), and the
-    /// IK fast path is used when allowed.
+    /// IK fast path is used when allowed. Naming our own key is [`Error::SelfConnect`].
     pub fn connect(
         &mut self,
         now: Instant,
@@ -355,41 +601,102 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     ) -> Result<ConnId, Error> {
         let now = self.tick(now);
         if let Some(p) = expected {
+            if p == self.keypair.peer_id() {
+                return Err(Error::SelfConnect);
+            }
             if self.threat_above(&p) {
                 return Err(Error::Threat);
             }
         }
-        let slot = self.alloc(None)?;
+        let slot = self.alloc(None, false)?;
         let index = self.local_index(slot);
-        let (mut ctx, slots) = self.parts();
-        slots[slot].sess = Some(Session::initiator(&mut ctx, kind, addr, expected, index, now)?);
+        let (mut ctx, _) = self.parts();
+        let sess = match Session::initiator(&mut ctx, kind, addr, expected, index, now) {
+            Ok(s) => s,
+            Err(e) => {
+                let Node { free, slots, .. } = self;
+                free.push_back(slots.as_mut(), Queue::Free, slot as u32);
+                return Err(e);
+            }
+        };
+        self.install(slot, sess)?;
         self.after(slot, now);
         Ok(self.conn_of(slot))
     }
 
     /// Registers an accepted stream connection from `addr`; the peer's Init follows.
+    /// When the half-open table is full, the oldest inbound handshake is ended to make
+    /// room (it gets `Disconnected` with [`Error::HandshakeEvicted`]); the per-IP cap
+    /// still refuses.
     pub fn accept(&mut self, now: Instant, addr: SocketAddr) -> Result<ConnId, Error> {
         let now = self.tick(now);
-        let slot = self.alloc(Some(addr))?;
+        let slot = self.alloc(Some(addr), true)?;
         let index = self.local_index(slot);
-        self.slots[slot].sess = Some(Session::responder(TransportKind::Stream, addr, index, now));
+        self.install(slot, Session::responder(TransportKind::Stream, addr, index, now))?;
+        self.after(slot, now);
         Ok(self.conn_of(slot))
     }
 
     fn primary_slot(&self, peer: &PeerId) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|s| s.sess.as_ref().is_some_and(|x| x.is_connected() && x.peer.as_ref() == Some(peer)))
+        self.peer_slot(peer).filter(|&s| self.sess(s).is_some_and(|x| x.is_connected()))
     }
 
     /// Queues a message to a connected peer (F20). Never blocks: a full queue is `QueueFull`.
     pub fn send(&mut self, now: Instant, peer: &PeerId, data: &[u8]) -> Result<(), Error> {
         let now = self.tick(now);
         let slot = self.primary_slot(peer).ok_or(Error::UnknownPeer)?;
-        let (ctx, sess, buf) = self.split(slot).ok_or(Error::UnknownPeer)?;
-        sess.send(&ctx, buf, data)?;
+        let r = match self.split(slot) {
+            Ok((ctx, sess, buf)) => sess.send(&ctx, buf, data),
+            Err(e) => Err(e),
+        };
         self.after(slot, now);
-        Ok(())
+        r
+    }
+
+    /// Queues a message of an application kind (`0x40..=0x7f`, F30) at normal priority;
+    /// the peer receives it as `Event::Message { kind, .. }`. Any other kind is
+    /// `InvalidKind`.
+    pub fn send_kind(&mut self, now: Instant, peer: &PeerId, kind: u8, data: &[u8]) -> Result<(), Error> {
+        if !crate::wire::kind::is_application(kind) {
+            return Err(Error::InvalidKind { kind });
+        }
+        self.send_with(now, peer, kind, Priority::Normal, data)
+    }
+
+    /// Queues a message of `kind` (Data, `0x03`, or an application kind) in the queue of
+    /// `priority` ([`Priority`] says how the classes are served). A full class is
+    /// `QueueFull` for that class only.
+    ///
+    /// ```
+    /// # use meshlink_core::{Config, Error, HeapNode, Instant, Keypair, Priority};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    /// # let cfg = Config::default();
+    /// # let mut node = HeapNode::with_capacity(cfg, Keypair::generate(&mut rng), [0; 32], 1).unwrap();
+    /// # let peer = Keypair::generate(&mut rng).peer_id();
+    /// // Kinds below the application range are refused before anything else.
+    /// assert_eq!(node.send_with(Instant::ZERO, &peer, 0x01, Priority::High, b"x"), Err(Error::InvalidKind { kind: 0x01 }));
+    /// assert_eq!(node.send_with(Instant::ZERO, &peer, 0x40, Priority::High, b"x"), Err(Error::UnknownPeer));
+    /// ```
+    pub fn send_with(
+        &mut self,
+        now: Instant,
+        peer: &PeerId,
+        kind: u8,
+        priority: Priority,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        if kind != crate::wire::kind::DATA && !crate::wire::kind::is_application(kind) {
+            return Err(Error::InvalidKind { kind });
+        }
+        let now = self.tick(now);
+        let slot = self.primary_slot(peer).ok_or(Error::UnknownPeer)?;
+        let r = match self.split(slot) {
+            Ok((ctx, sess, buf)) => sess.send_with(&ctx, buf, kind, priority, data),
+            Err(e) => Err(e),
+        };
+        self.after(slot, now);
+        r
     }
 
     /// Closes the session with `peer`, sending a Close first (F07).
@@ -408,15 +715,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
 
     /// Closes every session (graceful shutdown): each connected peer gets a Close.
     pub fn close_all(&mut self, now: Instant) {
-        for slot in 0..self.slots.len() {
-            if self.slots[slot].sess.is_some() {
+        for slot in 0..self.cap as usize {
+            if self.sess(slot).is_some() {
                 self.close_slot(slot, CloseReason::Shutdown, now);
             }
         }
     }
 
     fn close_slot(&mut self, slot: usize, reason: CloseReason, now: Instant) {
-        if let Some(sess) = self.slots[slot].sess.as_mut() {
+        if let Some(sess) = self.sess_mut(slot) {
             sess.close(reason);
         }
         self.after(slot, now);
@@ -424,23 +731,38 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
 
     /// Sets a peer's threat score (F05), usually from an external classifier. Above
     /// `threat_threshold` the policy applies: `Refuse` blocks new handshakes, `Drop` also
-    /// closes the current session.
+    /// closes the current session. The table holds one score per slot; when it is full,
+    /// a new score replaces the lowest one if higher (a scan, only then).
     pub fn set_threat_score(&mut self, now: Instant, peer: PeerId, score: f32) {
         let now = self.tick(now);
         let score = if score.is_nan() { 1.0 } else { score.clamp(0.0, 1.0) };
-        if let Some(e) = self.threats.iter_mut().find(|(p, _)| *p == peer) {
-            e.1 = score;
-        } else if self.threats.push((peer, score)).is_err() {
-            // Full: replace the lowest score, which matters least.
-            if let Some(min) = self.threats.iter_mut().min_by(|a, b| a.1.total_cmp(&b.1)) {
-                if min.1 < score {
-                    *min = (peer, score);
-                }
+        let b = self.bucket_peer(&peer);
+        let found = index::map_find(self.sl(), Map::Threat, b, |s| s.ix.threat.is_some_and(|(p, _)| p == peer));
+        if let Some(e) = found {
+            self.sl_mut()[e as usize].ix.threat = Some((peer, score));
+        } else if self.threat_len < self.cap {
+            let e = self.threat_len;
+            self.threat_len += 1;
+            let t = self.sl_mut();
+            t[e as usize].ix.threat = Some((peer, score));
+            index::map_insert(t, Map::Threat, b, e);
+        } else {
+            let min = (0..self.threat_len)
+                .filter_map(|e| self.sl()[e as usize].ix.threat.map(|(p, s)| (e, p, s)))
+                .min_by(|a, b| a.2.total_cmp(&b.2));
+            if let Some((e, old, s)) = min.filter(|m| m.2 < score) {
+                let _ = s;
+                let ob = self.bucket_peer(&old);
+                let t = self.sl_mut();
+                index::map_remove(t, Map::Threat, ob, e);
+                t[e as usize].ix.threat = Some((peer, score));
+                index::map_insert(t, Map::Threat, b, e);
             }
         }
         if score > self.config.threat_threshold && self.config.threat_policy == ThreatPolicy::Drop {
-            for slot in 0..self.slots.len() {
-                if self.slots[slot].sess.as_ref().is_some_and(|s| s.peer == Some(peer) && s.phase != Phase::Closed) {
+            // Handshakes still running with this peer are refused when they finish (`after`).
+            if let Some(slot) = self.peer_slot(&peer) {
+                if self.sess(slot).is_some_and(|s| s.phase != Phase::Closed) {
                     self.close_slot(slot, CloseReason::Threat, now);
                 }
             }
@@ -449,7 +771,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
 
     /// The threat score set for `peer`, 0 if none.
     pub fn threat_score(&self, peer: &PeerId) -> f32 {
-        self.threats.iter().find(|(p, _)| p == peer).map_or(0.0, |e| e.1)
+        let b = self.bucket_peer(peer);
+        index::map_find(self.sl(), Map::Threat, b, |s| s.ix.threat.is_some_and(|(p, _)| p == *peer))
+            .and_then(|e| self.sl()[e as usize].ix.threat)
+            .map_or(0.0, |(_, s)| s)
     }
 
     fn threat_above(&self, peer: &PeerId) -> bool {
@@ -463,11 +788,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     pub fn handle_stream(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) -> Result<usize, Error> {
         let now = self.tick(now);
         let slot = self.slot_of(conn)?;
-        let (mut ctx, sess, buf) = self.split(slot).ok_or(Error::UnknownConn)?;
-        if sess.kind != TransportKind::Stream {
+        if self.sess(slot).is_some_and(|s| s.kind != TransportKind::Stream) {
             return Err(Error::WrongTransport);
         }
-        let r = sess.handle_stream(&mut ctx, buf, bytes, now);
+        let r = match self.split(slot) {
+            Ok((mut ctx, sess, buf)) => sess.handle_stream(&mut ctx, buf, bytes, now),
+            Err(e) => Err(e),
+        };
         if let Err(e) = r {
             match e {
                 Error::TooLarge { .. } => {} // answered with an Error packet, stream still in sync
@@ -482,7 +809,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     pub fn handle_stream_closed(&mut self, conn: ConnId, now: Instant) {
         let now = self.tick(now);
         if let Ok(slot) = self.slot_of(conn) {
-            if let Some(s) = self.slots[slot].sess.as_mut() {
+            if let Some(s) = self.sess_mut(slot) {
                 if s.phase != Phase::Closed {
                     s.phase = Phase::Closed;
                     s.close_reason.get_or_insert(DisconnectReason::TransportClosed);
@@ -494,12 +821,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     }
 
     fn fail(&mut self, slot: usize, e: Error) {
-        if let Some(s) = self.slots[slot].sess.as_mut() {
-            if s.phase == Phase::Handshake {
-                self.stats.handshakes_failed += 1;
-            }
+        let mut failed = false;
+        if let Some(s) = self.sess_mut(slot) {
+            failed = s.phase == Phase::Handshake;
             s.phase = Phase::Closed;
             s.close_reason.get_or_insert(DisconnectReason::Error(e));
+        }
+        if failed {
+            self.stats.handshakes_failed += 1;
         }
     }
 
@@ -521,22 +850,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         }
         let header = Header::parse(bytes)?;
         let slot = match header {
-            Header::Init { version, sender, network_tag: tag, .. } => {
-                if let Err((code, e)) = check_init(&self.config, version, tag) {
+            Header::Init { version, min_version, sender, network_tag: tag, .. } => {
+                // Shorter than every initiator must pad to (PROTOCOL.md §5.1): answering
+                // it could amplify, and no honest node sends it. Dropped, counted, unanswered.
+                if bytes.len() < crate::session::INIT_MIN_DATAGRAM {
+                    return Err(
+                        WireError::Truncated { needed: crate::session::INIT_MIN_DATAGRAM, got: bytes.len() }.into()
+                    );
+                }
+                let theirs = crate::wire::VersionRange { min: min_version, max: version };
+                if let Err((code, e)) = check_init(&self.config, theirs, tag) {
                     self.reply_reject(from, code, sender);
                     return Err(e);
                 }
-                if let Some(slot) = self.slots.iter().position(|s| {
-                    s.sess.as_ref().is_some_and(|x| {
-                        x.kind == TransportKind::Datagram
-                            && x.addr == from
-                            && x.role == Role::Responder
-                            && x.remote_index == sender
-                    })
-                }) {
+                if let Some(slot) = self.dg_slot(&from, sender) {
                     slot // a retransmitted Init
                 } else {
-                    let slot = match self.alloc(Some(from)) {
+                    let slot = match self.alloc(Some(from), false) {
                         Ok(s) => s,
                         Err(e) => {
                             self.reply_reject(from, RejectCode::Busy, sender);
@@ -544,7 +874,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
                         }
                     };
                     let index = self.local_index(slot);
-                    self.slots[slot].sess = Some(Session::responder(TransportKind::Datagram, from, index, now));
+                    self.install(slot, Session::responder(TransportKind::Datagram, from, index, now))?;
+                    let b = self.bucket_dg(&from, sender);
+                    let t = self.sl_mut();
+                    t[slot].ix.dg_key = Some((from, sender));
+                    index::map_insert(t, Map::Dg, b, slot as u32);
                     slot
                 }
             }
@@ -553,50 +887,45 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
             | Header::Transport { receiver, .. }
             | Header::Reject { receiver, .. } => {
                 let slot = (receiver & 0xffff) as usize;
-                let ok = self
-                    .slots
-                    .get(slot)
-                    .and_then(|s| s.sess.as_ref())
-                    .is_some_and(|s| s.local_index == receiver && s.kind == TransportKind::Datagram);
+                let ok =
+                    self.sess(slot).is_some_and(|s| s.local_index == receiver && s.kind == TransportKind::Datagram);
                 if !ok {
                     return Err(Error::UnexpectedRecord);
                 }
                 slot
             }
         };
-        let (mut ctx, sess, buf) = self.split(slot).ok_or(Error::UnknownConn)?;
-        if sess.msg_ready.is_some() {
+        if self.sess(slot).is_some_and(|s| s.msg_ready.is_some()) {
             return Err(Error::WouldBlock);
         }
-        buf[..bytes.len()].copy_from_slice(bytes);
-        let was_handshake = sess.phase == Phase::Handshake;
-        let r = sess.on_record(&mut ctx, buf, 0..bytes.len(), now);
-        match r {
-            Ok(()) => {
-                if matches!(header, Header::Transport { .. }) {
+        let (r, was_handshake) = match self.split(slot) {
+            Ok((mut ctx, sess, buf)) => {
+                buf[..bytes.len()].copy_from_slice(bytes);
+                let was_handshake = sess.phase == Phase::Handshake;
+                let r = sess.on_record(&mut ctx, buf, 0..bytes.len(), now);
+                if r.is_ok() && matches!(header, Header::Transport { .. }) {
                     sess.addr = from; // roaming: follow the peer's authenticated address
                 }
+                (r, was_handshake)
             }
-            Err(e) => {
-                // Handshake failures end the attempt; anything else only drops the datagram.
-                let refused = matches!(
-                    e,
-                    Error::Rejected(_)
-                        | Error::NetworkMismatch
-                        | Error::VersionMismatch { .. }
-                        | Error::PatternMismatch
-                );
-                // A Resp that fails to decrypt is dropped: the initiator read it into a copy
-                // of its handshake, which stays ready for the genuine Resp. Errors after
-                // authentication end the session inside the session itself.
-                let stray_resp = matches!(header, Header::Resp { .. }) && matches!(e, Error::Noise(_));
-                let fatal = refused
-                    || was_handshake
-                        && !stray_resp
-                        && (matches!(header, Header::Init { .. }) || matches!(e, Error::Noise(_) | Error::Threat));
-                if fatal {
-                    self.fail(slot, e);
-                }
+            Err(e) => (Err(e), false),
+        };
+        if let Err(e) = r {
+            // Handshake failures end the attempt; anything else only drops the datagram.
+            let refused = matches!(
+                e,
+                Error::Rejected(_) | Error::NetworkMismatch | Error::VersionMismatch { .. } | Error::PatternMismatch
+            );
+            // A Resp that fails to decrypt is dropped: the initiator read it into a copy
+            // of its handshake, which stays ready for the genuine Resp. Errors after
+            // authentication end the session inside the session itself.
+            let stray_resp = matches!(header, Header::Resp { .. }) && matches!(e, Error::Noise(_));
+            let fatal = refused
+                || was_handshake
+                    && !stray_resp
+                    && (matches!(header, Header::Init { .. }) || matches!(e, Error::Noise(_) | Error::Threat));
+            if fatal {
+                self.fail(slot, e);
             }
         }
         self.after(slot, now);
@@ -605,25 +934,46 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
 
     fn reply_reject(&mut self, to: SocketAddr, code: RejectCode, receiver: u32) {
         let mut rec = [0u8; 8];
-        if (Header::Reject { code, version: WIRE_VERSION, receiver }).encode(&mut rec).is_ok()
+        let ours = self.config.versions();
+        if (Header::Reject { code, version: ours.max, min_version: ours.min, receiver }).encode(&mut rec).is_ok()
             && self.replies.push_back((to, rec)).is_ok()
         {
             self.stats.rejects_sent += 1;
         }
     }
 
-    /// Runs every timer that is due: pings, retransmissions, dead-peer and handshake timeouts.
+    /// Runs every timer that is due: pings, retransmissions, dead-peer and handshake
+    /// timeouts. Only the sessions whose deadline has passed are touched (the heap's
+    /// top), each at most once per call.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.tick(now);
-        for slot in 0..self.slots.len() {
-            let Some((mut ctx, sess, _)) = self.split(slot) else { continue };
-            if sess.next_timeout(ctx.config) > now {
-                continue;
+        let mut budget = self.heap_len;
+        while budget > 0 {
+            budget -= 1;
+            let Some((due, slot)) = index::heap_peek(self.sl(), self.heap_len) else { break };
+            if due > now {
+                break;
             }
-            if let Err(e) = sess.handle_timeout(&mut ctx, now) {
+            let slot = slot as usize;
+            let r = {
+                let (mut ctx, slots) = self.parts();
+                let Some(sess) = slots[slot].sess.as_mut() else {
+                    let Node { slots, heap_len, .. } = self;
+                    index::heap_set(slots.as_mut(), heap_len, slot as u32, Instant::FAR_FUTURE);
+                    continue;
+                };
+                if sess.next_timeout(ctx.config) > now {
+                    Ok(())
+                } else {
+                    sess.handle_timeout(&mut ctx, now)
+                }
+            };
+            if let Err(e) = r {
                 let reason =
                     if e == Error::PeerTimeout { DisconnectReason::Timeout } else { DisconnectReason::Error(e) };
-                sess.close_reason.get_or_insert(reason);
+                if let Some(sess) = self.sess_mut(slot) {
+                    sess.close_reason.get_or_insert(reason);
+                }
                 self.fail(slot, e);
             }
             self.after(slot, now);
@@ -644,16 +994,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         }
         // Each queued session is asked once per call, so one that cannot produce anything
         // right now (a too-small buffer) cannot spin this loop.
-        let mut budget = self.tx_queue.len();
+        let mut budget = self.tx_queue.len;
         while budget > 0 {
             budget -= 1;
-            let Some(slot) = self.tx_queue.pop_front() else { break };
-            let slot = usize::from(slot);
-            self.slots[slot].in_tx_queue = false;
-            let Some((mut ctx, sess, sbuf)) = self.split(slot) else { continue };
-            let kind = sess.kind;
-            let addr = sess.addr;
-            let r = sess.poll_transmit(&mut ctx, sbuf, buf, now);
+            let slot = {
+                let Node { tx_queue, slots, .. } = self;
+                let Some(slot) = tx_queue.pop_front(slots.as_mut(), Queue::Tx) else { break };
+                slot as usize
+            };
+            self.sl_mut()[slot].in_tx_queue = false;
+            let Some((kind, addr)) = self.sess(slot).map(|s| (s.kind, s.addr)) else { continue };
+            let r = match self.split(slot) {
+                Ok((mut ctx, sess, sbuf)) => sess.poll_transmit(&mut ctx, sbuf, buf, now),
+                Err(e) => Err(e),
+            };
             let conn = self.conn_of(slot);
             match r {
                 Ok(0) => self.after(slot, now),
@@ -673,27 +1027,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         None
     }
 
-    /// When `handle_timeout` must next be called, if ever.
+    /// When `handle_timeout` must next be called, if ever. O(1): the top of the heap.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.slots
-            .iter()
-            .filter_map(|s| s.sess.as_ref())
-            .map(|s| s.next_timeout(&self.config))
-            .min()
-            .filter(|t| *t != Instant::FAR_FUTURE)
+        index::heap_peek(self.sl(), self.heap_len).map(|(t, _)| t)
     }
 
     /// The next event, if any. A `Message` borrows the node until the next call.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        if self.lent_msg != NIL {
+            let lent = core::mem::replace(&mut self.lent_msg, NIL) as usize;
+            self.refresh(lent);
+        }
         let (slot, bit) = self.next_event()?;
         let now = self.last_now;
         let conn = self.conn_of(slot);
         let timeout = self.config.pong_timeout;
-        let s = &mut self.slots[slot];
         if bit == EV_DISCONNECTED {
-            let sess = s.sess.take()?;
-            s.gen = s.gen.wrapping_add(1);
-            s.ev = 0;
+            let sess = self.remove(slot)?;
             return Some(Event::Disconnected {
                 conn,
                 peer: sess.peer,
@@ -702,6 +1052,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
                 reason: sess.close_reason.unwrap_or(DisconnectReason::Local(CloseReason::Normal)),
             });
         }
+        let s = &mut self.slots.as_mut()[slot];
         let sess = s.sess.as_mut()?;
         let peer = sess.peer?;
         match bit {
@@ -713,8 +1064,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
             EV_MESSAGE => {
                 let range = sess.msg_ready.take()?;
                 self.stats.msgs_in += 1;
-                let data = s.buf.as_ref().get(range)?;
-                Some(Event::Message { conn, peer, data })
+                self.lent_msg = slot as u32;
+                let kind = sess.msg_kind;
+                let data = s.buf.as_ref()?.as_ref().get(range)?;
+                Some(Event::Message { conn, peer, kind, data })
             }
             EV_QUALITY => {
                 sess.quality_dirty = false;
@@ -727,15 +1080,47 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         }
     }
 
+    /// Takes a reported session out of its slot: out of every index, its last counts
+    /// folded in, its buffer back to the pool, the slot on the free list.
+    fn remove(&mut self, slot: usize) -> Option<Session> {
+        self.fold(slot);
+        self.set_counted(slot, 0);
+        self.unindex_peer(slot);
+        if let Some(key) = self.sl()[slot].ix.dg_key {
+            let b = self.bucket_dg(&key.0, key.1);
+            let t = self.sl_mut();
+            index::map_remove(t, Map::Dg, b, slot as u32);
+            t[slot].ix.dg_key = None;
+        }
+        let Node { slots, heap_len, half_open_in, pool, free, stats, .. } = self;
+        let t = slots.as_mut();
+        index::heap_set(t, heap_len, slot as u32, Instant::FAR_FUTURE);
+        half_open_in.unlink(t, slot as u32);
+        let s = &mut t[slot];
+        let sess = s.sess.take()?;
+        s.gen = s.gen.wrapping_add(1);
+        s.ev = 0;
+        s.ix.folded_bytes_in = 0;
+        s.ix.folded_msgs_out = 0;
+        s.ix.folded_dropped = 0;
+        if let Some(b) = s.buf.take() {
+            s.buf = pool.give(b);
+        }
+        stats.sessions -= 1;
+        free.push_back(t, Queue::Free, slot as u32);
+        Some(sess)
+    }
+
     /// Picks the next (slot, event bit) whose data is present, in flag order per slot:
     /// Connected first, Disconnected last.
     fn next_event(&mut self) -> Option<(usize, u8)> {
-        while let Some(&slot16) = self.ev_queue.front() {
-            let slot = usize::from(slot16);
-            let s = &mut self.slots[slot];
+        while let Some(slot32) = self.ev_queue.front() {
+            let slot = slot32 as usize;
+            let s = &mut self.slots.as_mut()[slot];
             if s.ev == 0 {
-                self.ev_queue.pop_front();
                 s.in_ev_queue = false;
+                let Node { ev_queue, slots, .. } = self;
+                ev_queue.pop_front(slots.as_mut(), Queue::Ev);
                 continue;
             }
             let bit = s.ev & s.ev.wrapping_neg();
@@ -756,18 +1141,28 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     }
 
     /// Re-examines a slot after any change: raises events, queues transmits, applies
-    /// policies. Keeps readiness O(1): flags and queues, no scans on the hot path.
+    /// policies, and brings the indexes and counters up to date. O(1): the PeerId index
+    /// finds a duplicate, the threat table a score.
     fn after(&mut self, slot: usize, _now: Instant) {
+        let me = self.keypair.peer_id();
+        // A handshake that reaches our own key (we dialled ourselves, perhaps through a
+        // loopback address or a NAT) ends at once; nothing more goes out on it.
+        if self.sess(slot).is_some_and(|s| s.peer == Some(me) && s.phase != Phase::Closed) {
+            if let Some(s) = self.sess_mut(slot) {
+                s.hs_out_pending = false;
+            }
+            self.fail(slot, Error::SelfConnect);
+        }
         let threshold = self.config.threat_threshold;
         let mut duplicate_of = None;
         let mut refuse = false;
         {
-            let Some(sess) = self.slots[slot].sess.as_ref() else { return };
+            let Some(sess) = self.sess(slot) else { return };
             if sess.phase == Phase::Established && sess.confirmed && !sess.announced && sess.close_reason.is_none() {
                 if let Some(peer) = sess.peer {
                     refuse = self.threat_score(&peer) > threshold;
-                    duplicate_of = self.slots.iter().position(|o| {
-                        o.sess.as_ref().is_some_and(|x| {
+                    duplicate_of = self.peer_slot(&peer).filter(|&o| {
+                        self.sess(o).is_some_and(|x| {
                             x.is_connected() && x.peer == Some(peer) && x.phase == Phase::Established && !x.closing
                         })
                     });
@@ -775,43 +1170,38 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
             }
         }
         if refuse {
-            if let Some(s) = self.slots[slot].sess.as_mut() {
+            if let Some(s) = self.sess_mut(slot) {
                 s.close(CloseReason::Threat);
                 s.close_reason = Some(DisconnectReason::Error(Error::Threat));
             }
         } else if let Some(other) = duplicate_of.filter(|o| *o != slot) {
             // Two sessions with one peer. Keep the newer one unless both are fresh (a
             // simultaneous open): then both sides keep the one the lower key initiated.
-            let keep_new = {
-                let me = self.keypair.peer_id();
-                let old = self.slots[other].sess.as_ref();
-                let new = self.slots[slot].sess.as_ref();
-                match (old, new) {
-                    (Some(old), Some(new)) => {
-                        // A simultaneous open only if the two handshakes overlapped; otherwise
-                        // (a restarted peer) the newer session wins at once.
-                        let fresh = old.connected_at.is_some_and(|t| t >= new.created);
-                        if fresh {
-                            let initiator_of =
-                                |s: &Session| if s.role == Role::Initiator { me } else { s.peer.unwrap_or(me) };
-                            initiator_of(new) < initiator_of(old)
-                        } else {
-                            true
-                        }
+            let keep_new = match (self.sess(other), self.sess(slot)) {
+                (Some(old), Some(new)) => {
+                    // A simultaneous open only if the two handshakes overlapped; otherwise
+                    // (a restarted peer) the newer session wins at once.
+                    let fresh = old.connected_at.is_some_and(|t| t >= new.created);
+                    if fresh {
+                        let initiator_of =
+                            |s: &Session| if s.role == Role::Initiator { me } else { s.peer.unwrap_or(me) };
+                        initiator_of(new) < initiator_of(old)
+                    } else {
+                        true
                     }
-                    _ => true,
                 }
+                _ => true,
             };
             let loser = if keep_new { other } else { slot };
-            if let Some(s) = self.slots[loser].sess.as_mut() {
+            if let Some(s) = self.sess_mut(loser) {
                 s.close(CloseReason::Duplicate);
             }
             if loser != slot {
                 self.mark_connected(slot);
             }
             self.refresh(loser);
-        } else if duplicate_of == Some(slot) || duplicate_of.is_none() {
-            let announce = self.slots[slot].sess.as_ref().is_some_and(|s| {
+        } else {
+            let announce = self.sess(slot).is_some_and(|s| {
                 s.phase == Phase::Established && s.confirmed && !s.announced && !s.closing && s.close_reason.is_none()
             });
             if announce {
@@ -822,16 +1212,79 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     }
 
     fn mark_connected(&mut self, slot: usize) {
-        if let Some(s) = self.slots[slot].sess.as_mut() {
-            s.announced = true;
-            self.slots[slot].ev |= EV_CONNECTED;
-            self.stats.handshakes_completed += 1;
+        let Some(s) = self.sess_mut(slot) else { return };
+        s.announced = true;
+        let peer = s.peer;
+        self.sl_mut()[slot].ev |= EV_CONNECTED;
+        self.stats.handshakes_completed += 1;
+        if let Some(peer) = peer {
+            self.index_peer(slot, peer);
         }
     }
 
-    /// Recomputes a slot's event flags and queue membership.
+    /// Adds what the session counted since the last look to the node's counters, which
+    /// therefore never go backwards when a session ends.
+    fn fold(&mut self, slot: usize) {
+        let Some((bytes_in, msgs_out, dropped)) =
+            self.sess(slot).map(|s| (s.quality.counters.bytes_in, s.quality.counters.msgs_out, s.dropped))
+        else {
+            return;
+        };
+        let ix = &mut self.slots.as_mut()[slot].ix;
+        let d = (
+            bytes_in.saturating_sub(ix.folded_bytes_in),
+            msgs_out.saturating_sub(ix.folded_msgs_out),
+            dropped.saturating_sub(ix.folded_dropped),
+        );
+        ix.folded_bytes_in = bytes_in.max(ix.folded_bytes_in);
+        ix.folded_msgs_out = msgs_out.max(ix.folded_msgs_out);
+        ix.folded_dropped = dropped.max(ix.folded_dropped);
+        self.stats.bytes_in += d.0;
+        self.stats.msgs_out += d.1;
+        self.stats.records_dropped += d.2;
+    }
+
+    /// Moves the slot between the `connected` and `half_open` gauges.
+    fn set_counted(&mut self, slot: usize, now: u8) {
+        let was = self.sl()[slot].ix.counted;
+        if was == now {
+            return;
+        }
+        let st = &mut self.stats;
+        for (bit, gauge) in [(C_CONNECTED, &mut st.connected), (C_HALF_OPEN, &mut st.half_open)] {
+            match (was & bit != 0, now & bit != 0) {
+                (false, true) => *gauge += 1,
+                (true, false) => *gauge -= 1,
+                _ => {}
+            }
+        }
+        self.sl_mut()[slot].ix.counted = now;
+    }
+
+    /// Recomputes a slot's event flags, queue membership, deadline, gauges and indexes,
+    /// and lends its buffer back to the pool when the session holds nothing in it.
     fn refresh(&mut self, slot: usize) {
-        let s = &mut self.slots[slot];
+        let Some(sess) = self.sess(slot) else { return };
+        let counted =
+            if sess.is_connected() { C_CONNECTED } else { 0 } | if sess.is_half_open() { C_HALF_OPEN } else { 0 };
+        let inbound_half_open = sess.is_half_open() && sess.role == Role::Responder;
+        let drop_peer_index = !sess.is_connected() || sess.phase == Phase::Closed;
+        let deadline = sess.next_timeout(&self.config);
+        let idle = sess.buffer_idle();
+        self.fold(slot);
+        self.set_counted(slot, counted);
+        if drop_peer_index {
+            self.unindex_peer(slot);
+        }
+        let Node { slots, tx_queue, ev_queue, heap_len, half_open_in, pool, .. } = self;
+        let t = slots.as_mut();
+        match (inbound_half_open, t[slot].ix.ho_in) {
+            (true, false) => half_open_in.push_back(t, slot as u32),
+            (false, true) => half_open_in.unlink(t, slot as u32),
+            _ => {}
+        }
+        index::heap_set(t, heap_len, slot as u32, deadline);
+        let s = &mut t[slot];
         let Some(sess) = s.sess.as_ref() else { return };
         if sess.msg_ready.is_some() {
             s.ev |= EV_MESSAGE;
@@ -846,20 +1299,28 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
         if sess.phase == Phase::Closed && !wants_tx {
             s.ev |= EV_DISCONNECTED;
         }
-        if s.ev != 0 && !s.in_ev_queue && self.ev_queue.push_back(slot as u16).is_ok() {
-            s.in_ev_queue = true;
+        if idle {
+            if let Some(b) = s.buf.take() {
+                s.buf = pool.give(b);
+            }
         }
-        if wants_tx && !s.in_tx_queue && self.tx_queue.push_back(slot as u16).is_ok() {
-            s.in_tx_queue = true;
+        let (ev, in_ev, in_tx) = (s.ev, s.in_ev_queue, s.in_tx_queue);
+        if ev != 0 && !in_ev {
+            t[slot].in_ev_queue = true;
+            ev_queue.push_back(t, Queue::Ev, slot as u32);
+        }
+        if wants_tx && !in_tx {
+            t[slot].in_tx_queue = true;
+            tx_queue.push_back(t, Queue::Tx, slot as u32);
         }
     }
 
     // ------------------------------------------------------------------ getters
 
-    /// Connected peers (F08), with their quality (F16).
+    /// Connected peers (F08), with their quality (F16). Visits every slot once.
     pub fn peers(&self) -> impl Iterator<Item = PeerInfo> + '_ {
         let now = self.last_now;
-        self.slots.iter().enumerate().filter_map(move |(i, s)| {
+        self.sl().iter().enumerate().filter_map(move |(i, s)| {
             let sess = s.sess.as_ref()?;
             if !sess.is_connected() {
                 return None;
@@ -882,26 +1343,24 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> Node<B, N> {
     /// Quality figures for one connected peer (F12-F14).
     pub fn quality(&self, peer: &PeerId) -> Option<Quality> {
         let slot = self.primary_slot(peer)?;
-        self.slots[slot].sess.as_ref().map(|s| s.quality.snapshot(self.last_now, self.config.pong_timeout))
+        self.sess(slot).map(|s| s.quality.snapshot(self.last_now, self.config.pong_timeout))
+    }
+
+    /// The Noise handshake hash of an established session, the same 32 bytes at both ends
+    /// and different for every session: bind to it (channel binding, Noise §11.2).
+    pub fn handshake_hash(&self, conn: ConnId) -> Option<[u8; 32]> {
+        let slot = self.slot_of(conn).ok()?;
+        self.sess(slot)?.handshake_hash
     }
 
     /// The Hello a connected peer sent.
     pub fn hello(&self, peer: &PeerId) -> Option<&Hello> {
         let slot = self.primary_slot(peer)?;
-        self.slots[slot].sess.as_ref()?.hello.as_ref()
+        self.sess(slot)?.hello.as_ref()
     }
 
-    /// Node-wide counters.
+    /// Node-wide figures, maintained as sessions change (no scan).
     pub fn stats(&self) -> NodeStats {
-        let mut st = self.stats;
-        st.sessions = self.count(|_| true);
-        st.connected = self.count(|s| s.is_connected());
-        st.half_open = self.count(|s| s.is_half_open());
-        st.records_dropped += self.slots.iter().filter_map(|s| s.sess.as_ref()).map(|s| s.dropped).sum::<u64>();
-        st.bytes_in =
-            self.slots.iter().filter_map(|s| s.sess.as_ref()).map(|s| s.quality.counters.bytes_in).sum::<u64>();
-        st.msgs_out =
-            self.slots.iter().filter_map(|s| s.sess.as_ref()).map(|s| s.quality.counters.msgs_out).sum::<u64>();
-        st
+        self.stats
     }
 }

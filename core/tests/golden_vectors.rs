@@ -21,7 +21,7 @@ use meshlink_core::wire::record::INIT_HEADER_LEN;
 use meshlink_core::wire::{
     CloseReason, ErrorCode, Header, Hello, Packet, RejectCode, WireError, HELLO_MAX_LEN, WIRE_VERSION,
 };
-use meshlink_core::{Config, ConnId, Error, Event, Instant, Keypair, Node, TransportKind};
+use meshlink_core::{Config, ConnId, Error, Event, HeapNode, Instant, Keypair, TransportKind};
 use serde_json::Value;
 
 fn load(file: &str) -> Value {
@@ -46,8 +46,12 @@ fn frame(record: &[u8]) -> Vec<u8> {
 }
 
 fn config(c: &Value) -> Config {
+    let mut hello = Hello::named(c["hello_name"].as_str().unwrap()).unwrap();
+    for e in c["hello_extensions"].as_array().unwrap() {
+        hello = hello.with_extension(num(&e[0]) as u8, &bytes(&e[1])).unwrap();
+    }
     Config {
-        hello: Hello::named(c["hello_name"].as_str().unwrap()).unwrap(),
+        hello,
         network_key: (!c["network_key"].is_null()).then(|| b32(&c["network_key"])),
         max_frame: num(&c["max_frame"]) as usize,
         max_datagram: num(&c["max_datagram"]) as usize,
@@ -66,6 +70,7 @@ fn header_from(h: &Value) -> Header {
     match h["type"].as_str().unwrap() {
         "Init" => Header::Init {
             version: n("version") as u8,
+            min_version: n("min_version") as u8,
             pattern: n("pattern") as u8,
             sender: n("sender") as u32,
             network_tag: n("network_tag") as u32,
@@ -78,7 +83,12 @@ fn header_from(h: &Value) -> Header {
         "Reject" => {
             let code = RejectCode::from_u8(n("code") as u8);
             assert_eq!(format!("{code:?}"), h["code_name"].as_str().unwrap());
-            Header::Reject { code, version: n("version") as u8, receiver: n("receiver") as u32 }
+            Header::Reject {
+                code,
+                version: n("version") as u8,
+                min_version: n("min_version") as u8,
+                receiver: n("receiver") as u32,
+            }
         }
         t => panic!("unknown record type {t}"),
     }
@@ -93,6 +103,7 @@ fn check_packet(p: &Value, plaintext: &[u8], what: &str) {
         "Ping" => Packet::Ping { seq: n("seq") as u32 },
         "Pong" => Packet::Pong { seq: n("seq") as u32 },
         "Data" => Packet::Data {
+            kind: n("kind_byte") as u8,
             msg_id: n("msg_id") as u32,
             total: n("total") as u32,
             offset: n("offset") as u32,
@@ -137,7 +148,7 @@ fn check_documented(file: &str) -> Value {
 
 // =========================================================================== handshake.json
 
-type VNode = Node<Vec<u8>, 2>;
+type VNode = HeapNode;
 
 /// Runs the recorded scenario on fresh nodes; every record as (0 initiator / 1 responder, bytes).
 fn run(v: &Value, kind: TransportKind) -> Vec<(usize, Vec<u8>)> {
@@ -149,8 +160,7 @@ fn run(v: &Value, kind: TransportKind) -> Vec<(usize, Vec<u8>)> {
     ];
     let mut n = sides.map(|s| {
         let c = config(&s["config"]);
-        let len = c.slot_buffer_len();
-        VNode::new(c, Keypair::from_secret(b32(&s["static_secret"])), b32(&s["seed"]), || vec![0; len]).unwrap()
+        VNode::with_capacity(c, Keypair::from_secret(b32(&s["static_secret"])), b32(&s["seed"]), 2).unwrap()
     });
     let ids = [n[0].peer_id(), n[1].peer_id()];
     let expected = v["connect_with_expected_key"].as_bool().unwrap().then_some(ids[1]);
@@ -380,13 +390,13 @@ fn check_derived(v: &Value, records: &[Value], what: &str) {
         assert_eq!(&e.as_bytes()[..], e_at, "{what}: ephemeral in the record");
         let hello = Hello::decode(&bytes(&s["hello"])).unwrap();
         assert_eq!(
-            (hello.name.as_str(), hello.version, hello.max_message as usize),
-            (c.hello.name.as_str(), WIRE_VERSION, c.max_message)
+            (hello.name.as_str(), hello.version, hello.max_message as usize, &hello.extensions),
+            (c.hello.name.as_str(), WIRE_VERSION, c.max_message, &c.hello.extensions)
         );
         let id = &c.network_id;
         assert_eq!(
             bytes(&v["prologue"]),
-            [&b"meshlink"[..], &[WIRE_VERSION, id.len() as u8], id].concat(),
+            [&b"meshlink"[..], &[WIRE_VERSION, WIRE_VERSION, id.len() as u8], id].concat(),
             "{what}: prologue"
         );
         let tag = hash(&[b"meshlink network tag", id]);
@@ -400,6 +410,7 @@ fn check_derived(v: &Value, records: &[Value], what: &str) {
         header_from(&records[0]["header"]),
         Header::Init {
             version: WIRE_VERSION,
+            min_version: WIRE_VERSION,
             pattern: init[2],
             sender: num(&v["initiator"]["index"]) as u32,
             network_tag: num(&v["network_tag"]) as u32
@@ -518,10 +529,8 @@ fn malformed_error(f: &Value, v: &Value) -> (String, String) {
         layer => {
             let nd = &f["node"];
             let c = config(&nd["config"]);
-            let len = c.slot_buffer_len();
             let mut n =
-                VNode::new(c, Keypair::from_secret(b32(&nd["static_secret"])), b32(&nd["seed"]), || vec![0; len])
-                    .unwrap();
+                VNode::with_capacity(c, Keypair::from_secret(b32(&nd["static_secret"])), b32(&nd["seed"]), 2).unwrap();
             let now = Instant::from_micros(num(&nd["now_us"]));
             let from: SocketAddr = nd["hostile_addr"].as_str().unwrap().parse().unwrap();
             let r: Result<(), Error> = match layer {
@@ -552,4 +561,39 @@ fn malformed_vectors() {
         assert_eq!(got, want, "{}", v["name"]);
     }
     assert_eq!(layers.len(), 7, "{layers:?}");
+}
+
+// =========================================================================== spec_examples.json
+
+/// The §13 transcripts: replayed through our Noise state machine like handshake.json, and
+/// printed in PROTOCOL.md byte for byte (every stream record and every handshake hash).
+#[test]
+fn spec_examples() {
+    let f = check_documented("spec_examples.json");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md")).unwrap();
+    let doc: String = doc.chars().filter(|c| !c.is_whitespace()).collect();
+    let vectors = f["vectors"].as_array().unwrap();
+    let patterns: HashSet<&str> = vectors.iter().map(|v| v["pattern"].as_str().unwrap()).collect();
+    assert_eq!(patterns, HashSet::from(["XX", "XXpsk3", "IK"]));
+    for v in vectors {
+        let name = v["name"].as_str().unwrap();
+        let id = b"meshlink";
+        assert_eq!(bytes(&v["prologue"]), [&b"meshlink"[..], &[WIRE_VERSION, WIRE_VERSION, 8], id].concat());
+        assert_eq!(
+            v["psk"].as_str().map(|p| p.to_owned()),
+            v["network_key"].as_str().map(|k| hex::encode(hash(&[b"meshlink psk", &bytes(&Value::from(k)), id])))
+        );
+        for key in ["stream", "datagram"] {
+            let t = &v[key];
+            replay_noise(v, t, &format!("{name} over {key}"));
+            let h = t["handshake_hash"].as_str().unwrap();
+            assert!(doc.contains(h), "{name}: the {key} handshake hash {h} is not in PROTOCOL.md");
+        }
+        for r in v["stream"]["records"].as_array().unwrap() {
+            let rec = r["record"].as_str().unwrap();
+            assert!(doc.contains(rec), "{name}: record {rec} is not in PROTOCOL.md");
+        }
+        let hello = Hello::decode(&bytes(&v["initiator"]["hello"])).unwrap();
+        assert_eq!(hello.version, WIRE_VERSION, "{name}: the default Hello");
+    }
 }

@@ -28,14 +28,16 @@ use meshlink_core::session::{AMPLIFICATION_FACTOR, HANDSHAKE_RECORD_MAX, INIT_MI
 use meshlink_core::wire::hello::{
     bounded, CAPABILITIES_MAX, CAPABILITY_LEN_MAX, KEY_LEN_MAX, LOCATION_MAX, METADATA_MAX, NAME_MAX, RESOURCES_MAX,
 };
-use meshlink_core::wire::{Hello, RejectCode, WireError, HELLO_MAX_LEN, WIRE_VERSION};
-use meshlink_core::{CloseReason, Config, ConnId, DisconnectReason, Error, ErrorCode, Instant, Keypair, Node, PeerId};
+use meshlink_core::wire::{Hello, RejectCode, VersionRange, WireError, HELLO_MAX_LEN, WIRE_VERSION};
+use meshlink_core::{
+    CloseReason, Config, ConnId, DisconnectReason, Error, ErrorCode, HeapNode, Instant, Keypair, PeerId,
+};
 use meshlink_core::{ThreatPolicy, Transmit, TransportKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 const CAP: usize = 24;
-type TestNode = Node<Vec<u8>, CAP>;
+type TestNode = HeapNode;
 use TransportKind::{Datagram, Stream};
 
 /// Small limits, so the edges are cheap to reach.
@@ -95,9 +97,8 @@ impl Net {
 
     fn add(&mut self, config: Config) -> usize {
         let i = self.nodes.len();
-        let len = config.slot_buffer_len();
         let kp = Keypair::from_secret([i as u8 + 1; 32]);
-        self.nodes.push(TestNode::new(config, kp, [0x40 + i as u8; 32], || vec![0; len]).unwrap());
+        self.nodes.push(TestNode::with_capacity(config, kp, [0x40 + i as u8; 32], CAP).unwrap());
         self.addrs.push(SocketAddr::from(([10, 0, 0, i as u8 + 1], 4000)));
         self.events.push(Vec::new());
         i
@@ -747,25 +748,30 @@ fn wire_version_and_unknown_types() {
     let c = net.add(cfg());
     let conn = net.open(c, a, Datagram, None);
     let (t, mut init) = net.transmits(c).remove(0);
-    init[1] = 2;
+    // Rewritten on the path to announce versions 3..=3 only (bytes 1 and 3, PROTOCOL.md §3).
+    (init[1], init[3]) = (3, 3);
     net.deliver(c, &t, &init);
-    let want = Error::VersionMismatch { got: 2, supported: WIRE_VERSION };
+    let (v3, ours) = (VersionRange::only(3), VersionRange::only(WIRE_VERSION));
+    let want = Error::VersionMismatch { ours, theirs: v3 };
     assert_eq!(net.errors.remove(0), (a, want));
     // A Reject(Version) went back (8 bytes, no larger than the Init) and ended the initiator.
     let out = net.transmits(a);
     assert_eq!(out.len(), 1);
     assert!(out[0].0.conn.is_none() && out[0].1.len() == 8 && out[0].1.len() <= init.len());
-    assert_eq!((out[0].1[0], out[0].1[1], out[0].1[2], &out[0].1[4..8]), (0x06, 1, WIRE_VERSION, &init[4..8]));
+    assert_eq!(
+        (out[0].1[0], out[0].1[1], out[0].1[2], out[0].1[3], &out[0].1[4..8]),
+        (0x06, 1, WIRE_VERSION, WIRE_VERSION, &init[4..8])
+    );
     net.deliver(a, &out[0].0, &out[0].1);
     // The Reject names the responder's version; the initiator reports it against its own.
-    let theirs = Error::VersionMismatch { got: out[0].1[2], supported: WIRE_VERSION };
+    let theirs = Error::VersionMismatch { ours, theirs: VersionRange::only(out[0].1[2]) };
     assert_eq!(net.errors.pop(), Some((c, theirs)));
     assert_eq!(net.disconnected(c, Some(conn)), Some((None, false, DisconnectReason::Error(theirs))));
     assert_eq!(net.nodes[a].stats().sessions, 1);
     // The same on a stream: a Reject(Version) frame, then both sides end.
     let conn = net.open(c, a, Stream, None);
     let (t, mut f) = net.transmits(c).remove(0);
-    f[3] = 2;
+    (f[3], f[5]) = (3, 3);
     net.deliver(c, &t, &f);
     assert_eq!(net.errors.remove(0), (a, want));
     net.pump();
@@ -933,8 +939,10 @@ fn max_message_edge() {
 
 #[test]
 fn send_queue_edge() {
-    // Two 4096-byte messages plus their 4-byte queue prefixes fill the queue exactly.
-    let config = Config { send_queue: 2 * (4096 + 4), ..cfg() };
+    // Two 4096-byte messages plus their 5-byte queue prefixes fill the queue exactly (all
+    // of it given to the normal class, which `send` uses).
+    let shares = meshlink_core::QueueShares { high: 0, normal: 100, low: 0 };
+    let config = Config { send_queue: 2 * (4096 + 5), queue_shares: shares, ..cfg() };
     let (mut net, a, h) = setup(Stream, config.clone());
     let b = net.add(config);
     net.connect(b, a, Datagram);
@@ -942,8 +950,8 @@ fn send_queue_edge() {
     let m = vec![0x5a; 4096];
     net.nodes[a].send(net.now, &pb, &m).unwrap();
     net.nodes[a].send(net.now, &pb, &m).unwrap();
-    assert_eq!(net.nodes[a].send(net.now, &pb, &m), Err(Error::QueueFull { needed: 4100, free: 0 }));
-    assert_eq!(net.nodes[a].send(net.now, &pb, b"x"), Err(Error::QueueFull { needed: 5, free: 0 }));
+    assert_eq!(net.nodes[a].send(net.now, &pb, &m), Err(Error::QueueFull { needed: 4101, free: 0 }));
+    assert_eq!(net.nodes[a].send(net.now, &pb, b"x"), Err(Error::QueueFull { needed: 6, free: 0 }));
     net.pump();
     assert!(net.take(b, |e| *e == Ev::Message { peer: pa, data: m.clone() }));
     assert!(net.take(b, |e| *e == Ev::Message { peer: pa, data: m.clone() }));
@@ -1059,7 +1067,8 @@ fn pattern_mismatch_is_rejected_promptly() {
             net.deliver(c, &t, &init);
             let out = net.transmits(a);
             assert_eq!(out.len(), 1, "{what}: one Reject");
-            let reject = [&[0x06, RejectCode::Pattern as u8, WIRE_VERSION, 0][..], &init[p + 4..p + 8]].concat();
+            let reject =
+                [&[0x06, RejectCode::Pattern as u8, WIRE_VERSION, WIRE_VERSION][..], &init[p + 4..p + 8]].concat();
             assert_eq!(out[0].1[p..], reject[..], "{what}: Reject(Pattern) to the initiator's index");
             net.deliver(a, &out[0].0, &out[0].1);
             net.pump();
@@ -1147,7 +1156,8 @@ fn resp_to_an_unverified_address_is_bounded() {
     let big = Hello::named("gateway-eu-west-1").unwrap().with_capability("relay").unwrap();
     let hellos = [Hello::default(), big.with_capability("store").unwrap(), full_hello()];
     for hello in hellos {
-        // Unpadded (the 44-byte stream form: an old or hostile client) and padded Inits.
+        // Unpadded (the 44-byte stream form: an old or hostile client; refused unanswered)
+        // and padded Inits.
         for kind in [Stream, Datagram] {
             let (mut net, a, _h) = setup(Datagram, Config { hello: hello.clone(), ..cfg() });
             let c = net.add(cfg());
@@ -1158,7 +1168,12 @@ fn resp_to_an_unverified_address_is_bounded() {
             let victim = fake_addr(7);
             let (mut received, mut sent) = (0, 0);
             for k in 0..10 {
-                assert_eq!(net.inject(a, victim, &init), Ok(()), "{what}");
+                // An Init below the padded minimum is dropped unanswered (PROTOCOL.md §5.1).
+                let want = match kind {
+                    Stream => Err(Error::Wire(WireError::Truncated { needed: INIT_MIN_DATAGRAM, got: init.len() })),
+                    Datagram => Ok(()),
+                };
+                assert_eq!(net.inject(a, victim, &init), want, "{what}");
                 received += init.len();
                 let out = bytes_sent_to(&mut net, a, victim);
                 assert!(out == 0 || out == resp_len, "{what}: {out} bytes for one Init");

@@ -1,15 +1,14 @@
 //! Limits at their edges that the hostile suite does not cover: the per-IP cap on
 //! inbound handshakes in progress (`max_half_open_per_ip`).
 
-use meshlink_core::{Config, Error, Instant, Keypair, Node, TransportKind};
+use meshlink_core::{Config, DisconnectReason, Error, Event, HeapNode, Instant, Keypair, TransportKind};
 use rand_core::{RngCore, SeedableRng};
 
-fn node(cfg: Config, seed: u64) -> Node<Vec<u8>, 16> {
+fn node(cfg: Config, seed: u64) -> HeapNode {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
     let mut s = [0u8; 32];
     rng.fill_bytes(&mut s);
-    let len = cfg.slot_buffer_len();
-    Node::new(cfg, Keypair::generate(&mut rng), s, || vec![0; len]).unwrap()
+    HeapNode::with_capacity(cfg, Keypair::generate(&mut rng), s, 16).unwrap()
 }
 
 fn cfg() -> Config {
@@ -28,11 +27,76 @@ fn one_ip_holds_at_most_max_half_open_per_ip_inbound_handshakes() {
     n.accept(now, "192.0.2.2:1".parse().unwrap()).expect("another IP");
     n.connect(now, TransportKind::Stream, "192.0.2.1:9".parse().unwrap(), None).expect("outbound");
     assert_eq!(n.stats().half_open, 5);
-    // The node-wide cap still applies on top.
+    // The node-wide cap still applies on top: at 8, a new inbound stream evicts the oldest.
     for ip in 3..=5 {
         n.accept(now, format!("192.0.2.{ip}:1").parse().unwrap()).unwrap();
     }
-    assert_eq!(n.accept(now, "192.0.2.9:1".parse().unwrap()), Err(Error::HalfOpenLimit { limit: 8 }));
+    assert_eq!(n.stats().half_open, 8);
+    n.accept(now, "192.0.2.9:1".parse().unwrap()).expect("evicts the oldest");
+    assert_eq!(n.stats().half_open, 8);
+}
+
+/// A full half-open table (silent sockets that never send an Init) does not lock a new
+/// stream peer out: the oldest inbound handshake makes room, as in a SYN cache.
+#[test]
+fn a_full_half_open_table_evicts_its_oldest_inbound_handshake_for_a_new_stream() {
+    let max = 8;
+    let mut n = node(Config { max_half_open: max, max_half_open_per_ip: 100, ..cfg() }, 11);
+    let now = Instant::from_millis(1);
+    let silent: Vec<_> =
+        (0..max).map(|i| n.accept(now, format!("192.0.2.{}:1", i + 1).parse().unwrap()).unwrap()).collect();
+    assert!(n.poll_event().is_none());
+    // One past the edge: accepted, and the oldest silent socket is the one that goes.
+    let newest = n.accept(now, "198.51.100.1:1".parse().unwrap()).expect("a new peer is never locked out");
+    assert_eq!(n.stats().half_open, max);
+    match n.poll_event() {
+        Some(Event::Disconnected { conn, was_connected: false, reason, .. }) => {
+            assert_eq!(conn, silent[0]);
+            assert_eq!(reason, DisconnectReason::Error(Error::HandshakeEvicted));
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(n.poll_event().is_none(), "only one handshake is evicted");
+    // The newest is intact and completes a handshake with a real peer.
+    let mut c = node(cfg(), 12);
+    let cc = c.connect(now, TransportKind::Stream, "203.0.113.1:7400".parse().unwrap(), Some(n.peer_id())).unwrap();
+    let mut buf = vec![0u8; 8192];
+    for _ in 0..4 {
+        while let Some(t) = c.poll_transmit(now, &mut buf) {
+            n.handle_stream(newest, now, &buf[..t.len]).unwrap();
+        }
+        while let Some(t) = n.poll_transmit(now, &mut buf) {
+            c.handle_stream(cc, now, &buf[..t.len]).unwrap();
+        }
+    }
+    assert!(matches!(c.poll_event(), Some(Event::Connected { .. })));
+    assert!(matches!(n.poll_event(), Some(Event::Connected { .. })));
+    assert_eq!(n.stats().connected, 1);
+}
+
+#[test]
+fn eviction_never_takes_outbound_handshakes_and_datagram_inits_are_refused_busy() {
+    let mut n = node(Config { max_half_open: 2, max_half_open_per_ip: 100, ..cfg() }, 13);
+    let now = Instant::from_millis(1);
+    for port in 1..=2 {
+        n.connect(now, TransportKind::Stream, format!("192.0.2.1:{port}").parse().unwrap(), None).unwrap();
+    }
+    // Only our own handshakes are half-open: nothing to evict, the cap refuses.
+    assert_eq!(n.accept(now, "192.0.2.2:1".parse().unwrap()), Err(Error::HalfOpenLimit { limit: 2 }));
+    // A datagram Init at the cap is refused with Busy, never by eviction.
+    let mut c = node(cfg(), 14);
+    c.connect(now, TransportKind::Datagram, "203.0.113.1:7402".parse().unwrap(), None).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let t = c.poll_transmit(now, &mut buf).unwrap();
+    let init = buf[..t.len].to_vec();
+    while n.poll_transmit(now, &mut buf).is_some() {}
+    assert_eq!(
+        n.handle_datagram(now, "198.51.100.2:5".parse().unwrap(), &init),
+        Err(Error::HalfOpenLimit { limit: 2 })
+    );
+    let r = n.poll_transmit(now, &mut buf).expect("a Busy reject");
+    assert!(r.conn.is_none() && buf[0] == 0x06);
+    assert_eq!(n.stats().half_open, 2);
 }
 
 #[test]

@@ -4,16 +4,15 @@
 
 use core::time::Duration;
 
-use meshlink_core::{Config, ConnId, Event, Instant, Keypair, Node, TransportKind};
+use meshlink_core::{Config, ConnId, Event, HeapNode, Instant, Keypair, TransportKind};
 use rand_core::{RngCore, SeedableRng};
 
-type N = Node<Vec<u8>, 4>;
+type N = HeapNode;
 
 fn node(rng: &mut rand_chacha::ChaCha20Rng, cfg: &Config) -> N {
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
-    let len = cfg.slot_buffer_len();
-    Node::new(cfg.clone(), Keypair::generate(rng), seed, || vec![0; len]).unwrap()
+    HeapNode::with_capacity(cfg.clone(), Keypair::generate(rng), seed, 4).unwrap()
 }
 
 struct Pair {

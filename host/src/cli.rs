@@ -291,10 +291,12 @@ fn build_config(args: &UpArgs, data_dir: &std::path::Path) -> Result<HostConfig,
 
 async fn up(args: UpArgs) -> Result<(), HostError> {
     let data_dir = args.dir.path();
+    // The data dir's owner and mode first (as ssh does), then the lock: a second node on
+    // this dir must fail before it touches anything in it.
+    control::token::check_data_dir(&data_dir)?;
+    let _lock = meshlink_host::lock::lock_data_dir(&data_dir)?;
     let mut config = build_config(&args, &data_dir)?;
-    control::token::check_data_dir(&data_dir)?;
     let (kp, created) = identity::load_or_create(&data_dir)?;
-    control::token::check_data_dir(&data_dir)?;
     if args.name.is_none() && config.name == HostConfig::default().name {
         // Nodes on one machine would all be called after it: add the id's first
         // characters, so that `send NAME` names one node.
@@ -454,6 +456,9 @@ async fn print_events(mut events: tokio::sync::mpsc::Receiver<HostEvent>, starte
                 printable(&reason_text(&reason))
             ),
             HostEvent::Quality { .. } => {}
+            HostEvent::Lagged { dropped } => {
+                println!("{} lagged        {dropped} events missed (this reader was too slow)", at())
+            }
         }
     }
 }

@@ -19,8 +19,12 @@ pub const DEFAULT_TCP_PORT: u16 = 7400;
 pub const DEFAULT_WS_PORT: u16 = 7401;
 pub const DEFAULT_UDP_PORT: u16 = 7402;
 
-/// Sessions one node can hold (the core's `N`). `limits.max_peers` may lower it.
-pub const MAX_SESSIONS: usize = 256;
+/// Default of `limits.max_peers`: the node's session capacity. An idle session costs its
+/// slot (a few KB; its buffer is lent only while it holds bytes), so this can be raised
+/// freely up to [`MAX_SESSIONS`].
+pub const DEFAULT_MAX_PEERS: usize = 1024;
+/// The most `limits.max_peers` may be: the core's slot-table ceiling (16-bit slot numbers).
+pub const MAX_SESSIONS: usize = meshlink_core::node::MAX_SLOTS;
 
 /// The whole host configuration, as in the TOML file.
 #[derive(Debug, Clone, Deserialize)]
@@ -64,7 +68,7 @@ pub struct Listen {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Sessions (connected plus handshaking), at most 256.
+    /// Sessions (connected plus handshaking): the node's capacity, 1..=65535 (default 1024).
     pub max_peers: usize,
     /// Handshakes in progress (flood cap).
     pub max_half_open: usize,
@@ -80,6 +84,15 @@ pub struct Limits {
     pub send_queue: usize,
     /// UDP socket receive buffer to ask the kernel for (capped by net.core.rmem_max).
     pub udp_recv_buffer: usize,
+    // Host-side bounds on what a peer that does not read can make the node hold (issue 13).
+    /// Bytes queued for one stream connection's socket, control replies included; a
+    /// peer that lets more pile up (it floods and never reads) is disconnected. Keep it
+    /// above the application high-water mark (512 KiB) plus `send_queue`: below that,
+    /// bulk sends to a peer that merely reads slowly fill it too.
+    pub max_write_queue: usize,
+    /// Application sends waiting in the host for one peer's queue or socket to drain;
+    /// beyond it `send` fails with `QueueFull` at once.
+    pub max_parked_sends: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +108,9 @@ pub struct Timers {
     /// TCP keepalive idle time on every TCP and WebSocket socket (0: off). Probes then
     /// follow at a third of it; the kernel ends a connection whose probes go unanswered.
     pub tcp_keepalive_ms: u64,
+    /// An accepted TCP/WebSocket socket must send its first handshake bytes within
+    /// this long; until then it holds no handshake slot, and it is closed after.
+    pub first_byte_timeout_ms: u64,
 }
 
 /// Re-dialling of configured peers (F10): exponential backoff with full jitter. After
@@ -177,7 +193,7 @@ impl Default for Limits {
     fn default() -> Self {
         let core = Config::default();
         Limits {
-            max_peers: MAX_SESSIONS,
+            max_peers: DEFAULT_MAX_PEERS,
             max_half_open: core.max_half_open,
             max_half_open_per_ip: core.max_half_open_per_ip,
             max_connections: 512,
@@ -185,6 +201,8 @@ impl Default for Limits {
             max_message: core.max_message,
             send_queue: core.send_queue,
             udp_recv_buffer: 2 << 20,
+            max_write_queue: 4 << 20,
+            max_parked_sends: 256,
         }
     }
 }
@@ -200,6 +218,7 @@ impl Default for Timers {
             dead_peer_timeout_ms: ms(core.dead_peer_timeout),
             handshake_timeout_ms: ms(core.handshake_timeout),
             tcp_keepalive_ms: 30_000,
+            first_byte_timeout_ms: 3_000,
         }
     }
 }
@@ -258,6 +277,10 @@ impl HostConfig {
         Duration::from_millis(self.timers.write_timeout_ms)
     }
 
+    pub fn first_byte_timeout(&self) -> Duration {
+        Duration::from_millis(self.timers.first_byte_timeout_ms)
+    }
+
     /// TCP keepalive idle time, `None` when off.
     pub fn tcp_keepalive(&self) -> Option<Duration> {
         (self.timers.tcp_keepalive_ms > 0).then(|| Duration::from_millis(self.timers.tcp_keepalive_ms))
@@ -290,6 +313,9 @@ impl HostConfig {
         if l.max_peers == 0 || l.max_peers > MAX_SESSIONS {
             return Err(bad(format!("limits.max_peers must be 1..={MAX_SESSIONS}")));
         }
+        if l.max_write_queue == 0 || l.max_parked_sends == 0 {
+            return Err(bad("limits.max_write_queue and limits.max_parked_sends must be positive".into()));
+        }
         c.max_peers = l.max_peers;
         c.max_half_open = l.max_half_open;
         c.max_half_open_per_ip = l.max_half_open_per_ip;
@@ -302,6 +328,7 @@ impl HostConfig {
             ("handshake_timeout_ms", t.handshake_timeout_ms),
             ("connect_timeout_ms", t.connect_timeout_ms),
             ("write_timeout_ms", t.write_timeout_ms),
+            ("first_byte_timeout_ms", t.first_byte_timeout_ms),
         ] {
             if v == 0 {
                 return Err(bad(format!("timers.{name} must be positive")));
@@ -324,6 +351,8 @@ impl HostConfig {
             "refuse" => ThreatPolicy::Refuse,
             p => return Err(bad(format!("threat.policy must be \"drop\" or \"refuse\", not {p:?}"))),
         };
+        // The core's own checks (timers, limits), named by the core's field names.
+        c.validate().map_err(|e| bad(format!("core configuration: {e}")))?;
         Ok(c)
     }
 }
@@ -376,6 +405,20 @@ mod tests {
         assert_eq!(full.name, "my-node");
         assert_eq!(full.peers.len(), 1);
         full.core_config().unwrap();
+    }
+
+    /// The session cap is configuration, not a constant: 1..=65535, default 1024.
+    #[test]
+    fn max_peers_is_configurable_up_to_the_core_ceiling() {
+        assert_eq!(HostConfig::default().core_config().unwrap().max_peers, DEFAULT_MAX_PEERS);
+        for (n, ok) in [(0, false), (1, true), (10_000, true), (65_535, true), (65_536, false)] {
+            let mut c = HostConfig::default();
+            c.limits.max_peers = n;
+            match c.core_config() {
+                Ok(core) => assert!(ok && core.max_peers == n, "{n}"),
+                Err(e) => assert!(!ok && e.to_string().contains("max_peers"), "{n}: {e}"),
+            }
+        }
     }
 
     #[test]

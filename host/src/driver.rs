@@ -5,41 +5,50 @@
 //! `poll_event` (turned into owned [`HostEvent`]s), then arm a timer at `poll_timeout`.
 //! Then wait for the next command, socket input, timer, or room to deliver events.
 //!
-//! Back-pressure: socket input pauses while undelivered events pile up (a slow
-//! application slows its peers down through TCP flow control), and application sends wait
-//! ("park") while a connection's writer holds more than [`net::HIGH_WATER`] bytes.
-//! Commands are always served, so an application that sends from its event loop cannot
-//! deadlock the driver.
+//! Back-pressure: application sends wait ("park", at most `max_parked_sends` per peer)
+//! while a connection's writer holds more than [`net::HIGH_WATER`] bytes, or while UDP
+//! datagrams wait for room in a full socket ([`UDP_HIGH_WATER`]). Nothing else waits:
+//! events go to each subscriber's own bounded queue (a slow one gets `Lagged`, see
+//! [`crate::fanout`]), socket input is always read, and a peer whose writer queue passes
+//! `max_write_queue` (it floods requests that need replies and never reads them) is
+//! disconnected. Commands are always served, so an application that sends from its
+//! event loop cannot deadlock the driver.
 //!
 //! Reconnection (F10) lives in [`crate::reconnect`]: the driver tells its target table
 //! about sessions that start and end, and feeds it the sockets its attempts dial.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use meshlink_core::{
-    ConnId, DisconnectReason, Event, Instant, Node, NodeStats, PeerId, PeerInfo, Quality, TransportKind,
-};
+use meshlink_core::{ConnId, DisconnectReason, Event, Instant, NodeStats, PeerId, PeerInfo, Quality, TransportKind};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use crate::config::MAX_SESSIONS;
 use crate::error::HostError;
 use crate::fanout::{reserve, Fanout};
 use crate::net::{self, ConnGuard, ConnTaskSets, ConnTasks, Dialed, Dialer, NetInput, StreamConn};
 use crate::reconnect::{Policy, ReconnectTarget, Targets};
 use crate::types::{HostEvent, PeerSummary, PeerUrl, Transport};
 
-pub(crate) type CoreNode = Node<Vec<u8>, MAX_SESSIONS>;
+pub(crate) type CoreNode = meshlink_core::HeapNode;
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, HostError>>;
 
-/// Undelivered events above which socket input pauses.
-const MAX_PENDING_EVENTS: usize = 1024;
+/// Socket inputs handled per driver turn after the first (commands and the timer are
+/// served between turns).
+const NET_BATCH: usize = 32;
+/// Datagram bytes waiting for room in a full UDP socket above which application sends
+/// to datagram peers park (the stream writers' `HIGH_WATER`, for UDP).
+const UDP_HIGH_WATER: usize = 256 * 1024;
+/// Datagram bytes waiting for one UDP socket above which the driver stops taking the
+/// core's output until the socket drains: the core keeps the rest in its own bounded
+/// queues, so nothing is dropped and this queue stays bounded.
+const UDP_PENDING_MAX: usize = 1024 * 1024;
 /// Output buffer for `poll_transmit`: a stream transmit may hold several frames.
 const TX_BUF: usize = 128 * 1024;
 /// How long shutdown waits for writers to flush and subscribers to take the last events.
@@ -112,10 +121,18 @@ pub struct HostStats {
     pub node: NodeStats,
     /// Open TCP and WebSocket connections.
     pub stream_connections: usize,
-    /// Datagrams the kernel would not take (socket buffer full) or had no socket for.
+    /// Datagrams the kernel refused (other than for a full buffer) or had no socket for.
     pub udp_send_errors: u64,
+    /// Datagrams that found their socket full and waited for room (none is dropped).
+    pub udp_send_waits: u64,
     /// Events dropped because nobody had subscribed.
     pub events_unobserved: u64,
+    /// Events dropped for subscribers that did not keep up (each got `Lagged`).
+    pub events_lagged: u64,
+    /// Stream connections closed because the peer let `max_write_queue` bytes pile up.
+    pub slow_peer_disconnects: u64,
+    /// Inbound handshakes closed to make room for a newer one (half-open cap reached).
+    pub handshakes_evicted: u64,
     /// Dial attempts of reconnect targets (configured and persistent peers), first ones included.
     pub reconnect_attempts: u64,
 }
@@ -126,6 +143,71 @@ pub(crate) struct DriverOpts {
     pub udp_recv_buffer: usize,
     pub dialer: Arc<Dialer>,
     pub reconnect: Policy,
+    pub max_write_queue: usize,
+    pub max_parked_sends: usize,
+}
+
+/// One UDP socket and the datagrams waiting for room in it, in order.
+pub(crate) struct UdpOut {
+    local: SocketAddr,
+    sock: Arc<UdpSocket>,
+    pending: VecDeque<(SocketAddr, Bytes)>,
+    pending_bytes: usize,
+}
+
+impl UdpOut {
+    fn new(local: SocketAddr, sock: Arc<UdpSocket>) -> Self {
+        UdpOut { local, sock, pending: VecDeque::new(), pending_bytes: 0 }
+    }
+
+    /// Sends what waits, in order, until the socket is full again.
+    fn flush(&mut self, errors: &mut u64) {
+        while let Some((to, d)) = self.pending.front() {
+            match self.sock.try_send_to(d, *to) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                r => {
+                    if let Err(e) = r {
+                        tracing::trace!("udp send to {to}: {e}");
+                        *errors += 1;
+                    }
+                    self.pending_bytes -= d.len();
+                    self.pending.pop_front();
+                }
+            }
+        }
+    }
+}
+
+/// Whether a socket bound to `local` should carry datagrams to `to`: same family, and a
+/// loopback-bound socket only for loopback destinations (it cannot reach others).
+/// `Some(rank)`, lower is better: a loopback socket for a loopback peer, then a wildcard
+/// one, then one bound to a specific address.
+fn udp_rank(local: SocketAddr, to: SocketAddr) -> Option<u8> {
+    if local.is_ipv4() != to.is_ipv4() {
+        return None;
+    }
+    match (local.ip().is_loopback(), to.ip().is_loopback(), local.ip().is_unspecified()) {
+        (true, true, _) => Some(0),
+        (true, false, _) => None,
+        (_, _, true) => Some(1),
+        (false, false, false) => Some(2),
+        (false, true, false) => None,
+    }
+}
+
+/// The socket to send to `to` from, by destination.
+fn pick_udp(socks: &[UdpOut], to: SocketAddr) -> Option<usize> {
+    (0..socks.len()).filter_map(|i| udp_rank(socks[i].local, to).map(|r| (r, i))).min().map(|(_, i)| i)
+}
+
+/// Resolves once `sock` may take a datagram (never without a socket).
+async fn writable(sock: Option<Arc<UdpSocket>>) {
+    match sock {
+        Some(s) => {
+            let _ = s.writable().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 pub(crate) struct Driver {
@@ -134,10 +216,21 @@ pub(crate) struct Driver {
     pub cmd_rx: mpsc::Receiver<Command>,
     pub net_rx: mpsc::Receiver<NetInput>,
     pub net_tx: mpsc::Sender<NetInput>,
-    pub udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    pub udp: Vec<UdpOut>,
     pub tasks: Vec<AbortHandle>,
     pub write_timeout: Duration,
     pub udp_recv_buffer: usize,
+    max_write_queue: usize,
+    max_parked_sends: usize,
+    /// Set when a UDP socket's queue passed `UDP_PENDING_MAX`: stop taking core output.
+    udp_full: bool,
+    /// Connections the host closed itself, with the reason their `Disconnected` carries.
+    closing: HashMap<ConnId, DisconnectReason>,
+    /// Inbound stream handshakes in progress, oldest first (for eviction).
+    inbound: VecDeque<(ConnId, IpAddr)>,
+    /// ICMP probes beside UDP dials, ended once their handshake does.
+    probes: HashMap<ConnId, AbortHandle>,
+    half_open_per_ip: usize,
     targets: Targets,
     conns: HashMap<ConnId, ConnTasks>,
     sockets: ConnTaskSets,
@@ -160,16 +253,23 @@ impl Driver {
         opts: DriverOpts,
     ) -> Self {
         Driver {
+            half_open_per_ip: node.config().max_half_open_per_ip,
             node,
             epoch,
             cmd_rx,
             targets: Targets::new(opts.reconnect, opts.dialer, net_tx.clone()),
             net_rx,
             net_tx,
-            udp,
+            udp: udp.into_iter().map(|(l, s)| UdpOut::new(l, s)).collect(),
             tasks,
             write_timeout: opts.write_timeout,
             udp_recv_buffer: opts.udp_recv_buffer,
+            max_write_queue: opts.max_write_queue,
+            max_parked_sends: opts.max_parked_sends,
+            udp_full: false,
+            closing: HashMap::new(),
+            inbound: VecDeque::new(),
+            probes: HashMap::new(),
             conns: HashMap::new(),
             sockets: ConnTaskSets::default(),
             waiters: HashMap::new(),
@@ -204,9 +304,10 @@ impl Driver {
             if let Some(t) = timer {
                 sleep.as_mut().reset(self.deadline(t));
             }
-            let take_input = self.events.len() < MAX_PENDING_EVENTS;
-            let waiting_on = self.events.waiting_on();
-            let deliver = waiting_on.is_some();
+            let lagging = self.events.lagging();
+            let owe_lagged = lagging.is_some();
+            let blocked = self.udp.iter().position(|u| !u.pending.is_empty());
+            let blocked_sock = blocked.map(|i| self.udp[i].sock.clone());
             // Unbiased: a flood of commands must not starve socket input or the timer.
             tokio::select! {
                 cmd = self.cmd_rx.recv() => match cmd {
@@ -217,11 +318,24 @@ impl Driver {
                     Some(c) => self.command(c),
                     None => break, // every handle dropped
                 },
-                permit = reserve(waiting_on), if deliver => self.events.on_permit(permit),
-                input = self.net_rx.recv(), if take_input => {
+                permit = reserve(lagging), if owe_lagged => self.events.on_permit(permit),
+                input = self.net_rx.recv() => {
                     if let Some(i) = input {
                         self.net(i);
+                        // Take what else is queued before the next full turn: fewer
+                        // turns per byte is what lets the UDP reader keep up.
+                        for _ in 0..NET_BATCH {
+                            let Ok(i) = self.net_rx.try_recv() else { break };
+                            self.drain_events();
+                            self.net(i);
+                        }
                     }
+                }
+                () = writable(blocked_sock), if blocked.is_some() => {
+                    if let Some(u) = blocked.and_then(|i| self.udp.get_mut(i)) {
+                        u.flush(&mut self.stats.udp_send_errors);
+                    }
+                    self.udp_full = self.udp.iter().any(|u| u.pending_bytes >= UDP_PENDING_MAX);
                 }
                 () = &mut sleep, if timer.is_some() => {
                     let now = self.now();
@@ -246,51 +360,99 @@ impl Driver {
                 break;
             }
         }
-        self.events.deliver_ready();
     }
 
     fn drain_transmits(&mut self, now: Instant) {
-        let Driver { node, txbuf, conns, udp, stats, .. } = self;
+        let Driver { node, txbuf, conns, udp, stats, udp_full, max_write_queue, .. } = self;
         let mut batch: Option<(ConnId, BytesMut)> = None;
-        let write = |conns: &HashMap<ConnId, ConnTasks>, conn: ConnId, data: BytesMut| {
+        let mut overflowed: Vec<(ConnId, usize)> = Vec::new();
+        let mut write = |conn: ConnId, data: BytesMut| {
             if let Some(t) = conns.get(&conn) {
-                t.write(data.freeze());
+                if t.state.queued() + data.len() > *max_write_queue {
+                    overflowed.push((conn, t.state.queued() + data.len()));
+                } else {
+                    t.write(data.freeze());
+                }
             }
         };
-        while let Some(t) = node.poll_transmit(now, txbuf) {
+        while !*udp_full {
+            let Some(t) = node.poll_transmit(now, txbuf) else { break };
             let data = &txbuf[..t.len];
             match (t.kind, t.conn) {
                 (TransportKind::Stream, Some(conn)) => match &mut batch {
                     Some((c, buf)) if *c == conn => buf.extend_from_slice(data),
                     _ => {
                         if let Some((c, buf)) = batch.take() {
-                            write(conns, c, buf);
+                            write(c, buf);
                         }
                         batch = Some((conn, BytesMut::from(data)));
                     }
                 },
                 (TransportKind::Stream, None) => {}
                 (TransportKind::Datagram, _) => {
-                    let sock = udp.iter().find(|(local, _)| local.is_ipv4() == t.addr.is_ipv4());
-                    let ok = sock.is_some_and(|(_, s)| s.try_send_to(data, t.addr).is_ok());
-                    if !ok {
+                    let Some(u) = pick_udp(udp, t.addr).and_then(|i| udp.get_mut(i)) else {
                         stats.udp_send_errors += 1;
+                        continue;
+                    };
+                    if u.pending.is_empty() {
+                        match u.sock.try_send_to(data, t.addr) {
+                            Ok(_) => continue,
+                            // A full socket: the datagram waits for room, in order.
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                            Err(e) => {
+                                tracing::trace!("udp send to {}: {e}", t.addr);
+                                stats.udp_send_errors += 1;
+                                continue;
+                            }
+                        }
                     }
+                    stats.udp_send_waits += 1;
+                    u.pending_bytes += data.len();
+                    u.pending.push_back((t.addr, Bytes::copy_from_slice(data)));
+                    *udp_full = u.pending_bytes >= UDP_PENDING_MAX;
                 }
             }
         }
         if let Some((c, buf)) = batch {
-            write(conns, c, buf);
+            write(c, buf);
         }
+        for (conn, queued) in overflowed {
+            self.drop_slow_reader(now, conn, queued);
+        }
+    }
+
+    /// A peer let `max_write_queue` bytes pile up for its socket: close the connection
+    /// now (its writer cannot flush anyway) and say why in its `Disconnected`.
+    fn drop_slow_reader(&mut self, now: Instant, conn: ConnId, queued: usize) {
+        if self.closing.contains_key(&conn) {
+            return;
+        }
+        let Some(t) = self.conns.get(&conn) else { return };
+        tracing::warn!(
+            "closing {conn:?}: the peer does not read ({queued} bytes would be queued, limit {})",
+            self.max_write_queue
+        );
+        t.writer.abort();
+        t.reader.abort();
+        self.stats.slow_peer_disconnects += 1;
+        let free = self.max_write_queue.saturating_sub(t.state.queued());
+        let why = meshlink_core::Error::QueueFull { needed: queued - t.state.queued(), free };
+        self.closing.insert(conn, DisconnectReason::Error(why));
+        self.node.handle_stream_closed(conn, now);
     }
 
     fn drain_events(&mut self) -> usize {
         let mut n = 0;
         loop {
-            let ev = {
+            let mut ev = {
                 let Some(ev) = self.node.poll_event() else { break };
                 own_event(ev, &self.conns)
             };
+            if let HostEvent::Disconnected { conn, reason, .. } = &mut ev {
+                if let Some(r) = self.closing.remove(conn) {
+                    *reason = r;
+                }
+            }
             n += 1;
             self.on_event(ev);
         }
@@ -301,6 +463,7 @@ impl Driver {
         match &ev {
             HostEvent::Connected { conn, peer, addr, transport, hello, .. } => {
                 tracing::info!("connected {} ({}) via {transport} {addr}", peer.short(), hello.name);
+                self.handshake_over(*conn);
                 self.peer_conn.insert(*peer, *conn);
                 self.targets.on_connected(*conn, *peer);
                 if let Some(w) = self.waiters.remove(conn) {
@@ -313,6 +476,7 @@ impl Driver {
                     peer.map_or("(handshake)".to_string(), |p| p.short().to_string()),
                     crate::error::reason_text(reason)
                 );
+                self.handshake_over(*conn);
                 if let Some(t) = self.conns.remove(conn) {
                     // Dropping the sender lets the writer flush what is queued (a Close),
                     // then send FIN. The reader lingers until the peer closes (see
@@ -346,9 +510,40 @@ impl Driver {
                 self.targets.on_disconnected(*conn, *peer, |p| self.peer_conn.contains_key(p), &why);
             }
             HostEvent::RemoteError { peer, code } => tracing::debug!("peer {} reported {code:?}", peer.short()),
-            HostEvent::Message { .. } | HostEvent::Quality { .. } => {}
+            HostEvent::Message { .. } | HostEvent::Quality { .. } | HostEvent::Lagged { .. } => {}
         }
         self.events.push(ev);
+    }
+
+    fn handshake_over(&mut self, conn: ConnId) {
+        self.inbound.retain(|(c, _)| *c != conn);
+        if let Some(p) = self.probes.remove(&conn) {
+            p.abort();
+        }
+    }
+
+    /// `accept`, making room when the half-open cap is reached: the oldest inbound stream
+    /// handshake (from the same IP, if that IP's cap is the one reached) is closed. A
+    /// flood of Inits then cannot lock out a peer that completes its handshake promptly.
+    fn accept_evicting(&mut self, now: Instant, addr: SocketAddr) -> Result<ConnId, meshlink_core::Error> {
+        match self.node.accept(now, addr) {
+            Err(meshlink_core::Error::HalfOpenLimit { .. }) => {
+                let same_ip = self.inbound.iter().filter(|(_, ip)| *ip == addr.ip()).count();
+                let victim = if same_ip >= self.half_open_per_ip {
+                    self.inbound.iter().position(|(_, ip)| *ip == addr.ip())
+                } else {
+                    (!self.inbound.is_empty()).then_some(0)
+                };
+                let Some((old, _)) = victim.and_then(|i| self.inbound.remove(i)) else {
+                    return self.node.accept(now, addr);
+                };
+                tracing::debug!("half-open cap reached: closing the oldest inbound handshake {old:?} for {addr}");
+                self.stats.handshakes_evicted += 1;
+                let _ = self.node.close(now, old);
+                self.node.accept(now, addr)
+            }
+            r => r,
+        }
     }
 
     fn summary(&self, conn: ConnId) -> Option<PeerSummary> {
@@ -361,10 +556,22 @@ impl Driver {
     fn net(&mut self, input: NetInput) {
         let now = self.now();
         match input {
-            NetInput::Accepted { stream, transport, addr, guard } => match self.node.accept(now, addr) {
-                Ok(conn) => self.add_conn(conn, stream, transport, guard),
+            NetInput::Accepted { stream, transport, addr, guard, first } => match self.accept_evicting(now, addr) {
+                Ok(conn) => {
+                    self.inbound.push_back((conn, addr.ip()));
+                    self.add_conn(conn, stream, transport, guard);
+                    self.feed_stream(conn, &first);
+                }
                 Err(e) => tracing::debug!("refused {transport} connection from {addr}: {e}"),
             },
+            NetInput::UdpUnreachable { conn, addr } => {
+                self.probes.remove(&conn);
+                if let Some(w) = self.waiters.remove(&conn) {
+                    let e = std::io::Error::from(ErrorKind::ConnectionRefused);
+                    let _ = w.send(Err(HostError::io(format!("udp://{addr}: port unreachable (ICMP)"), e)));
+                    let _ = self.node.close(now, conn);
+                }
+            }
             NetInput::Stream { conn, data } => {
                 if self.conns.contains_key(&conn) {
                     self.feed_stream(conn, &data);
@@ -375,9 +582,14 @@ impl Driver {
                     self.node.handle_stream_closed(conn, now);
                 }
             }
-            NetInput::Datagram { from, data } => {
-                if let Err(e) = self.node.handle_datagram(now, from, &data) {
-                    tracing::trace!("datagram from {from} dropped: {e}");
+            NetInput::Datagrams { batch } => {
+                for (from, data) in batch {
+                    if let Err(e) = self.node.handle_datagram(self.now(), from, &data) {
+                        tracing::trace!("datagram from {from} dropped: {e}");
+                    }
+                    // A message waiting in `poll_event` would make the next datagram of
+                    // its session bounce (WouldBlock): take events after each one.
+                    self.drain_events();
                 }
             }
             NetInput::Drained { conn } => tracing::trace!("{conn:?} drained"), // flush() retries parked sends
@@ -405,7 +617,9 @@ impl Driver {
             }
             Dialed::Udp { addr } => {
                 self.ensure_udp(addr)?;
-                Ok(self.node.connect(now, TransportKind::Datagram, addr, expected)?)
+                let conn = self.node.connect(now, TransportKind::Datagram, addr, expected)?;
+                self.probe_udp(conn, addr);
+                Ok(conn)
             }
         });
         match r {
@@ -477,6 +691,7 @@ impl Driver {
                 match r {
                     Ok(conn) => {
                         self.waiters.insert(conn, reply);
+                        self.probe_udp(conn, addr);
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -514,6 +729,7 @@ impl Driver {
             Command::Stats { reply } => {
                 let mut s = self.stats;
                 s.events_unobserved = self.events.unobserved;
+                s.events_lagged = self.events.lagged;
                 s.node = self.node.stats();
                 s.stream_connections = self.conns.len();
                 s.reconnect_attempts = self.targets.attempts;
@@ -524,16 +740,22 @@ impl Driver {
         }
     }
 
-    /// A UDP socket of `addr`'s family; an outbound-only node binds one on first use.
+    fn probe_udp(&mut self, conn: ConnId, addr: SocketAddr) {
+        let task = tokio::spawn(net::udp_probe(conn, addr, self.net_tx.clone()));
+        self.probes.insert(conn, task.abort_handle());
+    }
+
+    /// A UDP socket that can reach `addr` (see [`udp_rank`]); an outbound-only node, or
+    /// one listening on loopback only, binds a wildcard one on first use.
     fn ensure_udp(&mut self, addr: SocketAddr) -> Result<(), HostError> {
-        if self.udp.iter().any(|(l, _)| l.is_ipv4() == addr.is_ipv4()) {
+        if pick_udp(&self.udp, addr).is_some() {
             return Ok(());
         }
         let any: SocketAddr = if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
         let sock = Arc::new(net::bind_udp(any, self.udp_recv_buffer)?);
         let local = sock.local_addr().map_err(|e| HostError::io("udp local address", e))?;
         self.tasks.push(tokio::spawn(net::udp_reader(sock.clone(), self.net_tx.clone())).abort_handle());
-        self.udp.push((local, sock));
+        self.udp.push(UdpOut::new(local, sock));
         Ok(())
     }
 
@@ -544,7 +766,9 @@ impl Driver {
             Ok(()) => {
                 let _ = reply.send(Ok(()));
             }
-            Err(None) if wait => self.parked.entry(peer).or_default().push_back((data, reply)),
+            Err(None) if wait && self.parked.get(&peer).map_or(0, VecDeque::len) < self.max_parked_sends => {
+                self.parked.entry(peer).or_default().push_back((data, reply))
+            }
             Err(None) => {
                 let e = meshlink_core::Error::QueueFull { needed: data.len(), free: 0 };
                 let _ = reply.send(Err(e.into()));
@@ -557,13 +781,17 @@ impl Driver {
 
     /// `Err(None)`: no room now (core queue full or the socket is congested).
     fn try_send(&mut self, now: Instant, peer: &PeerId, data: &[u8]) -> Result<(), Option<HostError>> {
-        if let Some(t) = self.peer_conn.get(peer).and_then(|c| self.conns.get(c)) {
-            if t.state.queued() >= net::HIGH_WATER {
-                t.state.want_drain.store(true, Ordering::SeqCst);
-                // Re-check: the writer may have drained between the load and the store.
+        if let Some(conn) = self.peer_conn.get(peer) {
+            if let Some(t) = self.conns.get(conn) {
                 if t.state.queued() >= net::HIGH_WATER {
-                    return Err(None);
+                    t.state.want_drain.store(true, Ordering::SeqCst);
+                    // Re-check: the writer may have drained between the load and the store.
+                    if t.state.queued() >= net::HIGH_WATER {
+                        return Err(None);
+                    }
                 }
+            } else if self.udp_full || self.udp.iter().any(|u| u.pending_bytes >= UDP_HIGH_WATER) {
+                return Err(None); // a datagram peer, and datagrams wait for socket room
             }
         }
         match self.node.send(now, peer, data) {
@@ -601,8 +829,8 @@ impl Driver {
 
     /// Graceful: every peer gets a Close, writers flush, subscribers get the last events.
     async fn shutdown(&mut self) {
-        for t in &self.tasks {
-            t.abort(); // listeners and UDP readers: no new input
+        for t in self.tasks.iter().chain(self.probes.values()) {
+            t.abort(); // listeners, UDP readers, probes: no new input
         }
         for w in self.targets.stop_all() {
             let _ = w.send(Err(HostError::Stopped));
@@ -610,6 +838,13 @@ impl Driver {
         let now = self.now();
         self.node.close_all(now);
         self.flush();
+        // Datagrams (Closes among them) still waiting for socket room get a moment.
+        let grace = tokio::time::Instant::now() + Duration::from_millis(200);
+        for u in &mut self.udp {
+            while !u.pending.is_empty() && tokio::time::timeout_at(grace, u.sock.writable()).await.is_ok() {
+                u.flush(&mut self.stats.udp_send_errors);
+            }
+        }
         for (_, q) in self.parked.drain() {
             for (_, r) in q {
                 let _ = r.send(Err(HostError::NotDelivered));
@@ -672,5 +907,29 @@ fn own_event(ev: Event<'_>, conns: &HashMap<ConnId, ConnTasks>) -> HostEvent {
             };
             HostEvent::Disconnected { conn, peer, addr, transport, was_connected, reason }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rank(local: &str, to: &str) -> Option<u8> {
+        udp_rank(local.parse().unwrap(), to.parse().unwrap())
+    }
+
+    #[test]
+    fn udp_socket_is_picked_by_destination() {
+        // A loopback-bound socket cannot reach another host: never for remote peers.
+        assert_eq!(rank("127.0.0.1:7402", "192.0.2.7:7402"), None);
+        assert_eq!(rank("127.0.0.1:7402", "127.0.0.1:9"), Some(0));
+        assert_eq!(rank("0.0.0.0:7402", "127.0.0.1:9"), Some(1));
+        assert_eq!(rank("0.0.0.0:7402", "192.0.2.7:9"), Some(1));
+        assert_eq!(rank("192.0.2.1:7402", "192.0.2.7:9"), Some(2));
+        assert_eq!(rank("192.0.2.1:7402", "127.0.0.1:9"), None);
+        // Families never mix (IPv6 sockets are v6-only).
+        assert_eq!(rank("[::]:7402", "127.0.0.1:9"), None);
+        assert_eq!(rank("0.0.0.0:7402", "[::1]:9"), None);
+        assert_eq!(rank("[::1]:7402", "[::1]:9"), Some(0));
     }
 }

@@ -1,22 +1,28 @@
-//! Event fan-out: every subscriber gets every event, in order. Events wait in one queue;
-//! the front event goes to subscriber 0, 1, ... in turn, and leaves the queue once the
-//! last one has it. A full subscriber holds the queue (the driver then stops reading its
-//! sockets: back-pressure); a dropped one is forgotten.
-
-use std::collections::VecDeque;
+//! Event fan-out: every subscriber gets every event, in order, through its own bounded
+//! queue (the channel `HostHandle::events` returns). A subscriber whose queue is full
+//! misses events instead of holding anything back: the driver counts what it missed and,
+//! as soon as the queue has room, hands it `HostEvent::Lagged { dropped }` before the
+//! next event. Socket input and the other subscribers never wait for a slow one (a
+//! stuck SSE client or a script that stopped reading must not halt every peer). A
+//! dropped receiver is forgotten.
 
 use tokio::sync::mpsc;
 
 use crate::types::HostEvent;
 
+struct Sub {
+    tx: mpsc::Sender<HostEvent>,
+    /// Events missed since the last one delivered; a `Lagged` notice is owed while > 0.
+    dropped: u64,
+}
+
 #[derive(Default)]
 pub(crate) struct Fanout {
-    subs: Vec<mpsc::Sender<HostEvent>>,
-    pending: VecDeque<HostEvent>,
-    /// The subscriber the front event goes to next.
-    next: usize,
+    subs: Vec<Sub>,
     /// Events dropped because nobody had subscribed.
     pub unobserved: u64,
+    /// Events dropped for subscribers that did not keep up, summed over subscribers.
+    pub lagged: u64,
 }
 
 /// Waits for room in `sub` (never resolves without one). Owned, so that the permit does
@@ -28,83 +34,84 @@ pub(crate) async fn reserve(sub: Option<mpsc::Sender<HostEvent>>) -> Option<mpsc
     }
 }
 
-impl Fanout {
-    pub fn subscribe(&mut self, tx: mpsc::Sender<HostEvent>) {
-        self.subs.push(tx);
+impl Sub {
+    /// Sends the owed `Lagged` notice if there is room; whether nothing is owed now.
+    fn settle(&mut self) -> Result<bool, ()> {
+        if self.dropped == 0 {
+            return Ok(true);
+        }
+        match self.tx.try_send(HostEvent::Lagged { dropped: self.dropped }) {
+            Ok(()) => {
+                self.dropped = 0;
+                Ok(true)
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Ok(false),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        }
     }
 
+    /// Delivers `ev` or counts it as missed; `Err` if the receiver is gone.
+    fn offer(&mut self, ev: &HostEvent) -> Result<(), ()> {
+        if !self.settle()? {
+            self.dropped += 1;
+            return Ok(());
+        }
+        match self.tx.try_send(ev.clone()) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped = 1;
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        }
+    }
+}
+
+impl Fanout {
+    pub fn subscribe(&mut self, tx: mpsc::Sender<HostEvent>) {
+        self.subs.push(Sub { tx, dropped: 0 });
+    }
+
+    /// Hands `ev` to every subscriber that has room; never waits.
     pub fn push(&mut self, ev: HostEvent) {
         if self.subs.is_empty() {
             self.unobserved += 1;
-        } else {
-            self.pending.push_back(ev);
+            return;
+        }
+        let mut lagged = 0;
+        self.subs.retain_mut(|s| {
+            let before = s.dropped;
+            let keep = s.offer(&ev).is_ok();
+            lagged += u64::from(s.dropped > before);
+            keep
+        });
+        self.lagged += lagged;
+        if self.subs.is_empty() {
+            self.unobserved += 1;
         }
     }
 
-    /// Events not yet delivered to everyone.
-    pub fn len(&self) -> usize {
-        self.pending.len()
+    /// A subscriber that is owed a `Lagged` notice, to wait for room in.
+    pub fn lagging(&self) -> Option<mpsc::Sender<HostEvent>> {
+        self.subs.iter().find(|s| s.dropped > 0).map(|s| s.tx.clone())
     }
 
-    /// The subscriber to wait for, if an event is waiting.
-    pub fn waiting_on(&self) -> Option<mpsc::Sender<HostEvent>> {
-        if self.pending.is_empty() {
-            return None;
-        }
-        self.subs.get(self.next).cloned()
-    }
-
-    /// Hands out events without waiting, as far as every subscriber has room.
-    pub fn deliver_ready(&mut self) {
-        while let Some(ev) = self.pending.front() {
-            while self.next < self.subs.len() {
-                match self.subs[self.next].try_send(ev.clone()) {
-                    Ok(()) => self.next += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => return,
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        self.subs.remove(self.next);
-                    }
-                }
-            }
-            self.advance();
-        }
-    }
-
-    /// Room appeared in the awaited subscriber (`Some`), or it hung up (`None`).
+    /// Room appeared in a lagging subscriber (`Some`), or it hung up (`None`).
     pub fn on_permit(&mut self, permit: Option<mpsc::OwnedPermit<HostEvent>>) {
         match permit {
             Some(p) => {
-                if let Some(ev) = self.pending.front() {
-                    p.send(ev.clone());
-                    self.next += 1;
+                let tx = p.release();
+                if let Some(s) = self.subs.iter_mut().find(|s| s.tx.same_channel(&tx)) {
+                    let _ = s.settle();
                 }
             }
-            None => {
-                if self.next < self.subs.len() {
-                    self.subs.remove(self.next);
-                }
-            }
-        }
-        if self.next >= self.subs.len() {
-            self.advance();
+            None => self.subs.retain(|s| !s.tx.is_closed()),
         }
     }
 
-    /// The front event reached every subscriber (or there are none left).
-    fn advance(&mut self) {
-        self.pending.pop_front();
-        self.next = 0;
-        if self.subs.is_empty() {
-            self.unobserved += self.pending.len() as u64;
-            self.pending.clear();
-        }
-    }
-
-    /// Delivers what is left, waiting for slow subscribers until `deadline` (shutdown).
+    /// Sends the `Lagged` notices still owed, waiting for room until `deadline` (shutdown).
     pub async fn flush_until(&mut self, deadline: tokio::time::Instant) {
-        loop {
-            self.deliver_ready();
-            let Some(sub) = self.waiting_on() else { return };
+        while let Some(sub) = self.lagging() {
             match tokio::time::timeout_at(deadline, reserve(Some(sub))).await {
                 Ok(p) => self.on_permit(p),
                 Err(_) => return,
@@ -130,36 +137,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_subscriber_gets_every_event_in_order_and_a_full_one_holds_the_queue() {
+    async fn a_full_subscriber_misses_events_gets_lagged_and_holds_back_nobody() {
         let mut f = Fanout::default();
         f.push(msg(0));
-        assert_eq!((f.len(), f.unobserved), (0, 1), "nobody listening: dropped, counted");
+        assert_eq!(f.unobserved, 1, "nobody listening: dropped, counted");
         let (t1, mut r1) = mpsc::channel(8);
         let (t2, mut r2) = mpsc::channel(1);
         f.subscribe(t1);
         f.subscribe(t2);
-        for i in 1..=3 {
+        for i in 1..=4 {
             f.push(msg(i));
         }
-        f.deliver_ready();
-        // r2 holds one: event 1 went everywhere, event 2 reached r1 only and waits for r2.
-        assert_eq!(f.len(), 2);
-        assert!(f.waiting_on().is_some());
-        assert_eq!(byte(r2.recv().await.unwrap()), 1);
-        let p = reserve(f.waiting_on()).await;
-        f.on_permit(p);
-        f.deliver_ready();
-        assert_eq!(byte(r2.recv().await.unwrap()), 2);
-        f.deliver_ready();
-        assert_eq!(byte(r2.recv().await.unwrap()), 3);
-        assert_eq!(f.len(), 0);
-        for i in 1..=3 {
-            assert_eq!(byte(r1.recv().await.unwrap()), i);
+        // The roomy subscriber got everything at once, in order.
+        for i in 1..=4 {
+            assert_eq!(byte(r1.try_recv().unwrap()), i);
         }
-        // A dropped subscriber no longer holds anything.
+        // The full one holds event 1 and missed 2..=4; room makes the driver owe a notice.
+        assert_eq!(f.lagged, 3);
+        assert_eq!(byte(r2.try_recv().unwrap()), 1);
+        let p = reserve(f.lagging()).await;
+        f.on_permit(p);
+        assert!(matches!(r2.try_recv().unwrap(), HostEvent::Lagged { dropped: 3 }));
+        assert!(f.lagging().is_none());
+        f.push(msg(5));
+        assert_eq!(byte(r2.try_recv().unwrap()), 5);
+        assert_eq!(byte(r1.try_recv().unwrap()), 5);
+        // A notice still owed goes out before the next event.
+        f.push(msg(6));
+        f.push(msg(7));
+        assert_eq!(byte(r2.try_recv().unwrap()), 6);
+        f.push(msg(8));
+        assert!(matches!(r2.try_recv().unwrap(), HostEvent::Lagged { dropped: 1 }));
+        assert!(r2.try_recv().is_err(), "event 8 found the queue full again: owed, not delivered");
+        // A dropped subscriber is forgotten.
         drop(r2);
-        f.push(msg(4));
-        f.deliver_ready();
-        assert_eq!((f.len(), byte(r1.recv().await.unwrap())), (0, 4));
+        f.push(msg(9));
+        assert!(f.lagging().is_none());
+        assert_eq!(f.subs.len(), 1);
     }
 }

@@ -19,8 +19,6 @@ use crate::types::{HostEvent, LocalAddrs, PeerSummary, PeerUrl, Transport};
 const EVENT_CAPACITY: usize = 1024;
 const COMMAND_CAPACITY: usize = 256;
 const NET_CAPACITY: usize = 256;
-/// Stack for building the node (several times its size, for unoptimised builds).
-const NODE_INIT_STACK: usize = 32 << 20;
 
 /// Starts nodes.
 pub struct Host;
@@ -30,23 +28,16 @@ impl Host {
     /// the current tokio runtime.
     pub async fn start(config: HostConfig, keypair: Keypair) -> Result<HostHandle, HostError> {
         let core = config.core_config()?;
-        let len = core.slot_buffer_len();
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
         let peer_id = keypair.peer_id();
-        // The node holds MAX_SESSIONS sessions inline (over 1 MiB) and `Node::new` returns it
-        // by value: build it on a thread with a roomy stack, not on a runtime worker's.
-        let (tx, rx) = oneshot::channel();
-        std::thread::Builder::new()
-            .name("meshlink-init".into())
-            .stack_size(NODE_INIT_STACK)
-            .spawn(move || {
-                let _ = tx.send(CoreNode::new(core, keypair, seed, || vec![0u8; len]).map(Box::new));
-            })
-            .map_err(|e| HostError::io("spawn node init thread", e))?;
-        let node = rx.await.map_err(|_| HostError::Config("node construction failed".into()))??;
+        // The slot table is built in place on the heap and buffers are lent per session, so
+        // this is cheap at any capacity and needs no special stack.
+        let capacity = core.max_peers;
+        let node = CoreNode::with_capacity(core, keypair, seed, capacity).map(Box::new)?;
 
         let limiter = Limiter::new(config.limits.max_connections, config.limits.max_connections_per_ip);
+        let unheard = Arc::new(net::Unheard::default()); // shared by the listeners: one socket limit
         let (net_tx, net_rx) = mpsc::channel(NET_CAPACITY);
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
         let mut local = LocalAddrs::default();
@@ -70,8 +61,10 @@ impl Host {
                     _ => local.ws.push(bound),
                 }
                 let tls = if transport == Transport::Ws { ws_tls.clone() } else { None };
-                let opts = AcceptOpts { transport, upgrade_timeout: connect_timeout, keepalive, tls };
-                let task = net::accept_loop(l, opts, limiter.clone(), net_tx.clone());
+                let first_byte_timeout = config.first_byte_timeout();
+                let opts =
+                    AcceptOpts { transport, upgrade_timeout: connect_timeout, keepalive, tls, first_byte_timeout };
+                let task = net::accept_loop(l, opts, limiter.clone(), unheard.clone(), net_tx.clone());
                 tasks.push(tokio::spawn(task).abort_handle());
             }
         }
@@ -88,6 +81,8 @@ impl Host {
             udp_recv_buffer: config.limits.udp_recv_buffer,
             dialer: dialer.clone(),
             reconnect: Policy::new(&config.reconnect),
+            max_write_queue: config.limits.max_write_queue,
+            max_parked_sends: config.limits.max_parked_sends,
         };
         let driver = Driver::new(node, std::time::Instant::now(), cmd_rx, (net_rx, net_tx), udp, tasks, opts);
         tokio::spawn(driver.run());
@@ -162,7 +157,8 @@ impl HostHandle {
     }
 
     /// Queues a message for a connected peer. Waits while the peer's queue or socket is
-    /// full (back-pressure); fails if the peer is not connected or the message is larger
+    /// full (back-pressure; `QueueFull` once `limits.max_parked_sends` sends already wait
+    /// for that peer); fails if the peer is not connected or the message is larger
     /// than the limit.
     pub async fn send(&self, peer: PeerId, data: impl Into<Bytes>) -> Result<(), HostError> {
         let data = data.into();
@@ -198,8 +194,10 @@ impl HostHandle {
         self.ask(|reply| Command::Stats { reply }).await
     }
 
-    /// Subscribes to events from now on. Every subscriber gets every event; read them
-    /// promptly: while a subscriber's buffer is full the node stops reading its sockets.
+    /// Subscribes to events from now on. Every subscriber gets every event it has room
+    /// for (1,024 buffered); one that falls behind misses events and then receives
+    /// `HostEvent::Lagged { dropped }`. A slow subscriber never holds back the node, its
+    /// peers or the other subscribers.
     pub async fn events(&self) -> Result<mpsc::Receiver<HostEvent>, HostError> {
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
         self.cmd.send(Command::Subscribe { tx }).await.map_err(|_| HostError::Stopped)?;

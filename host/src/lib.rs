@@ -27,6 +27,7 @@ pub mod error;
 mod fanout;
 mod handle;
 pub mod identity;
+pub mod lock;
 mod net;
 pub mod reconnect;
 pub mod table;

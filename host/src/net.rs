@@ -8,6 +8,12 @@
 //! share the connect timeout; a write that makes no progress ends at the write timeout;
 //! TCP keepalive probes idle sockets. Once a session exists, the core's handshake and
 //! dead-peer timers bound idle connections.
+//!
+//! An accepted socket reaches the driver (and takes one of the core's half-open
+//! handshake slots) only once its first handshake bytes arrived, within the first-byte
+//! timeout. Until then it is "unheard": it holds a socket slot, and when the socket
+//! limit is reached the oldest unheard socket is closed to make room, so that silent
+//! sockets cannot lock out a peer that speaks at once.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -43,11 +49,13 @@ pub(crate) const LINGER: Duration = Duration::from_secs(3);
 
 /// What socket tasks tell the driver.
 pub(crate) enum NetInput {
+    /// An accepted socket and its first bytes (TCP) or first binary message (WebSocket).
     Accepted {
         stream: StreamConn,
         transport: Transport,
         addr: SocketAddr,
         guard: ConnGuard,
+        first: Bytes,
     },
     Stream {
         conn: ConnId,
@@ -56,9 +64,9 @@ pub(crate) enum NetInput {
     StreamClosed {
         conn: ConnId,
     },
-    Datagram {
-        from: SocketAddr,
-        data: Bytes,
+    /// Datagrams read in one wakeup of a UDP socket, in arrival order.
+    Datagrams {
+        batch: Vec<(SocketAddr, Bytes)>,
     },
     /// A reconnect attempt of target `id` dialled (generation `gen`, to drop stale ones).
     Redial {
@@ -69,6 +77,11 @@ pub(crate) enum NetInput {
     /// A congested writer fell below the low watermark: parked sends may proceed.
     Drained {
         conn: ConnId,
+    },
+    /// ICMP port unreachable answered the probe sent beside a UDP dial to `addr`.
+    UdpUnreachable {
+        conn: ConnId,
+        addr: SocketAddr,
     },
 }
 
@@ -111,17 +124,23 @@ impl Limiter {
 
     /// Takes a slot for an inbound (`Some(ip)`) or outbound (`None`) connection.
     pub fn acquire(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<ConnGuard, HostError> {
+        self.try_acquire(ip).map_err(|(_, limit)| HostError::ConnectionLimit { limit })
+    }
+
+    /// Like `acquire`; the error says whether the total (`true`) or the IP's cap is full.
+    fn try_acquire(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<ConnGuard, (bool, usize)> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.0 >= self.max_total {
-            return Err(HostError::ConnectionLimit { limit: self.max_total });
-        }
         let ip = ip.map(canonical_ip);
         if let Some(ip) = ip {
-            let n = st.1.entry(ip).or_insert(0);
-            if *n >= self.max_per_ip {
-                return Err(HostError::ConnectionLimit { limit: self.max_per_ip });
+            if st.1.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
+                return Err((false, self.max_per_ip));
             }
-            *n += 1;
+        }
+        if st.0 >= self.max_total {
+            return Err((true, self.max_total));
+        }
+        if let Some(ip) = ip {
+            *st.1.entry(ip).or_insert(0) += 1;
         }
         st.0 += 1;
         Ok(ConnGuard { limiter: self.clone(), ip })
@@ -129,6 +148,41 @@ impl Limiter {
 
     pub fn open(&self) -> usize {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+}
+
+/// Accepted sockets that have not sent a byte yet, oldest first, each with its limiter
+/// slot: evicting one frees its slot at once (its task then just closes the socket).
+#[derive(Default)]
+pub(crate) struct Unheard {
+    /// The last id given, and the waiting sockets: id, slot, and how to tell its task.
+    state: Mutex<(u64, std::collections::VecDeque<UnheardSocket>)>,
+}
+
+type UnheardSocket = (u64, ConnGuard, Arc<tokio::sync::Notify>);
+
+impl Unheard {
+    fn add(&self, guard: ConnGuard) -> (u64, Arc<tokio::sync::Notify>) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.0 += 1;
+        let (id, kick) = (st.0, Arc::new(tokio::sync::Notify::new()));
+        st.1.push_back((id, guard, kick.clone()));
+        (id, kick)
+    }
+
+    /// The socket spoke (or gave up): its slot, unless it was evicted meanwhile.
+    fn take(&self, id: u64) -> Option<ConnGuard> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let i = st.1.iter().position(|(x, _, _)| *x == id)?;
+        st.1.remove(i).map(|(_, g, _)| g)
+    }
+
+    /// Frees the slot of the oldest unheard socket and tells its task to close it;
+    /// whether there was one.
+    fn evict_oldest(&self) -> bool {
+        let e = self.state.lock().unwrap_or_else(|p| p.into_inner()).1.pop_front();
+        // Dropped here, outside the lock: the limiter takes its own.
+        e.map(|(_, _guard, kick)| kick.notify_one()).is_some()
     }
 }
 
@@ -196,14 +250,17 @@ pub(crate) struct AcceptOpts {
     pub keepalive: Option<Duration>,
     /// WebSocket listeners with a certificate serve `wss://`.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// How long an accepted socket may stay silent (after the upgrade, for WebSocket).
+    pub first_byte_timeout: Duration,
 }
 
 /// Accepts TCP (or WebSocket, with the TLS handshake and upgrade done here) connections
-/// and hands them to the driver, refusing those over the limits.
+/// and hands them to the driver once they have spoken, refusing those over the limits.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     opts: AcceptOpts,
     limiter: Arc<Limiter>,
+    unheard: Arc<Unheard>,
     net: mpsc::Sender<NetInput>,
 ) {
     let transport = opts.transport;
@@ -217,63 +274,248 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        let guard = match limiter.acquire(Some(addr.ip())) {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::debug!("refused {transport} connection from {addr}: {e}");
-                continue; // dropping `sock` closes it
-            }
-        };
-        tune(&sock, opts.keepalive);
-        match transport {
-            Transport::Ws => {
-                let net = net.clone();
-                let tls = opts.tls.clone();
-                tokio::spawn(async move {
-                    let up = async move {
-                        let io = match tls {
-                            Some(tls) => {
-                                WsIo::Tls(Box::new(tls.accept(sock).await.map_err(|e| format!("TLS: {e}"))?.into()))
-                            }
-                            None => WsIo::Plain(sock),
-                        };
-                        tokio_tungstenite::accept_async_with_config(io, Some(ws_config()))
-                            .await
-                            .map_err(|e| e.to_string())
-                    };
-                    match tokio::time::timeout(opts.upgrade_timeout, up).await {
-                        Ok(Ok(ws)) => {
-                            let stream = StreamConn::Ws(Box::new(ws));
-                            let _ = net.send(NetInput::Accepted { stream, transport, addr, guard }).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!("WebSocket upgrade from {addr} failed: {e}"),
-                        Err(_) => tracing::debug!("WebSocket upgrade from {addr} timed out"),
-                    }
-                });
-            }
-            _ => {
-                let stream = StreamConn::Tcp(sock);
-                if net.send(NetInput::Accepted { stream, transport, addr, guard }).await.is_err() {
-                    return; // driver gone
+        let mut evicted = false;
+        let guard = loop {
+            match limiter.try_acquire(Some(addr.ip())) {
+                Ok(g) => break Some(g),
+                // The total is reached: a silent socket yields its slot to this one.
+                Err((true, _)) if unheard.evict_oldest() => evicted = true,
+                Err((_, limit)) => {
+                    tracing::debug!("refused {transport} connection from {addr}: connection limit of {limit} reached");
+                    break None;
                 }
             }
+        };
+        if evicted {
+            // Let the evicted socket's task close it before accepting more: its slot is
+            // free already, its descriptor not yet, and a hot accept loop would pile up
+            // descriptors (EMFILE) faster than those tasks run.
+            tokio::task::yield_now().await;
         }
+        let Some(guard) = guard else { continue }; // dropping `sock` closes it
+        tune(&sock, opts.keepalive);
+        let (id, kick) = unheard.add(guard);
+        tokio::spawn(greet(sock, addr, opts.clone(), (id, kick), unheard.clone(), net.clone()));
     }
 }
 
-/// Receives datagrams and hands them to the driver.
+/// Waits for an accepted socket's first bytes (TLS and WebSocket upgrade first, for
+/// `ws`), then hands it to the driver; a socket silent past its deadline, or evicted
+/// meanwhile, is closed.
+async fn greet(
+    sock: TcpStream,
+    addr: SocketAddr,
+    opts: AcceptOpts,
+    (id, kick): (u64, Arc<tokio::sync::Notify>),
+    unheard: Arc<Unheard>,
+    net: mpsc::Sender<NetInput>,
+) {
+    let transport = opts.transport;
+    let heard = async {
+        match transport {
+            Transport::Ws => {
+                let up = async {
+                    let io = match opts.tls {
+                        Some(tls) => {
+                            WsIo::Tls(Box::new(tls.accept(sock).await.map_err(|e| format!("TLS: {e}"))?.into()))
+                        }
+                        None => WsIo::Plain(sock),
+                    };
+                    tokio_tungstenite::accept_async_with_config(io, Some(ws_config())).await.map_err(|e| e.to_string())
+                };
+                let mut ws = match tokio::time::timeout(opts.upgrade_timeout, up).await {
+                    Ok(r) => r?,
+                    Err(_) => return Err("WebSocket upgrade timed out".to_string()),
+                };
+                let first = tokio::time::timeout(opts.first_byte_timeout, async {
+                    loop {
+                        match ws.next().await {
+                            Some(Ok(Message::Binary(b))) if !b.is_empty() => return Ok(b),
+                            Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                            _ => return Err("closed before its first message".to_string()),
+                        }
+                    }
+                })
+                .await
+                .map_err(|_| "silent past the first-byte timeout".to_string())??;
+                Ok((StreamConn::Ws(Box::new(ws)), first))
+            }
+            _ => {
+                let mut sock = sock;
+                let mut buf = BytesMut::with_capacity(READ_CHUNK);
+                match tokio::time::timeout(opts.first_byte_timeout, sock.read_buf(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => Ok((StreamConn::Tcp(sock), buf.freeze())),
+                    Ok(_) => Err("closed before its first byte".to_string()),
+                    Err(_) => Err("silent past the first-byte timeout".to_string()),
+                }
+            }
+        }
+    };
+    let r = tokio::select! {
+        r = heard => r,
+        () = kick.notified() => Err("evicted while silent (socket limit)".to_string()),
+    };
+    let Some(guard) = unheard.take(id) else {
+        tracing::debug!("{transport} connection from {addr} closed: evicted while silent (socket limit)");
+        return; // evicted just as it spoke
+    };
+    match r {
+        Ok((stream, first)) => {
+            let _ = net.send(NetInput::Accepted { stream, transport, addr, guard, first }).await;
+        }
+        Err(why) => tracing::debug!("{transport} connection from {addr} closed: {why}"),
+    }
+}
+
+/// Datagrams handed to the driver in one message at most: UDP has no flow control, so
+/// the reader must keep up with a fast sender, and one channel hop (and one driver turn)
+/// per datagram is what made it fall behind and the kernel drop.
+const UDP_BATCH: usize = 64;
+
+/// Receives datagrams and hands them to the driver, as many as are queued at once.
+///
+/// On Unix the reading happens on a thread of its own: a reader task waits behind the
+/// busy runtime workers (a bulk sender's driver, say), and every millisecond it waits
+/// the kernel buffer can overflow. A woken thread is scheduled at once. The thread ends
+/// when this future is dropped (the driver aborts it) or the driver goes away.
 pub(crate) async fn udp_reader(sock: Arc<UdpSocket>, net: mpsc::Sender<NetInput>) {
+    #[cfg(unix)]
+    {
+        struct StopOnDrop(Arc<AtomicBool>);
+        impl Drop for StopOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop = StopOnDrop(stop.clone());
+        let (done, ended) = tokio::sync::oneshot::channel::<()>();
+        let (s, n) = (sock.clone(), net.clone());
+        let spawned = std::thread::Builder::new().name("meshlink-udp".into()).spawn(move || {
+            read_udp_blocking(&s, &n, &stop);
+            drop(done);
+        });
+        if spawned.is_ok() {
+            let _ = ended.await;
+            return;
+        }
+    }
     let mut buf = vec![0u8; 65536];
     loop {
         match sock.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                let data = Bytes::copy_from_slice(&buf[..n]);
-                if net.send(NetInput::Datagram { from, data }).await.is_err() {
+                let mut batch = vec![(from, Bytes::copy_from_slice(&buf[..n]))];
+                while batch.len() < UDP_BATCH {
+                    match sock.try_recv_from(&mut buf) {
+                        Ok((n, from)) => batch.push((from, Bytes::copy_from_slice(&buf[..n]))),
+                        Err(_) => break,
+                    }
+                }
+                if net.send(NetInput::Datagrams { batch }).await.is_err() {
                     return;
                 }
             }
             // ICMP port-unreachable surfaces as ECONNREFUSED on Linux: not fatal.
             Err(e) => tracing::trace!("udp recv: {e}"),
+        }
+    }
+}
+
+/// Datagram bytes the reader thread keeps while the driver's channel is full, reading
+/// on meanwhile: the kernel buffer (net.core.rmem_max, often a few MiB) is all the slack
+/// a datagram sender otherwise gets while the driver is busy, and the protocol has no
+/// flow control for datagram data. Past this the thread waits and the kernel drops.
+const UDP_READ_AHEAD: usize = 16 << 20;
+
+/// The reader thread: poll(2) for input (waking every 100 ms to see `stop`), then read
+/// with plain syscalls (tokio's `try_recv_from` would trust the runtime's cached
+/// readiness, which nobody updates for this socket).
+#[cfg(unix)]
+fn read_udp_blocking(sock: &UdpSocket, net: &mpsc::Sender<NetInput>, stop: &AtomicBool) {
+    use std::collections::VecDeque;
+    use std::os::fd::AsRawFd;
+    let raw = socket2::SockRef::from(sock);
+    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 65536];
+    let mut backlog: VecDeque<(Vec<(SocketAddr, Bytes)>, usize)> = VecDeque::new();
+    let mut backlog_bytes = 0;
+    while !stop.load(Ordering::SeqCst) && !net.is_closed() {
+        // Hand over what waits; with a backlog, poll briefly so it moves on soon.
+        while let Some((batch, n)) = backlog.pop_front() {
+            match net.try_send(NetInput::Datagrams { batch }) {
+                Ok(()) => backlog_bytes -= n,
+                Err(mpsc::error::TrySendError::Full(NetInput::Datagrams { batch })) => {
+                    if backlog_bytes < UDP_READ_AHEAD {
+                        backlog.push_front((batch, n));
+                        break;
+                    }
+                    // Full up: wait for the driver (the kernel buffer takes the rest).
+                    if net.blocking_send(NetInput::Datagrams { batch }).is_err() {
+                        return;
+                    }
+                    backlog_bytes -= n;
+                }
+                Err(_) => return,
+            }
+        }
+        let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let wait = if backlog.is_empty() { 100 } else { 1 };
+        // SAFETY: one valid pollfd, for a socket this thread keeps open (it holds `sock`).
+        if unsafe { libc::poll(&mut pfd, 1, wait) } <= 0 {
+            continue;
+        }
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        while batch.len() < UDP_BATCH {
+            match raw.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let Some(from) = from.as_socket() else { continue };
+                    // SAFETY: `recv_from` initialised the first `n` bytes.
+                    let data = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+                    batch.push((from, Bytes::copy_from_slice(data)));
+                    bytes += n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // ICMP port-unreachable surfaces as ECONNREFUSED on Linux: not fatal.
+                Err(e) => {
+                    tracing::trace!("udp recv: {e}");
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            backlog_bytes += bytes;
+            backlog.push_back((batch, bytes));
+        }
+    }
+}
+
+/// How long a UDP dial listens for ICMP port unreachable beside its handshake, and the
+/// pauses between its probes (ICMP is rate-limited and can be lost).
+const UDP_PROBES_MS: [u64; 3] = [250, 750, 2000];
+
+/// Beside a UDP handshake to `addr`: empty datagrams from a socket connected to `addr`,
+/// on which Linux reports ICMP port unreachable as ECONNREFUSED (the driver's own sockets
+/// are unconnected and never see it). Then a dial to a closed port fails at once instead
+/// of at the handshake timeout. A live node drops the empty datagrams as malformed.
+pub(crate) async fn udp_probe(conn: ConnId, addr: SocketAddr, net: mpsc::Sender<NetInput>) {
+    let any: SocketAddr = if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let Ok(sock) = UdpSocket::bind(any).await else { return };
+    if sock.connect(addr).await.is_err() {
+        return;
+    }
+    let refused = |e: &std::io::Error| e.kind() == std::io::ErrorKind::ConnectionRefused;
+    let mut buf = [0u8; 16];
+    for wait in UDP_PROBES_MS {
+        if let Err(e) = sock.send(&[]).await {
+            if refused(&e) {
+                let _ = net.send(NetInput::UdpUnreachable { conn, addr }).await;
+                return;
+            }
+        }
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_millis(wait), sock.recv(&mut buf)).await {
+            if refused(&e) {
+                let _ = net.send(NetInput::UdpUnreachable { conn, addr }).await;
+                return;
+            }
         }
     }
 }
@@ -390,10 +632,12 @@ pub(crate) struct ConnTasks {
     pub tx: mpsc::UnboundedSender<Bytes>,
     pub state: Arc<WriterState>,
     pub reader: tokio::task::AbortHandle,
+    pub writer: tokio::task::AbortHandle,
 }
 
 impl ConnTasks {
-    /// Queues bytes for the writer (never blocks; `HIGH_WATER` gates new application sends).
+    /// Queues bytes for the writer (never blocks; `HIGH_WATER` gates new application
+    /// sends, and the driver checks `max_write_queue` before calling).
     pub fn write(&self, data: Bytes) {
         self.state.queued.fetch_add(data.len(), Ordering::AcqRel);
         let _ = self.tx.send(data);
@@ -441,19 +685,19 @@ pub(crate) fn spawn_conn(
     let state = Arc::new(WriterState::default());
     let guard = Arc::new(guard); // released when both tasks have ended
     let w = Writer { conn, rx, state: state.clone(), net: net.clone(), timeout: write_timeout, _guard: guard.clone() };
-    let reader = match stream {
+    let (reader, writer) = match stream {
         StreamConn::Tcp(s) => {
             let (r, wh) = s.into_split();
-            tasks.writers.spawn(w.run_tcp(wh));
-            tasks.readers.spawn(read_tcp(conn, r, net, guard))
+            let writer = tasks.writers.spawn(w.run_tcp(wh));
+            (tasks.readers.spawn(read_tcp(conn, r, net, guard)), writer)
         }
         StreamConn::Ws(ws) => {
             let (sink, stream) = (*ws).split();
-            tasks.writers.spawn(w.run_ws(sink));
-            tasks.readers.spawn(read_ws(conn, stream, net, guard))
+            let writer = tasks.writers.spawn(w.run_ws(sink));
+            (tasks.readers.spawn(read_ws(conn, stream, net, guard)), writer)
         }
     };
-    ConnTasks { transport, tx, state, reader }
+    ConnTasks { transport, tx, state, reader, writer }
 }
 
 async fn read_tcp(

@@ -153,6 +153,11 @@ pub enum HostEvent {
         was_connected: bool,
         reason: DisconnectReason,
     },
+    /// This subscriber's queue was full: `dropped` events before this one were not
+    /// delivered to it (other subscribers and the peers were not held back).
+    Lagged {
+        dropped: u64,
+    },
 }
 
 /// The addresses the node listens on, after binding (ephemeral ports resolved).

@@ -1,6 +1,7 @@
-//! 1,000 clients connect at once (issue 3, acceptance 3): memory and file descriptors
-//! stay bounded, the connection limits and the core's half-open cap hold, every flood
-//! socket is closed, and a real peer connects afterwards. Run twice: with a roomy socket
+//! 1,000 clients connect at once (issue 3, acceptance 3): file descriptors stay bounded,
+//! the connection limits and the core's half-open cap hold, every flood socket is
+//! closed, and a real peer connects afterwards. Memory, timings and how many sockets
+//! were refused at once are printed as figures, not asserted (issue 13). Run twice: with a roomy socket
 //! limit (the core's half-open cap is what refuses), and with a socket limit below that
 //! cap (the host's limiter refuses at accept).
 //!
@@ -153,11 +154,12 @@ async fn flood(max_connections: usize) -> Figures {
     assert_eq!(closed.len(), CLIENTS, "{tag}: every flood socket was closed by the node");
     assert!(max_open <= max_connections, "{tag}: {max_open} open stream sockets");
     assert!(max_half <= max_half_open && max_half > 0, "{tag}: {max_half} half-open, cap {max_half_open}");
-    assert!(refused >= CLIENTS / 2, "{tag}: only {refused} refused at once: the limits did not bite");
-    // The clients' own sockets live in this process too: 1,000 of them, plus the node's.
-    assert!(max_fds <= fd0 + CLIENTS + max_connections + 64, "{tag}: {max_fds} descriptors (baseline {fd0})");
-    let grown_mib = (max_rss as u64).saturating_sub(rss0) / 1024;
-    assert!(grown_mib < 32, "{tag}: RSS grew by {grown_mib} MiB");
+    // The clients' own sockets live in this process too: 1,000 of them, plus the node's:
+    // its open ones, and as many again of silent ones evicted at the socket limit whose
+    // tasks have not closed them yet.
+    let bound = fd0 + CLIENTS + 2 * max_connections + 64;
+    assert!(max_fds <= bound, "{tag}: {max_fds} descriptors (baseline {fd0}, bound {bound})");
+    // Memory is a figure, printed below: a loaded machine's RSS is no pass/fail signal.
 
     // Everything is released once the flood is over.
     drop(outcomes);

@@ -3,6 +3,7 @@
 //! recover, for both the XX and the IK (pinned key) patterns.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +13,13 @@ use rand_core::OsRng;
 use tokio::net::UdpSocket;
 
 /// A two-socket UDP relay: A talks to `front`, the relay talks to `to` from `back`.
-/// Drops the first datagram from B whose first byte is `drop_type`.
-async fn relay(to: SocketAddr, drop_type: u8) -> SocketAddr {
+/// Drops the first datagram from B whose first byte is `drop_type`; the flag says it did.
+async fn relay(to: SocketAddr, drop_type: u8) -> (SocketAddr, Arc<AtomicBool>) {
     let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
     let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
     let addr = front.local_addr().unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let did = flag.clone();
     tokio::spawn(async move {
         let (mut a, mut dropped) = (None, false);
         let (mut fb, mut bb) = ([0u8; 2048], [0u8; 2048]);
@@ -29,6 +32,7 @@ async fn relay(to: SocketAddr, drop_type: u8) -> SocketAddr {
                 Ok((n, _)) = back.recv_from(&mut bb) => {
                     if !dropped && bb[0] == drop_type {
                         dropped = true;
+                        did.store(true, Ordering::SeqCst);
                         continue;
                     }
                     if let Some(a) = a {
@@ -38,18 +42,19 @@ async fn relay(to: SocketAddr, drop_type: u8) -> SocketAddr {
             }
         }
     });
-    addr
+    (addr, flag)
 }
 
 async fn handshake_through_lossy_relay(pin: bool) {
     let cfg = |udp: Vec<SocketAddr>| HostConfig { listen: Listen { udp, ..Listen::none() }, ..HostConfig::default() };
     let b = Host::start(cfg(vec!["127.0.0.1:0".parse().unwrap()]), Keypair::generate(&mut OsRng)).await.unwrap();
     let a = Host::start(cfg(vec![]), Keypair::generate(&mut OsRng)).await.unwrap();
-    let via = relay(b.local_addrs().udp[0], 0x02).await;
+    let (via, dropped) = relay(b.local_addrs().udp[0], 0x02).await;
     let expect = pin.then(|| b.peer_id());
     let r = tokio::time::timeout(Duration::from_secs(10), a.connect(&format!("udp://{via}"), expect)).await;
     let s = r.expect("handshake finishes within 10 s").expect("handshake succeeds after a retransmission");
     assert_eq!(s.peer, b.peer_id());
+    assert!(dropped.load(Ordering::SeqCst), "the relay dropped a Resp: the retransmission was exercised");
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }

@@ -1,13 +1,12 @@
 //! Driving the nodes: the core's output contract, routing, and delivery over datagram
 //! links and stream pipes.
 
-use blake2::Digest;
-use meshlink_core::{ConnId, Transmit, TransportKind};
+use meshlink_core::{ConnId, TransportKind};
 
-use crate::event::{NodeEvent, SimEvent};
-use crate::{Action, Delivery, NodeIdx, Sim};
+use crate::machine::{Machine, Outgoing};
+use crate::{Action, Delivery, NodeEvent, NodeIdx, Sim};
 
-impl<const N: usize> Sim<N> {
+impl<M: Machine> Sim<M> {
     /// The core's contract after an input: transmits, then events (then the timeout,
     /// which [`Sim::step`] reads when choosing the next instant).
     pub(crate) fn drain(&mut self, idx: usize) {
@@ -25,12 +24,10 @@ impl<const N: usize> Sim<N> {
                 self.step_limit,
                 now.as_micros()
             );
-            let bytes = self.scratch[..t.len].to_vec();
-            self.route(idx, t, bytes);
+            self.route(idx, t);
         }
         let mut closed = Vec::new();
         while let Some(ev) = self.hosts[idx].node.poll_event() {
-            let ev = SimEvent::from_core(ev);
             work += 1;
             assert!(
                 work <= self.step_limit,
@@ -41,10 +38,8 @@ impl<const N: usize> Sim<N> {
             self.trace.update([0xe0]);
             self.trace.update(now.as_micros().to_le_bytes());
             self.trace.update((idx as u64).to_le_bytes());
-            ev.hash_into(&mut self.trace);
-            if let SimEvent::Disconnected { conn, .. } = ev {
-                closed.push(conn);
-            }
+            M::trace_event(&ev, &mut self.trace);
+            closed.extend(M::closes_stream(&ev));
             self.hosts[idx].events.push(NodeEvent { at: now, event: ev });
         }
         for conn in closed {
@@ -52,17 +47,16 @@ impl<const N: usize> Sim<N> {
         }
     }
 
-    fn route(&mut self, src: usize, t: Transmit, bytes: Vec<u8>) {
-        match (t.kind, t.conn) {
-            (TransportKind::Datagram, _) => match self.by_addr.get(&t.addr) {
-                Some(&dst) => self.send_datagram(src, dst, bytes),
+    fn route(&mut self, src: usize, t: Outgoing) {
+        match t {
+            Outgoing::Datagram { to, len } => match self.by_addr.get(&to) {
+                Some(&dst) => self.send_datagram(src, dst, self.scratch[..len].to_vec()),
                 None => self.unroutable += 1,
             },
-            (TransportKind::Stream, Some(conn)) => match self.conns.get(&(src, conn)) {
-                Some(&(p, side)) => self.send_stream(p, side, &bytes),
+            Outgoing::Stream { conn, len } => match self.conns.get(&(src, conn)) {
+                Some(&(p, side)) => self.send_stream(p, side, len),
                 None => self.unroutable += 1,
             },
-            (TransportKind::Stream, None) => self.unroutable += 1,
         }
     }
 
@@ -127,16 +121,18 @@ impl<const N: usize> Sim<N> {
         h.update(bytes);
     }
 
-    fn send_stream(&mut self, p: usize, side: usize, bytes: &[u8]) {
+    /// Segments the first `len` scratch bytes onto a pipe direction.
+    fn send_stream(&mut self, p: usize, side: usize, len: usize) {
         let now = self.now;
         let (src, dst) = self.pipes[p].nodes(side);
         let mss = self.link(src, dst).config.mss.max(1);
-        for chunk in bytes.chunks(mss) {
+        for start in (0..len).step_by(mss) {
+            let chunk = self.scratch[start..len.min(start + mss)].to_vec();
             let link = self.link(src, dst);
             link.stats.sent += 1;
             link.stats.bytes_sent += chunk.len() as u64;
             let at = link.serialize(now, chunk.len()) + link.delay();
-            let at = self.pipes[p].enqueue(side, at, Some(chunk.to_vec()));
+            let at = self.pipes[p].enqueue(side, at, Some(chunk));
             self.schedule(at, Action::Stream { pipe: p, dir: side });
         }
     }

@@ -1,67 +1,104 @@
-//! A deterministic network simulator for meshlink nodes (F33).
+//! A deterministic network simulator for meshlink (F33), as a library for tests, for the
+//! layers built on the core, and for trying the protocol out.
 //!
-//! A [`Sim`] owns real [`meshlink_core::Node`]s and the virtual network between them:
-//! datagram links (each node has a virtual address `10.0.x.y:7000`, never a real socket)
-//! and stream connections (a reliable in-order byte pipe per connection), with
-//! per-direction latency, jitter, loss (Bernoulli or Gilbert-Elliott), duplication,
-//! reordering, bandwidth, partitions, and node crash/restart. Time is virtual: the sim
-//! jumps from one delivery or timer to the next, so hours of protocol run in
-//! milliseconds, and everything (keys, node randomness, link decisions) derives from
-//! one seed: the same seed gives the same [`Sim::trace_hash`].
+//! A [`Sim`] owns sans-IO machines (by default real [`meshlink_core::Node`]s) and the
+//! virtual network between them:
+//! - datagram links: each node has a virtual address `10.0.x.y:7000`, never a real socket;
+//! - stream connections: a reliable in-order byte pipe per connection;
+//! - per direction: latency (fixed, uniform, normal), jitter, loss (Bernoulli or
+//!   Gilbert-Elliott), duplication, reordering, bandwidth, partitions ([`LinkConfig`]);
+//! - node crash and restart.
 //!
-//! The driver follows the core's contract after every input: drain `poll_transmit`,
-//! then `poll_event` (copied into each node's [`NodeEvent`] log), then `poll_timeout`.
+//! Time is virtual: the sim jumps from one delivery or timer to the next, so hours of
+//! protocol run in milliseconds. Everything (keys, node randomness, link decisions)
+//! derives from one seed: the same seed gives the same [`Sim::trace_hash`], so a failing
+//! run is replayed exactly by its seed.
+//!
+//! # Driving core nodes
+//!
+//! `Sim::new(seed)` simulates core nodes ([`SimNode`]); `add_node`, `connect`, `send`,
+//! `disconnect`, `is_connected` and `peer_id` are the node's commands addressed by
+//! [`NodeIdx`]. What each node reported is in [`Sim::events`] as [`SimEvent`]s with the
+//! virtual time; [`Sim::node`] reads a node's state and [`Sim::with_node`] runs any other
+//! command on it. A longer tour (four nodes, both transports, loss, a partition and its
+//! heal, a quality table) is `tests/examples/demo.rs`:
+//! `cargo run -p meshlink-sim --example demo -- <seed>`.
 //!
 //! ```
 //! use core::time::Duration;
 //! use meshlink_core::{Config, TransportKind};
 //! use meshlink_sim::{LinkConfig, Sim, SimEvent};
 //!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut sim = Sim::new(7);
-//! let a = sim.add_node(Config::default());
-//! let b = sim.add_node(Config::default());
+//! let a = sim.add_node(Config::default())?;
+//! let b = sim.add_node(Config::default())?;
 //! // 30 ms (+ up to 5 ms jitter) each way.
 //! let link = LinkConfig::default().with_latency(Duration::from_millis(30)).with_jitter(Duration::from_millis(5));
 //! sim.set_links(a, b, link);
-//! sim.connect(a, b, TransportKind::Datagram, true).unwrap();
+//! sim.connect(a, b, TransportKind::Datagram, true)?;
 //! assert!(sim.run_until_cond(Duration::from_secs(10), |s| s.is_connected(a, b) && s.is_connected(b, a)));
 //!
-//! sim.send(a, b, b"hello").unwrap();
+//! sim.send(a, b, b"hello")?;
 //! sim.run_for(Duration::from_secs(1));
-//! let got: Vec<&[u8]> = sim.events(b).iter().filter_map(|e| match &e.event {
-//!     SimEvent::Message { data, .. } => Some(data.as_slice()),
-//!     _ => None,
-//! }).collect();
+//! let got: Vec<&[u8]> = sim
+//!     .events(b)
+//!     .iter()
+//!     .filter_map(|e| match &e.event {
+//!         SimEvent::Message { data, .. } => Some(data.as_slice()),
+//!         _ => None,
+//!     })
+//!     .collect();
 //! assert_eq!(got, [b"hello"]);
 //! assert_eq!(sim.link_stats(a, b).dropped, 0);
 //! println!("trace {:02x?}", sim.trace_hash());
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! # Driving another machine
+//!
+//! Anything that implements [`Machine`] (the sans-IO contract: `handle_*` in, `poll_*`
+//! out, time passed in) runs in a `Sim<M>`: a messaging layer, a relay or a discovery
+//! service wrapping a node, or a toy machine in a test. Build it with
+//! [`Sim::with_seed`], add nodes with [`Sim::add_machine`] (its constructor runs again,
+//! with fresh randomness, at each [`Sim::restart`]), send datagrams to [`Sim::addr`] and
+//! open streams with [`Sim::open_stream`]. The link model, partitions, crashes, capture
+//! and the trace work the same. The [`Machine`] docs have a complete example; the core
+//! node's own adapter is `node.rs`.
+//!
+//! # The driver's contract
+//!
+//! After every input the sim drains `poll_transmit`, then `poll_event` (copied into the
+//! node's [`NodeEvent`] log), then reads `poll_timeout` for the next instant. A node that
+//! keeps asking for work at one instant trips the livelock guard ([`Sim::set_step_limit`]).
 
 mod drive;
-mod event;
 mod link;
+mod machine;
+mod node;
 mod stream;
 
+use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 
 use blake2::{Blake2s256, Digest};
-use meshlink_core::{Config, ConnId, Error, Instant, Keypair, Node, PeerId, TransportKind};
+use meshlink_core::{ConnId, Instant, TransportKind};
 
-pub use event::{NodeEvent, SimEvent};
 use link::LinkState;
 pub use link::{Latency, LinkConfig, LinkStats, LossModel, StreamPartition};
+pub use machine::{Boot, Machine, Outgoing, Trace};
+pub use node::{build_node, SimEvent, SimNode, DEFAULT_SLOTS};
 use stream::{End, Pipe};
 
-/// Sessions per node when `Sim::new` is used; `Sim::<N>::with_slots` picks another.
-pub const DEFAULT_SLOTS: usize = 32;
-/// The node type the simulator drives.
-pub type SimNode<const N: usize = DEFAULT_SLOTS> = Node<Vec<u8>, N>;
 /// Steps one virtual instant may take before the sim declares a livelock.
 pub const DEFAULT_STEP_LIMIT: u64 = 100_000;
 /// Every node's datagram (and stream listening) port.
 pub const PORT: u16 = 7000;
+/// Nodes one simulation holds: the virtual addresses `10.0.0.1` to `10.0.255.255`.
+pub const MAX_NODES: usize = (1 << 16) - 1;
 /// First ephemeral port used for the connecting side of streams.
 const EPHEMERAL: u16 = 40000;
 
@@ -75,21 +112,57 @@ pub struct Delivery {
     pub bytes: Vec<u8>,
 }
 
-/// A node's index in the simulation, in order of [`Sim::add_node`].
+/// A node's index in the simulation, in order of [`Sim::add_machine`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeIdx(pub usize);
 
-struct Host<const N: usize> {
-    node: Box<SimNode<N>>,
-    config: Config,
-    keypair: Keypair,
+/// An event with the virtual time it was polled at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeEvent<E = SimEvent> {
+    pub at: Instant,
+    pub event: E,
+}
+
+/// Why a node could not be added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddNodeError<E> {
+    /// Every virtual address is taken ([`MAX_NODES`]).
+    TooManyNodes { max: usize },
+    /// The machine's constructor refused (for a core node: the `Config`).
+    Build(E),
+}
+
+impl<E: fmt::Display> fmt::Display for AddNodeError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddNodeError::TooManyNodes { max } => write!(f, "a simulation holds at most {max} nodes"),
+            AddNodeError::Build(e) => write!(f, "node refused to start: {e}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for AddNodeError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AddNodeError::TooManyNodes { .. } => None,
+            AddNodeError::Build(e) => Some(e),
+        }
+    }
+}
+
+/// Builds a node's machine at each start (see [`Boot`]).
+type Builder<M> = Box<dyn FnMut(&Boot) -> Result<M, <M as Machine>::Error>>;
+
+struct Host<M: Machine> {
+    node: Box<M>,
+    build: Builder<M>,
     addr: SocketAddr,
     up: bool,
     incarnation: u64,
     /// `node_mut` lent the node out: drain it before the next step.
     dirty: bool,
     next_port: u16,
-    events: Vec<NodeEvent>,
+    events: Vec<NodeEvent<M::Event>>,
     input_errors: u64,
 }
 
@@ -106,11 +179,12 @@ enum Action {
     },
 }
 
-/// The simulated network. See the crate docs for an example.
-pub struct Sim<const N: usize = DEFAULT_SLOTS> {
+/// The simulated network of machines `M` (core nodes unless said otherwise). See the
+/// crate docs for an example.
+pub struct Sim<M: Machine = SimNode> {
     seed: u64,
     now: Instant,
-    hosts: Vec<Host<N>>,
+    hosts: Vec<Host<M>>,
     by_addr: BTreeMap<SocketAddr, usize>,
     default_link: LinkConfig,
     /// Per direction; BTreeMap (never HashMap) so no iteration order depends on a hasher.
@@ -125,7 +199,7 @@ pub struct Sim<const N: usize = DEFAULT_SLOTS> {
     conns: BTreeMap<(usize, ConnId), (usize, usize)>,
     /// Where `poll_transmit` writes.
     scratch: Vec<u8>,
-    trace: Blake2s256,
+    trace: Trace,
     step_limit: u64,
     steps_at_now: u64,
     unroutable: u64,
@@ -143,16 +217,9 @@ fn derive(seed: u64, label: &[u8], a: u64, b: u64) -> [u8; 32] {
     h.finalize().into()
 }
 
-impl Sim {
-    /// A simulation with [`DEFAULT_SLOTS`] sessions per node.
-    pub fn new(seed: u64) -> Self {
-        Self::with_slots(seed)
-    }
-}
-
-impl<const N: usize> Sim<N> {
-    /// A simulation whose nodes hold `N` sessions each.
-    pub fn with_slots(seed: u64) -> Self {
+impl<M: Machine> Sim<M> {
+    /// An empty simulation of machines `M` (`Sim::new` for core nodes).
+    pub fn with_seed(seed: u64) -> Self {
         Sim {
             seed,
             now: Instant::ZERO,
@@ -165,9 +232,8 @@ impl<const N: usize> Sim<N> {
             seq: 0,
             pipes: Vec::new(),
             conns: BTreeMap::new(),
-            // Room for a full stream frame with its prefix.
-            scratch: vec![0; meshlink_core::wire::MAX_FRAME_LEN + meshlink_core::wire::FRAME_PREFIX_LEN],
-            trace: Blake2s256::new(),
+            scratch: vec![0; M::MAX_TRANSMIT],
+            trace: Trace::default(),
             step_limit: DEFAULT_STEP_LIMIT,
             steps_at_now: 0,
             unroutable: 0,
@@ -175,30 +241,33 @@ impl<const N: usize> Sim<N> {
         }
     }
 
+    /// 32 bytes derived from the sim seed, a label and two numbers: keys and other
+    /// per-node material for machines, reproducible from the seed alone.
+    pub fn derive_seed(&self, label: &[u8], a: u64, b: u64) -> [u8; 32] {
+        derive(self.seed, label, a, b)
+    }
+
     // ------------------------------------------------------------------ nodes
 
-    /// Adds a node with a keypair derived from the sim seed. Panics on an invalid config
-    /// (see [`Sim::try_add_node`]).
-    pub fn add_node(&mut self, config: Config) -> NodeIdx {
-        self.try_add_node(config).unwrap_or_else(|e| panic!("invalid node config: {e}"))
-    }
-
-    pub fn try_add_node(&mut self, config: Config) -> Result<NodeIdx, Error> {
-        let keypair = Keypair::from_secret(derive(self.seed, b"key", self.hosts.len() as u64, 0));
-        self.add_node_with_keypair(config, keypair)
-    }
-
-    /// Adds a node with a given identity (its randomness still derives from the seed).
-    pub fn add_node_with_keypair(&mut self, config: Config, keypair: Keypair) -> Result<NodeIdx, Error> {
+    /// Adds a node: `build` makes its machine now and again at every [`Sim::restart`],
+    /// each time with the node's [`Boot`] (index, address, fresh randomness).
+    pub fn add_machine(
+        &mut self,
+        mut build: impl FnMut(&Boot) -> Result<M, M::Error> + 'static,
+    ) -> Result<NodeIdx, AddNodeError<M::Error>> {
         let idx = self.hosts.len();
-        let node = Self::make_node(&config, &keypair, derive(self.seed, b"node", idx as u64, 0))?;
-        let n = u32::try_from(idx + 1).ok().filter(|n| *n < 1 << 16).ok_or(Error::Config("too many nodes"))?;
+        if idx >= MAX_NODES {
+            return Err(AddNodeError::TooManyNodes { max: MAX_NODES });
+        }
+        let n = idx + 1;
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, (n >> 8) as u8, n as u8)), PORT);
+        let boot =
+            Boot { idx: NodeIdx(idx), incarnation: 0, addr, rng_seed: derive(self.seed, b"node", idx as u64, 0) };
+        let node = Box::new(build(&boot).map_err(AddNodeError::Build)?);
         self.by_addr.insert(addr, idx);
         self.hosts.push(Host {
             node,
-            config,
-            keypair,
+            build: Box::new(build),
             addr,
             up: true,
             incarnation: 0,
@@ -210,57 +279,44 @@ impl<const N: usize> Sim<N> {
         Ok(NodeIdx(idx))
     }
 
-    fn make_node(config: &Config, keypair: &Keypair, seed: [u8; 32]) -> Result<Box<SimNode<N>>, Error> {
-        let len = config.slot_buffer_len();
-        Node::new(config.clone(), keypair.clone(), seed, || vec![0u8; len]).map(Box::new)
-    }
-
     pub fn node_count(&self) -> usize {
         self.hosts.len()
     }
-    pub fn node(&self, idx: NodeIdx) -> &SimNode<N> {
+    pub fn node(&self, idx: NodeIdx) -> &M {
         &self.hosts[idx.0].node
     }
     /// Mutable access for commands the sim has no shortcut for. The node's output is
     /// drained before the next step (or call [`Sim::flush`]); [`Sim::with_node`] drains at once.
-    pub fn node_mut(&mut self, idx: NodeIdx) -> &mut SimNode<N> {
+    pub fn node_mut(&mut self, idx: NodeIdx) -> &mut M {
         self.hosts[idx.0].dirty = true;
         &mut self.hosts[idx.0].node
     }
     /// Runs `f` on a node at the current virtual time, then drains its output.
-    pub fn with_node<R>(&mut self, idx: NodeIdx, f: impl FnOnce(&mut SimNode<N>, Instant) -> R) -> R {
+    pub fn with_node<R>(&mut self, idx: NodeIdx, f: impl FnOnce(&mut M, Instant) -> R) -> R {
         let now = self.now;
         let r = f(&mut self.hosts[idx.0].node, now);
         self.drain(idx.0);
         r
     }
-    pub fn peer_id(&self, idx: NodeIdx) -> PeerId {
-        self.hosts[idx.0].keypair.peer_id()
-    }
-    /// The node with this peer id, if any.
-    pub fn idx_of(&self, peer: &PeerId) -> Option<NodeIdx> {
-        self.hosts.iter().position(|h| h.keypair.peer_id() == *peer).map(NodeIdx)
-    }
     /// The node's virtual datagram address.
     pub fn addr(&self, idx: NodeIdx) -> SocketAddr {
         self.hosts[idx.0].addr
     }
+    /// The node at this virtual address, if any.
+    pub fn idx_at(&self, addr: SocketAddr) -> Option<NodeIdx> {
+        self.by_addr.get(&addr).copied().map(NodeIdx)
+    }
     /// Every event the node produced, in order.
-    pub fn events(&self, idx: NodeIdx) -> &[NodeEvent] {
+    pub fn events(&self, idx: NodeIdx) -> &[NodeEvent<M::Event>] {
         &self.hosts[idx.0].events
     }
     /// Moves the node's event log out (later events start a new log).
-    pub fn take_events(&mut self, idx: NodeIdx) -> Vec<NodeEvent> {
+    pub fn take_events(&mut self, idx: NodeIdx) -> Vec<NodeEvent<M::Event>> {
         core::mem::take(&mut self.hosts[idx.0].events)
     }
     /// Inputs the node refused with an error (duplicates, stale records, ...).
     pub fn input_errors(&self, idx: NodeIdx) -> u64 {
         self.hosts[idx.0].input_errors
-    }
-    /// Whether `a` has a connected session with `b`.
-    pub fn is_connected(&self, a: NodeIdx, b: NodeIdx) -> bool {
-        let peer = self.peer_id(b);
-        self.hosts[a.0].up && self.node(a).peers().any(|p| p.peer == peer)
     }
     pub fn is_up(&self, idx: NodeIdx) -> bool {
         self.hosts[idx.0].up
@@ -275,7 +331,7 @@ impl<const N: usize> Sim<N> {
     /// The running hash of every delivered datagram or stream segment (time, source,
     /// destination, bytes) and every event.
     pub fn trace_hash(&self) -> [u8; 32] {
-        self.trace.clone().finalize().into()
+        self.trace.finish()
     }
     /// Starts (or stops and discards) recording every delivery, for tests that look at
     /// the wire.
@@ -294,24 +350,27 @@ impl<const N: usize> Sim<N> {
 
     // ------------------------------------------------------------------ commands
 
-    /// Opens a connection from `a` to `b`; with `expect_key`, `a` names `b`'s key (F04,
-    /// IK fast path). For streams the virtual socket connects at once: `b` accepts and `a`
-    /// connects. A stream to a crashed node is refused: `a` sees the transport close.
-    /// Returns `a`'s connection id.
-    pub fn connect(&mut self, a: NodeIdx, b: NodeIdx, kind: TransportKind, expect_key: bool) -> Result<ConnId, Error> {
+    /// Opens a stream connection from `a` to `b`: `connect` tells `a`'s machine (given
+    /// the time and `b`'s address) and returns its id for the connection; then the
+    /// virtual socket connects at once and `b` accepts ([`Machine::accept_stream`]). A
+    /// stream to a crashed node is refused: `a` sees the transport close. Returns `a`'s
+    /// connection id.
+    pub fn open_stream(
+        &mut self,
+        a: NodeIdx,
+        b: NodeIdx,
+        connect: impl FnOnce(&mut M, Instant, SocketAddr) -> Result<ConnId, M::Error>,
+    ) -> Result<ConnId, M::Error> {
         self.flush();
         assert!(self.hosts[a.0].up, "connect from crashed node {}", a.0);
-        let expected = expect_key.then(|| self.peer_id(b));
-        let to = self.hosts[b.0].addr;
-        if kind == TransportKind::Datagram {
-            return self.with_node(a, |n, now| n.connect(now, kind, to, expected));
-        }
         let now = self.now;
+        let to = self.hosts[b.0].addr;
         let host = &mut self.hosts[a.0];
         let from = SocketAddr::new(host.addr.ip(), host.next_port);
         host.next_port = host.next_port.checked_add(1).unwrap_or(EPHEMERAL);
-        let conn_a = host.node.connect(now, kind, to, expected)?;
-        let accepted = if self.hosts[b.0].up { self.hosts[b.0].node.accept(now, from).map(Some) } else { Ok(None) };
+        let conn_a = connect(&mut host.node, now, to)?;
+        let accepted =
+            if self.hosts[b.0].up { self.hosts[b.0].node.accept_stream(now, from).map(Some) } else { Ok(None) };
         let conn_b = match accepted {
             Ok(Some(c)) => c,
             refused => {
@@ -329,18 +388,6 @@ impl<const N: usize> Sim<N> {
         Ok(conn_a)
     }
 
-    /// `a` queues a message to `b` (both must be connected).
-    pub fn send(&mut self, a: NodeIdx, b: NodeIdx, data: &[u8]) -> Result<(), Error> {
-        let peer = self.peer_id(b);
-        self.with_node(a, |n, now| n.send(now, &peer, data))
-    }
-
-    /// `a` closes its session with `b`.
-    pub fn disconnect(&mut self, a: NodeIdx, b: NodeIdx) -> Result<(), Error> {
-        let peer = self.peer_id(b);
-        self.with_node(a, |n, now| n.disconnect(now, &peer))
-    }
-
     /// The node stops: nothing reaches it, it sends nothing, its timers stop. Its stream
     /// connections die silently: peers find out by their dead-peer timeout. Until
     /// [`Sim::restart`], `node()` shows its last state and commands on it go nowhere.
@@ -356,14 +403,18 @@ impl<const N: usize> Sim<N> {
         }
     }
 
-    /// A crashed node comes back as a fresh node with the same keypair and config.
-    pub fn restart(&mut self, idx: NodeIdx) {
+    /// A crashed node comes back as a fresh machine from its builder (a core node: the
+    /// same keypair and config), with new randomness. Panics if the node is running.
+    pub fn restart(&mut self, idx: NodeIdx) -> Result<(), M::Error> {
         let h = &mut self.hosts[idx.0];
         assert!(!h.up, "restart of running node {}", idx.0);
-        h.incarnation += 1;
-        let seed = derive(self.seed, b"node", idx.0 as u64, h.incarnation);
-        h.node = Self::make_node(&h.config, &h.keypair, seed).expect("config accepted before");
+        let incarnation = h.incarnation + 1;
+        let rng_seed = derive(self.seed, b"node", idx.0 as u64, incarnation);
+        let boot = Boot { idx, incarnation, addr: h.addr, rng_seed };
+        *h.node = (h.build)(&boot)?;
+        h.incarnation = incarnation;
         h.up = true;
+        Ok(())
     }
 
     // ------------------------------------------------------------------ links

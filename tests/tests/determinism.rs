@@ -18,7 +18,7 @@ struct Outcome {
 fn scenario(seed: u64) -> Outcome {
     let mut sim = Sim::new(seed);
     let cfg = Config { max_frame: 4096, max_message: 16 * 1024, send_queue: 64 * 1024, ..Config::default() };
-    let n: Vec<NodeIdx> = (0..4).map(|_| sim.add_node(cfg.clone())).collect();
+    let n: Vec<NodeIdx> = (0..4).map(|_| sim.add_node(cfg.clone()).unwrap()).collect();
     let (a, b, c, d) = (n[0], n[1], n[2], n[3]);
     let bursty = LossModel::GilbertElliott { p: 0.05, r: 0.5, loss_good: 0.01, loss_bad: 0.7 };
     sim.set_links(
@@ -58,7 +58,7 @@ fn scenario(seed: u64) -> Outcome {
     sim.connect(b, a, TransportKind::Datagram, true).unwrap();
     sim.crash(d);
     sim.run_for(secs(10));
-    sim.restart(d);
+    sim.restart(d).unwrap();
     sim.connect(d, c, TransportKind::Datagram, true).unwrap();
     for _ in 0..10 {
         round(&mut sim);
@@ -95,8 +95,8 @@ fn trace_hash_covers_payloads() {
     // Two runs that differ only in one message byte must hash differently.
     let run = |byte: u8| {
         let mut sim = Sim::new(1);
-        let a = sim.add_node(Config::default());
-        let b = sim.add_node(Config::default());
+        let a = sim.add_node(Config::default()).unwrap();
+        let b = sim.add_node(Config::default()).unwrap();
         sim.connect(a, b, TransportKind::Stream, true).unwrap();
         run_connected(&mut sim, a, b, secs(5), "hash");
         sim.send(a, b, &[byte; 100]).unwrap();

@@ -14,8 +14,8 @@ const SEEDS: core::ops::RangeInclusive<u64> = 1..=20;
 /// the handshake time in ms and the datagrams dropped.
 fn datagram_handshake(seed: u64, loss: f64, expect_key: bool) -> (u64, u64) {
     let mut sim = Sim::new(seed);
-    let a = sim.add_node(Config::default());
-    let b = sim.add_node(Config::default());
+    let a = sim.add_node(Config::default()).unwrap();
+    let b = sim.add_node(Config::default()).unwrap();
     sim.set_links(a, b, LinkConfig::default().with_latency(ms(25)).with_loss(loss));
     sim.connect(a, b, TransportKind::Datagram, expect_key).unwrap();
     // The spec's bound: the whole handshake within handshake_timeout (30 s).
@@ -67,8 +67,8 @@ fn ik_fast_path_completes_under_loss() {
 #[test]
 fn ik_lost_resp_minimal_repro() {
     let mut sim = Sim::new(1);
-    let a = sim.add_node(Config::default());
-    let b = sim.add_node(Config::default());
+    let a = sim.add_node(Config::default()).unwrap();
+    let b = sim.add_node(Config::default()).unwrap();
     sim.partition_one_way(b, a);
     sim.connect(a, b, TransportKind::Datagram, true).unwrap();
     sim.run_for(ms(100)); // Init arrives (10 ms), Resp and ping are dropped
@@ -86,8 +86,8 @@ fn ik_fast_path_completes_and_uses_two_handshake_records() {
     }
     // On a clean link, look at the wire: the Init says pattern IK (2) and no Final (0x03) is sent.
     let mut sim = Sim::new(9);
-    let a = sim.add_node(Config::default());
-    let b = sim.add_node(Config::default());
+    let a = sim.add_node(Config::default()).unwrap();
+    let b = sim.add_node(Config::default()).unwrap();
     sim.set_capture(true);
     sim.connect(a, b, TransportKind::Datagram, true).unwrap();
     run_connected(&mut sim, a, b, secs(5), "ik clean");
@@ -97,8 +97,8 @@ fn ik_fast_path_completes_and_uses_two_handshake_records() {
     assert!(from_a.iter().all(|r| r[0] != 0x03), "IK sends no Final");
     // And without the key it is XX with a Final.
     let mut sim = Sim::new(9);
-    let a = sim.add_node(Config::default());
-    let b = sim.add_node(Config::default());
+    let a = sim.add_node(Config::default()).unwrap();
+    let b = sim.add_node(Config::default()).unwrap();
     sim.set_capture(true);
     sim.connect(a, b, TransportKind::Datagram, false).unwrap();
     run_connected(&mut sim, a, b, secs(5), "xx clean");
@@ -112,8 +112,8 @@ fn stream_handshake_completes_with_latency_and_jitter() {
     for seed in SEEDS.clone() {
         for expect_key in [false, true] {
             let mut sim = Sim::new(seed);
-            let a = sim.add_node(Config::default());
-            let b = sim.add_node(Config::default());
+            let a = sim.add_node(Config::default()).unwrap();
+            let b = sim.add_node(Config::default()).unwrap();
             // Loss and duplication are configured but must not touch a stream.
             let link = LinkConfig::default()
                 .with_latency_model(Latency::Normal { mean: ms(40), std_dev: ms(10) })

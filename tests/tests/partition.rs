@@ -13,8 +13,8 @@ const GRANULARITY: core::time::Duration = core::time::Duration::from_millis(1);
 
 fn pair(seed: u64, link: LinkConfig) -> (Sim, NodeIdx, NodeIdx) {
     let mut sim = Sim::new(seed);
-    let a = sim.add_node(Config::default());
-    let b = sim.add_node(Config::default());
+    let a = sim.add_node(Config::default()).unwrap();
+    let b = sim.add_node(Config::default()).unwrap();
     sim.set_links(a, b, link);
     (sim, a, b)
 }
@@ -145,7 +145,7 @@ fn crashed_node_times_out_and_restarted_node_reconnects() {
     let d = disconnects(&sim, a, t0);
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].1, DisconnectReason::Timeout);
-    sim.restart(b);
+    sim.restart(b).unwrap();
     assert_eq!(sim.peer_id(b), old_b, "same keypair after restart");
     sim.connect(b, a, TransportKind::Datagram, true).unwrap();
     run_connected(&mut sim, a, b, secs(5), "after restart");
@@ -165,7 +165,7 @@ fn restarted_node_replaces_its_stale_session() {
     sim.crash(b);
     sim.run_for(secs(3)); // well inside a's dead-peer timeout: a still holds the old session
     assert!(sim.is_connected(a, b));
-    sim.restart(b);
+    sim.restart(b).unwrap();
     sim.connect(b, a, TransportKind::Datagram, true).unwrap();
     // The restarted b is connected once its own session is up (a's view was up all along).
     run_connected(&mut sim, b, a, secs(5), "after restart");

@@ -48,7 +48,7 @@ fn run_seed(seed: u64) -> (usize, usize, u64) {
     let cfg = config();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut sim = Sim::new(seed);
-    let nodes: Vec<NodeIdx> = (0..NODES).map(|_| sim.add_node(cfg.clone())).collect();
+    let nodes: Vec<NodeIdx> = (0..NODES).map(|_| sim.add_node(cfg.clone()).unwrap()).collect();
     for &x in &nodes {
         for &y in &nodes {
             let lo = 5 + rng.next_u32() as u64 % 40;

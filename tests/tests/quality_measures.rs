@@ -18,8 +18,8 @@ fn config() -> Config {
 /// connecting; returns (a's view of b, b's view of a).
 fn measure(seed: u64, ab: LinkConfig, ba: LinkConfig, run_s: u64) -> (Quality, Quality) {
     let mut sim = Sim::new(seed);
-    let a = sim.add_node(config());
-    let b = sim.add_node(config());
+    let a = sim.add_node(config()).unwrap();
+    let b = sim.add_node(config()).unwrap();
     sim.set_link(a, b, ab);
     sim.set_link(b, a, ba);
     sim.connect(a, b, TransportKind::Datagram, true).unwrap();
@@ -112,8 +112,8 @@ fn no_ping_is_lost_on_a_lossless_reordering_link() {
     for expect_key in [false, true] {
         for seed in 0..10 {
             let mut sim = Sim::new(seed);
-            let a = sim.add_node(Config::default());
-            let b = sim.add_node(Config::default());
+            let a = sim.add_node(Config::default()).unwrap();
+            let b = sim.add_node(Config::default()).unwrap();
             let link =
                 LinkConfig::default().with_latency(Duration::from_millis(2)).with_jitter(Duration::from_millis(1));
             sim.set_links(a, b, link);

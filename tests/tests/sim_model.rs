@@ -10,8 +10,8 @@ use meshlink_sim::{LinkConfig, Sim, SimEvent};
 #[test]
 fn bandwidth_limit_delays_a_large_stream_message() {
     let mut sim = Sim::new(1);
-    let a = sim.add_node(Config::default());
-    let b = sim.add_node(Config::default());
+    let a = sim.add_node(Config::default()).unwrap();
+    let b = sim.add_node(Config::default()).unwrap();
     sim.set_links(a, b, LinkConfig::default().with_latency(ms(10)).with_bandwidth(50_000));
     sim.connect(a, b, TransportKind::Stream, true).unwrap();
     run_connected(&mut sim, a, b, secs(5), "bw");
@@ -27,8 +27,8 @@ fn bandwidth_limit_delays_a_large_stream_message() {
 #[test]
 fn link_counters_balance_once_idle() {
     let mut sim = Sim::new(2);
-    let a = sim.add_node(Config::default());
-    let b = sim.add_node(Config::default());
+    let a = sim.add_node(Config::default()).unwrap();
+    let b = sim.add_node(Config::default()).unwrap();
     sim.set_links(a, b, LinkConfig::default().with_loss(0.2).with_duplicate(0.2).with_reorder(0.2, ms(30)));
     sim.connect(a, b, TransportKind::Datagram, true).unwrap();
     run_connected(&mut sim, a, b, secs(30), "counters");
@@ -48,8 +48,8 @@ fn link_counters_balance_once_idle() {
 #[test]
 fn crashed_node_receives_and_sends_nothing() {
     let mut sim = Sim::new(3);
-    let a = sim.add_node(Config::default());
-    let b = sim.add_node(Config::default());
+    let a = sim.add_node(Config::default()).unwrap();
+    let b = sim.add_node(Config::default()).unwrap();
     sim.connect(a, b, TransportKind::Datagram, true).unwrap();
     run_connected(&mut sim, a, b, secs(5), "crash");
     sim.run_for(secs(1));
@@ -66,8 +66,8 @@ fn crashed_node_receives_and_sends_nothing() {
 #[test]
 fn node_mut_output_is_drained_before_the_next_step() {
     let mut sim = Sim::new(4);
-    let a = sim.add_node(Config::default());
-    let b = sim.add_node(Config::default());
+    let a = sim.add_node(Config::default()).unwrap();
+    let b = sim.add_node(Config::default()).unwrap();
     sim.connect(a, b, TransportKind::Stream, true).unwrap();
     run_connected(&mut sim, a, b, secs(5), "node_mut");
     let (peer, now) = (sim.peer_id(b), sim.now());
@@ -83,8 +83,8 @@ fn node_mut_output_is_drained_before_the_next_step() {
 #[should_panic(expected = "livelock")]
 fn livelock_guard_trips_on_too_much_work_at_one_instant() {
     let mut sim = Sim::new(5);
-    let a = sim.add_node(Config::default());
-    let b = sim.add_node(Config::default());
+    let a = sim.add_node(Config::default()).unwrap();
+    let b = sim.add_node(Config::default()).unwrap();
     sim.connect(a, b, TransportKind::Datagram, true).unwrap();
     run_connected(&mut sim, a, b, secs(5), "livelock");
     sim.set_step_limit(10);
@@ -96,10 +96,10 @@ fn livelock_guard_trips_on_too_much_work_at_one_instant() {
 }
 
 #[test]
-fn slot_count_is_a_const_parameter() {
-    // Two sessions per node: a third peer does not fit.
-    let mut sim = Sim::<2>::with_slots(6);
-    let n: Vec<_> = (0..4).map(|_| sim.add_node(Config::default())).collect();
+fn session_limit_is_set_at_run_time() {
+    // Two sessions per node (max_peers, within the slot table): a third peer does not fit.
+    let mut sim = Sim::new(6);
+    let n: Vec<_> = (0..4).map(|_| sim.add_node(Config { max_peers: 2, ..Config::default() }).unwrap()).collect();
     sim.connect(n[0], n[1], TransportKind::Datagram, true).unwrap();
     sim.connect(n[0], n[2], TransportKind::Stream, true).unwrap();
     let third = sim.connect(n[0], n[3], TransportKind::Datagram, true);

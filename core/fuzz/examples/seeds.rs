@@ -113,10 +113,10 @@ fn byte_seeds(dir: &Path) {
     bufs.push(("hello", out[..n].to_vec()));
     for (name, p) in [
         ("ping", Packet::Ping { seq: 300 }),
-        ("data", Packet::Data { msg_id: 7, total: 10, offset: 4, bytes: b"abcdef" }),
+        ("data", Packet::Data { kind: 3, msg_id: 7, total: 10, offset: 4, bytes: b"abcdef" }),
         ("error", Packet::Error { code: ErrorCode::TooLarge, detail: "too big" }),
         ("close", Packet::Close { reason: CloseReason::Duplicate }),
-        ("app", Packet::Unknown { kind: 0x40, body: b"app" }),
+        ("app", Packet::Data { kind: 0x40, msg_id: 8, total: 3, offset: 0, bytes: b"app" }),
     ] {
         let n = p.encode(&mut out).unwrap();
         bufs.push((name, out[..n].to_vec()));
@@ -202,7 +202,7 @@ fn replay_seeds(dir: &Path) {
 }
 
 fn ops_op(e: &mut Enc, op: &no::Op) {
-    let count = 11;
+    let count = 12;
     match *op {
         no::Op::Connect { from_b, stream, ik } => e.variant(0, count).bool(from_b).bool(stream).bool(ik),
         no::Op::Send { from_b, len } => e.variant(1, count).bool(from_b).u16(len),
@@ -215,6 +215,7 @@ fn ops_op(e: &mut Enc, op: &no::Op) {
         no::Op::CloseStream(l) => e.variant(8, count).u8(l),
         no::Op::Advance(ms) => e.variant(9, count).u16(ms),
         no::Op::TimeoutDue => e.variant(10, count),
+        no::Op::SendWith { from_b, len, kind, prio } => e.variant(11, count).bool(from_b).u16(len).u8(kind).u8(prio),
     };
 }
 
@@ -232,6 +233,11 @@ fn ops_seeds(dir: &Path) {
     let mut stream = vec![Connect { from_b: true, stream: true, ik: true }];
     stream.extend(pump_stream(0));
     stream.extend([Send { from_b: true, len: 4000 }, Send { from_b: false, len: 10 }]);
+    // A low message then a high one: the high one overtakes between chunks.
+    stream.extend([
+        SendWith { from_b: true, len: 4000, kind: 0x45, prio: 2 },
+        SendWith { from_b: true, len: 20, kind: 0x40, prio: 0 },
+    ]);
     stream.extend(pump_stream(0));
     stream.extend([Connect { from_b: false, stream: true, ik: false }]);
     stream.extend(pump_stream(1));

@@ -8,7 +8,7 @@
 
 use core::net::SocketAddr;
 
-use meshlink_core::{Config, ConnId, Event, Instant, Keypair, Node, PeerId};
+use meshlink_core::{Config, ConnId, Event, Instant, Keypair, HeapNode, PeerId};
 
 pub mod datagram_replay;
 pub mod frame_decoder;
@@ -21,7 +21,7 @@ pub const PEERS: usize = 3;
 /// Output buffer for `poll_transmit`: holds a full stream batch (max_frame + 2) or a datagram.
 pub const TX_BUF: usize = 4096;
 
-pub type FuzzNode = Node<Vec<u8>, PEERS>;
+pub type FuzzNode = HeapNode;
 
 /// Small limits keep each iteration cheap while still forcing chunking (messages up to
 /// 4 KiB over 1200-byte datagrams and 2 KiB frames) and key rotation within seconds.
@@ -30,7 +30,9 @@ pub fn config() -> Config {
         max_frame: 2048,
         max_datagram: 1200,
         max_message: 4096,
-        send_queue: 8192,
+        // Every priority class holds one largest message (4200 / 5600 / 4200 bytes).
+        send_queue: 14_000,
+        queue_shares: meshlink_core::QueueShares { high: 30, normal: 40, low: 30 },
         max_half_open: 2,
         rekey_after_time: core::time::Duration::from_secs(10),
         reject_after_time: core::time::Duration::from_secs(20),
@@ -40,8 +42,7 @@ pub fn config() -> Config {
 
 /// A node with a fixed key and RNG seed: every run of an input is reproducible.
 pub fn node(id: u8, cfg: Config) -> FuzzNode {
-    let len = cfg.slot_buffer_len();
-    Node::new(cfg, keypair(id), [id ^ 0x5a; 32], || vec![0u8; len]).expect("fuzz config is valid")
+    HeapNode::with_capacity(cfg, keypair(id), [id ^ 0x5a; 32], PEERS).expect("fuzz config is valid")
 }
 
 pub fn keypair(id: u8) -> Keypair {

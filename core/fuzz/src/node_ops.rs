@@ -1,5 +1,5 @@
 //! Two nodes driven by a fuzzer-chosen sequence of operations: connect (stream or
-//! datagram, XX or IK, either direction, simultaneously), send, disconnect, threat scores,
+//! datagram, XX or IK, either direction, simultaneously), send (any kind and priority class), disconnect, threat scores,
 //! and a network the fuzzer controls (deliver, drop or duplicate datagrams; deliver stream
 //! bytes in arbitrary slices; close streams; advance the clock).
 //!
@@ -51,6 +51,14 @@ pub enum Op {
     Advance(u16),
     /// Jump to the earliest timer of either node.
     TimeoutDue,
+    /// Send with a kind (Data or an application kind) and a priority class, so chunks of
+    /// messages of several classes interleave on the wire.
+    SendWith {
+        from_b: bool,
+        len: u16,
+        kind: u8,
+        prio: u8,
+    },
 }
 
 /// One stream connection: each node's ConnId (None once that side is gone) and the bytes
@@ -200,6 +208,15 @@ fn play(u: &mut Unstructured<'_>, w: &mut World) -> Result<()> {
                 let mid = w.next_id;
                 w.next_id += 1;
                 let _ = w.n[i].send(now, &peer_id(id(1 - i)), &message(id(i), mid, usize::from(len) % 4200));
+            }
+            Op::SendWith { from_b, len, kind, prio } => {
+                let i = usize::from(from_b);
+                let mid = w.next_id;
+                w.next_id += 1;
+                let kind = if kind & 0x40 == 0 { meshlink_core::wire::kind::DATA } else { 0x40 | (kind & 0x3f) };
+                let prio = meshlink_core::Priority::ALL[usize::from(prio) % 3];
+                let m = message(id(i), mid, usize::from(len) % 4200);
+                let _ = w.n[i].send_with(now, &peer_id(id(1 - i)), kind, prio, &m);
             }
             Op::Disconnect { from_b } => {
                 let _ = w.n[usize::from(from_b)].disconnect(now, &peer_id(id(1 - usize::from(from_b))));

@@ -13,7 +13,7 @@ use crate::identity::PeerId;
 use crate::noise::{HandshakeParams, HandshakeState, Pattern, Role, TAG_LEN};
 use crate::time::Instant;
 use crate::wire::record::INIT_HEADER_LEN;
-use crate::wire::{Header, Hello, RejectCode, HELLO_MAX_LEN, WIRE_VERSION};
+use crate::wire::{Header, Hello, RejectCode, VersionRange, HELLO_MAX_LEN};
 impl Session {
     /// Writes a fresh Init (new ephemeral) for `pattern` and schedules its retransmission.
     pub(super) fn start_handshake(&mut self, ctx: &mut Ctx<'_>, pattern: Pattern, now: Instant) -> Result<(), Error> {
@@ -29,8 +29,10 @@ impl Session {
             },
             ctx.rng,
         )?;
+        let ours = ctx.config.versions();
         let header = Header::Init {
-            version: WIRE_VERSION,
+            version: ours.max,
+            min_version: ours.min,
             pattern: pattern_id(pattern),
             sender: local_index,
             network_tag: network_tag(ctx.config),
@@ -42,8 +44,8 @@ impl Session {
         let mut payload = [0u8; HELLO_MAX_LEN];
         let mut len = 0;
         if pattern == Pattern::Ik {
-            payload[..ctx.hello.len()].copy_from_slice(ctx.hello);
-            len = ctx.hello.len();
+            // No version is agreed yet: our Hello says the highest we speak.
+            len = hello_with_version(ctx.hello, ours.max, &mut payload);
         }
         if self.kind == TransportKind::Datagram {
             let overhead = hs.next_message_len(0)?;
@@ -92,6 +94,8 @@ impl Session {
             && self.amp_out.saturating_add(self.hs_out.len()) > self.amp_in.saturating_mul(AMPLIFICATION_FACTOR)
     }
 
+    /// `theirs` is the initiator's version range, already checked by [`check_init`].
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_init(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -99,6 +103,7 @@ impl Session {
         body: core::ops::Range<usize>,
         pattern: u8,
         sender: u32,
+        theirs: VersionRange,
         now: Instant,
     ) -> Result<(), Error> {
         if self.role != Role::Responder {
@@ -123,15 +128,21 @@ impl Session {
             (ctx.psk.is_some(), pattern),
             (true, Pattern::XxPsk3) | (false, Pattern::Xx) | (false, Pattern::Ik)
         );
+        let ours = ctx.config.versions();
         if !acceptable {
-            self.queue_reject(RejectCode::Pattern, sender);
+            self.queue_reject(ours, RejectCode::Pattern, sender);
             return Err(Error::PatternMismatch);
         }
+        let version = ours.highest_common(theirs).ok_or(Error::VersionMismatch { ours, theirs })?;
+        // The prologue binds the range the initiator announced (as we received it), so a
+        // range altered on the path fails the handshake: no silent downgrade.
+        let mut pro = [0u8; 64];
+        let pro_len = prologue_for(&ctx.config.network_id, theirs, &mut pro);
         let mut hs = HandshakeState::new(
             HandshakeParams {
                 pattern,
                 role: Role::Responder,
-                prologue: ctx.prologue,
+                prologue: &pro[..pro_len],
                 local_static: *ctx.keypair.secret_bytes(),
                 remote_static: None,
                 psk: ctx.psk,
@@ -144,7 +155,7 @@ impl Session {
             Err(crate::noise::NoiseError::Decrypt) if pattern == Pattern::Ik => {
                 // Encrypted to a key we do not hold: tell the initiator, which falls back
                 // to XX. A stream stays open for that second Init; a datagram slot ends.
-                self.queue_reject(RejectCode::Auth, sender);
+                self.queue_reject(ours, RejectCode::Auth, sender);
                 return match self.kind {
                     TransportKind::Stream => Ok(()),
                     TransportKind::Datagram => Err(crate::noise::NoiseError::Decrypt.into()),
@@ -156,7 +167,11 @@ impl Session {
         if pattern == Pattern::Ik {
             self.hello = Some(checked_hello(Hello::decode_padded(&payload[..n])).map_err(|e| self.fail_with(e))?);
         }
-        self.write_handshake(&mut hs, Header::Resp { sender: self.local_index, receiver: sender }, ctx.hello)?;
+        // Our Hello, authenticated by message 2, tells the initiator the chosen version.
+        self.version = version;
+        let mut hello = [0u8; HELLO_MAX_LEN];
+        let n = hello_with_version(ctx.hello, version, &mut hello);
+        self.write_handshake(&mut hs, Header::Resp { sender: self.local_index, receiver: sender }, &hello[..n])?;
         self.hs_sent_at = now;
         if hs.is_finished() {
             // IK: keys are ready, but message 1 can be replayed, so the peer is confirmed
@@ -200,7 +215,14 @@ impl Session {
             self.quality.on_rtt_sample(now.saturating_since(self.hs_sent_at));
         }
         self.remote_index = sender;
-        self.hello = Some(checked_hello(Hello::decode(&payload[..n])).map_err(|e| self.fail_with(e))?);
+        let hello = checked_hello(Hello::decode(&payload[..n])).map_err(|e| self.fail_with(e))?;
+        // The responder's Hello carries the version it chose, authenticated by message 2.
+        let ours = ctx.config.versions();
+        if !ours.contains(hello.version) {
+            return Err(self.fail_with(Error::VersionMismatch { ours, theirs: VersionRange::only(hello.version) }));
+        }
+        self.version = hello.version;
+        self.hello = Some(hello);
         let rs = PeerId(hs.remote_static().ok_or(Error::UnexpectedRecord)?);
         if let Some(expected) = self.expected {
             if expected != rs {
@@ -209,7 +231,9 @@ impl Session {
         }
         let ik = hs.is_finished();
         if !ik {
-            self.write_handshake(&mut hs, Header::Final { receiver: sender }, ctx.hello)?;
+            let mut hello = [0u8; HELLO_MAX_LEN];
+            let n = hello_with_version(ctx.hello, self.version, &mut hello);
+            self.write_handshake(&mut hs, Header::Final { receiver: sender }, &hello[..n])?;
         } else {
             self.hs_out.clear();
             self.hs_out_pending = false;
@@ -243,7 +267,7 @@ impl Session {
         let mut payload = [0u8; HELLO_MAX_LEN + TAG_LEN];
         let n = hs.read_message(&buf[body], &mut payload).map_err(|e| {
             // With a network key, a wrong key shows up here: tell the initiator.
-            self.queue_reject(RejectCode::Auth, self.remote_index);
+            self.queue_reject(ctx.config.versions(), RejectCode::Auth, self.remote_index);
             Error::from(e)
         })?;
         if !self.hs_retransmitted {
@@ -258,9 +282,11 @@ impl Session {
         Ok(())
     }
 
-    pub(super) fn queue_reject(&mut self, code: RejectCode, receiver: u32) {
+    /// Queues a Reject carrying `ours`, the range this node speaks.
+    pub(super) fn queue_reject(&mut self, ours: VersionRange, code: RejectCode, receiver: u32) {
         let mut out = [0u8; 16];
-        if let Ok(n) = (Header::Reject { code, version: WIRE_VERSION, receiver }).encode(&mut out) {
+        let reject = Header::Reject { code, version: ours.max, min_version: ours.min, receiver };
+        if let Ok(n) = reject.encode(&mut out) {
             self.hs_out.clear();
             let _ = self.hs_out.extend_from_slice(&out[..n]);
             self.hs_out_pending = true;
@@ -270,6 +296,8 @@ impl Session {
     pub(super) fn establish(&mut self, ctx: &mut Ctx<'_>, hs: HandshakeState, now: Instant) -> Result<(), Error> {
         let pattern = hs.pattern();
         let t = hs.into_transport()?;
+        // Kept for channel binding (Noise §11.2): both ends hold the same 32 bytes.
+        self.handshake_hash = Some(t.handshake_hash);
         self.peer = Some(PeerId(t.remote_static));
         self.send = Some(Keys { cipher: t.send, phase: 0, since: now });
         self.recv = Some(Keys { cipher: t.recv, phase: 0, since: now });
@@ -300,20 +328,38 @@ impl Session {
     }
 }
 
+/// Copies our encoded Hello into `out` with its version field set to `v`; returns the length.
+/// `version` is the Hello's first field, a postcard `u8`: one raw byte at offset 0.
+fn hello_with_version(hello: &[u8], v: u8, out: &mut [u8; HELLO_MAX_LEN]) -> usize {
+    let n = hello.len().min(HELLO_MAX_LEN);
+    out[..n].copy_from_slice(&hello[..n]);
+    if let Some(b) = out.get_mut(0) {
+        *b = v;
+    }
+    n
+}
+
 /// The 4-byte network tag: BLAKE2s("meshlink network tag" || network_id), first 4 bytes LE.
 pub(crate) fn network_tag(config: &Config) -> u32 {
     let h = crate::noise::symmetric::hash(&[b"meshlink network tag", &config.network_id]);
     u32::from_le_bytes([h[0], h[1], h[2], h[3]])
 }
 
-/// The Noise prologue: "meshlink" || version || len(network_id) || network_id.
+/// The Noise prologue of an initiator with our configuration (see [`prologue_for`]).
 pub(crate) fn prologue(config: &Config, out: &mut [u8; 64]) -> usize {
-    let id = &config.network_id;
+    prologue_for(&config.network_id, config.versions(), out)
+}
+
+/// The Noise prologue for an initiation announcing `range`:
+/// "meshlink" || max_version || min_version || len(network_id) || network_id.
+pub(crate) fn prologue_for(id: &[u8], range: VersionRange, out: &mut [u8; 64]) -> usize {
+    let id = &id[..id.len().min(crate::config::NETWORK_ID_MAX)];
     out[..8].copy_from_slice(b"meshlink");
-    out[8] = WIRE_VERSION;
-    out[9] = id.len() as u8;
-    out[10..10 + id.len()].copy_from_slice(id);
-    10 + id.len()
+    out[8] = range.max;
+    out[9] = range.min;
+    out[10] = id.len() as u8;
+    out[11..11 + id.len()].copy_from_slice(id);
+    11 + id.len()
 }
 
 /// The pre-shared key used in XXpsk3: BLAKE2s("meshlink psk" || key || network_id).
@@ -321,15 +367,17 @@ pub(crate) fn derive_psk(config: &Config) -> Option<[u8; 32]> {
     config.network_key.map(|k| crate::noise::symmetric::hash(&[b"meshlink psk", &k, &config.network_id]))
 }
 
-/// The checks an Init must pass before any state is created.
-pub(crate) fn check_init(config: &Config, version: u8, tag: u32) -> Result<(), (RejectCode, Error)> {
-    if version != WIRE_VERSION {
-        return Err((RejectCode::Version, Error::VersionMismatch { got: version, supported: WIRE_VERSION }));
-    }
+/// The checks an Init must pass before any state is created: a version both speak (the
+/// initiator announced `theirs`), then the network tag. Returns the version to use.
+pub(crate) fn check_init(config: &Config, theirs: VersionRange, tag: u32) -> Result<u8, (RejectCode, Error)> {
+    let ours = config.versions();
+    let Some(version) = ours.highest_common(theirs) else {
+        return Err((RejectCode::Version, Error::VersionMismatch { ours, theirs }));
+    };
     if tag != network_tag(config) {
         return Err((RejectCode::Network, Error::NetworkMismatch));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// A peer's Hello, refused if its limits are unusable (we could not send it anything).

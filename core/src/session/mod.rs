@@ -20,7 +20,7 @@ use core::time::Duration;
 use heapless::{Deque, Vec};
 use rand_chacha::ChaCha20Rng;
 
-use crate::buffers::{Layout, Outbox};
+use crate::buffers::{Layout, Priority, SendQueues};
 use crate::config::Config;
 use crate::error::Error;
 use crate::identity::{Keypair, PeerId};
@@ -181,7 +181,10 @@ pub(crate) struct Session {
     /// A complete message waits at this range of the slot buffer for `poll_event`
     /// (in the rx region when it came in one record, else in the msg region).
     pub msg_ready: Option<core::ops::Range<usize>>,
-    pub out: Outbox,
+    /// The kind of the message at `msg_ready`.
+    pub msg_kind: u8,
+    /// Queued messages, one FIFO per priority class.
+    pub out: SendQueues,
     next_msg_id: u32,
     /// Counters for things dropped, for stats.
     pub dropped: u64,
@@ -192,6 +195,10 @@ pub(crate) struct Session {
     pub quality_dirty: bool,
     /// The peer sent an Error packet not yet reported.
     pub remote_error: Option<ErrorCode>,
+    /// The wire version agreed at the handshake (0 until known).
+    pub version: u8,
+    /// The Noise handshake hash, once established (channel binding).
+    pub handshake_hash: Option<[u8; 32]>,
 }
 
 impl Session {
@@ -237,14 +244,17 @@ impl Session {
             frame: FrameDecoder::new(),
             skip_msg: None,
             msg_ready: None,
+            msg_kind: crate::wire::kind::DATA,
             reasm: Reassembly::default(),
-            out: Outbox::default(),
+            out: SendQueues::default(),
             next_msg_id: 0,
             dropped: 0,
             quality_dirty: false,
             amp_in: 0,
             amp_out: 0,
             remote_error: None,
+            version: 0,
+            handshake_hash: None,
         }
     }
 
@@ -285,6 +295,13 @@ impl Session {
         self.phase == Phase::Established && self.announced
     }
 
+    /// Nothing of this session lives in its slot buffer (no partial frame, no
+    /// reassembly, no message waiting, an empty send queue): the node may lend the buffer
+    /// back to its pool and take another when bytes come.
+    pub fn buffer_idle(&self) -> bool {
+        !self.frame.is_mid_frame() && !self.reasm.busy() && self.msg_ready.is_none() && self.out.is_empty()
+    }
+
     /// The peer's max record, bounded by what this transport can carry.
     pub(super) fn max_record(&self, ctx: &Ctx<'_>) -> usize {
         // Our own limit for the transport, and the peer's announced limit for it.
@@ -311,6 +328,23 @@ impl Session {
     }
 
     pub fn send(&mut self, ctx: &Ctx<'_>, buf: &mut [u8], data: &[u8]) -> Result<(), Error> {
+        self.send_with(ctx, buf, crate::wire::kind::DATA, Priority::Normal, data)
+    }
+
+    /// Queues a message of `kind` (a message kind: Data, application, implemented
+    /// messaging) in the FIFO of `priority`. A full class is `QueueFull` with that class's
+    /// free bytes; the other classes are not affected.
+    pub fn send_with(
+        &mut self,
+        ctx: &Ctx<'_>,
+        buf: &mut [u8],
+        kind: u8,
+        priority: Priority,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        if !crate::wire::kind::is_message(kind) {
+            return Err(Error::InvalidKind { kind });
+        }
         if self.phase != Phase::Established || self.closing {
             return Err(Error::NotConnected);
         }
@@ -318,9 +352,10 @@ impl Session {
         if data.len() > max {
             return Err(Error::TooLarge { size: data.len(), max });
         }
-        let region = &mut buf[ctx.layout.out()];
-        let free = self.out.free(region.len());
-        self.out.push(region, data).map_err(|needed| Error::QueueFull { needed, free })?;
+        let region = &mut buf[ctx.layout.class(priority)];
+        let q = self.out.get(priority);
+        let free = q.free(region.len());
+        q.push(region, kind, data).map_err(|needed| Error::QueueFull { needed, free })?;
         Ok(())
     }
 
@@ -333,8 +368,8 @@ impl Session {
         }
         if self.phase == Phase::Established {
             if !matches!(reason, CloseReason::Normal | CloseReason::Shutdown) {
-                self.dropped += self.out.count as u64;
-                self.out = Outbox::default();
+                self.dropped += self.out.count() as u64;
+                self.out = SendQueues::default();
                 self.ctrl.clear();
             }
             self.close_pending = Some(reason);

@@ -3,6 +3,7 @@
 
 use super::*;
 
+use crate::buffers::Priority;
 use crate::config::Config;
 use crate::error::Error;
 use crate::noise::{Role, TAG_LEN};
@@ -82,32 +83,10 @@ impl Session {
                 };
                 self.seal(ctx, &pkt, dst, now)?
             } else if !self.out.is_empty() {
-                let overhead = TRANSPORT_HEADER_LEN + DATA_OVERHEAD + TAG_LEN;
-                let region = &buf[ctx.layout.out()];
-                let Some(msg) = self.out.front(region) else { break };
-                let remaining = msg.len() - self.out.sent;
-                // A peer's limits are validated at the handshake, but stay safe anyway.
-                let Some(room) = space.checked_sub(overhead).filter(|r| *r > 0) else { break };
-                // Avoid slivers: only split a message across a batch boundary if a decent chunk fits.
-                if room < remaining && room < 512 && at > 0 {
-                    break;
+                match self.next_chunk(ctx, buf, dst, at > 0, now)? {
+                    Some(n) => n,
+                    None => break,
                 }
-                let take = remaining.min(room);
-                let pkt = Packet::Data {
-                    msg_id: self.next_msg_id,
-                    total: msg.len() as u32,
-                    offset: self.out.sent as u32,
-                    bytes: &msg[self.out.sent..self.out.sent + take],
-                };
-                let n = seal_with(&mut self.send, &mut self.send_counter, self.remote_index, &pkt, dst)?;
-                self.after_seal(ctx, n, now);
-                self.out.sent += take;
-                if self.out.sent >= msg.len() {
-                    self.out.pop(region);
-                    self.next_msg_id = self.next_msg_id.wrapping_add(1);
-                    self.quality.on_msg_out();
-                }
-                n
             } else if let Some(reason) = self.close_pending.take() {
                 // Last record of the session: everything queued went before it.
                 let n = self.seal(ctx, &Packet::Close { reason }, dst, now)?;
@@ -125,6 +104,73 @@ impl Session {
             }
         }
         Ok(at)
+    }
+
+    /// Seals the next chunk of a queued message into `dst`, if one is due: strict priority
+    /// between the classes (PROTOCOL.md §9.1), FIFO inside each. `None` ends the batch.
+    fn next_chunk(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: &[u8],
+        dst: &mut [u8],
+        batch_started: bool,
+        now: Instant,
+    ) -> Result<Option<usize>, Error> {
+        let overhead = TRANSPORT_HEADER_LEN + DATA_OVERHEAD + TAG_LEN;
+        // A peer's limits are validated at the handshake, but stay safe anyway.
+        let Some(room) = dst.len().checked_sub(overhead).filter(|r| *r > 0) else { return Ok(None) };
+        // Messages started and not finished, which the peer is assembling side by side in
+        // its message region of `max_message` bytes.
+        let assembling: usize = Priority::ALL
+            .iter()
+            .filter_map(|p| {
+                let q = &self.out.class[p.index()];
+                if q.sent == 0 {
+                    return None;
+                }
+                q.front(&buf[ctx.layout.class(*p)]).map(|(_, m)| m.len())
+            })
+            .sum();
+        let peer_max = self.peer_max_message();
+        for p in Priority::ALL {
+            let region = &buf[ctx.layout.class(p)];
+            let q = &self.out.class[p.index()];
+            let Some((kind, msg)) = q.front(region) else { continue };
+            let remaining = msg.len() - q.sent;
+            // Avoid slivers: only split a message across a batch boundary if a decent chunk fits.
+            if room < remaining && room < 512 && batch_started {
+                return Ok(None);
+            }
+            let take = remaining.min(room).min(ctx.config.max_chunk);
+            if q.sent == 0 && take < msg.len() && assembling + msg.len() > peer_max {
+                // Starting this message would need more room than the peer has beside the
+                // ones it is assembling: it waits until they finish (they are never held
+                // back, so it does not wait forever). One-record messages need no room.
+                continue;
+            }
+            let q = &mut self.out.class[p.index()];
+            if q.sent == 0 {
+                // Ids in the order messages start, so datagram receivers can tell the newer.
+                q.id = self.next_msg_id;
+                self.next_msg_id = self.next_msg_id.wrapping_add(1);
+            }
+            let pkt = Packet::Data {
+                kind,
+                msg_id: q.id,
+                total: msg.len() as u32,
+                offset: q.sent as u32,
+                bytes: &msg[q.sent..q.sent + take],
+            };
+            let n = seal_with(&mut self.send, &mut self.send_counter, self.remote_index, &pkt, dst)?;
+            q.sent += take;
+            if q.sent >= msg.len() {
+                q.pop(region);
+                self.quality.on_msg_out();
+            }
+            self.after_seal(ctx, n, now);
+            return Ok(Some(n));
+        }
+        Ok(None)
     }
 
     pub(super) fn seal(

@@ -7,9 +7,21 @@ use crate::error::Error;
 use crate::noise::{Pattern, Role};
 use crate::reassembly::Chunk;
 use crate::time::Instant;
+use crate::wire::kind::KindClass;
 use crate::wire::record::TRANSPORT_HEADER_LEN;
 use crate::wire::FRAME_PREFIX_LEN;
-use crate::wire::{ErrorCode, Header, Packet, RejectCode, WIRE_VERSION};
+use crate::wire::{ErrorCode, Header, Packet, RejectCode};
+
+/// One received chunk, as `on_data` takes it; `at` is where `bytes` sit in the slot buffer.
+pub(super) struct DataChunk<'a> {
+    kind: u8,
+    id: u32,
+    total: usize,
+    offset: usize,
+    bytes: &'a [u8],
+    at: usize,
+}
+
 impl Session {
     /// Feeds stream bytes. Returns how many were consumed: fewer than given when a
     /// received message waits for `poll_event`.
@@ -56,16 +68,17 @@ impl Session {
         let header = Header::parse(record)?;
         let body = range.start + header.len()..range.end;
         match header {
-            Header::Init { version, pattern, sender, network_tag: tag } => {
-                if let Err((code, e)) = check_init(ctx.config, version, tag) {
+            Header::Init { version, min_version, pattern, sender, network_tag: tag } => {
+                let theirs = crate::wire::VersionRange { min: min_version, max: version };
+                if let Err((code, e)) = check_init(ctx.config, theirs, tag) {
                     if self.role == Role::Responder && self.hs.is_none() && self.phase == Phase::Handshake {
-                        self.queue_reject(code, sender);
+                        self.queue_reject(ctx.config.versions(), code, sender);
                     }
                     return Err(e);
                 }
                 // Bytes received from a not yet verified address, for the 3x budget.
                 self.amp_in = self.amp_in.saturating_add(range.len());
-                self.on_init(ctx, buf, body, pattern, sender, now)
+                self.on_init(ctx, buf, body, pattern, sender, theirs, now)
             }
             Header::Resp { sender, receiver } => self.on_resp(ctx, buf, body, sender, receiver, now),
             Header::Final { receiver } => self.on_final(ctx, buf, body, receiver, now),
@@ -77,7 +90,7 @@ impl Session {
                 hdr.copy_from_slice(&buf[range.start..range.start + TRANSPORT_HEADER_LEN]);
                 self.on_transport(ctx, buf, body, &hdr, phase, counter, now)
             }
-            Header::Reject { code, version, receiver } => {
+            Header::Reject { code, version, min_version, receiver } => {
                 // Only a handshake in progress (or an unconfirmed one: Final can be refused)
                 // listens to a Reject; it is unauthenticated, so it is a hint, bound to our index.
                 if receiver != self.local_index
@@ -97,7 +110,10 @@ impl Session {
                 }
                 Err(match code {
                     RejectCode::Network => Error::NetworkMismatch,
-                    RejectCode::Version => Error::VersionMismatch { got: version, supported: WIRE_VERSION },
+                    RejectCode::Version => Error::VersionMismatch {
+                        ours: ctx.config.versions(),
+                        theirs: crate::wire::VersionRange { min: min_version, max: version },
+                    },
                     RejectCode::Pattern => Error::PatternMismatch,
                     code => Error::Rejected(code),
                 })
@@ -198,6 +214,15 @@ impl Session {
         let (head, rest) = buf.split_at_mut(split);
         let tail = &mut rest[..ctx.layout.rx - split + ctx.layout.msg];
         let plain = head.get(range).ok_or(Error::UnexpectedRecord)?;
+        if plain.is_empty() {
+            // An authenticated record with no kind byte (PROTOCOL.md §8.3): like a packet of
+            // a kind we do not know, it is answered (Malformed), dropped and counted, and the
+            // session goes on, on both transports: the record authenticated, so a stream is
+            // still in sync and nothing is gained by closing.
+            self.queue_ctrl(Ctrl::Error(ErrorCode::Malformed));
+            self.dropped += 1;
+            return Ok(());
+        }
         let pkt = match Packet::decode(plain) {
             Ok(p) => p,
             Err(e) => {
@@ -216,11 +241,14 @@ impl Session {
                     self.quality_dirty = true;
                 }
             }
-            Packet::Data { msg_id, total, offset, bytes } => {
+            Packet::Data { kind, msg_id, total, offset, bytes } => {
                 // Where `bytes` sit in the slot buffer: a message that fits one record is
                 // delivered from there, without a copy.
                 let at = bytes.as_ptr() as usize - head.as_ptr() as usize;
-                self.on_data(ctx, tail, split, msg_id, total as usize, offset as usize, bytes, at)?;
+                let chunk = DataChunk { kind, id: msg_id, total: total as usize, offset: offset as usize, bytes, at };
+                if let Some(range) = self.on_data(ctx, tail, split, chunk)? {
+                    self.on_message(ctx, buf, kind, range)?;
+                }
             }
             Packet::Error { code, .. } => {
                 self.remote_error = Some(code);
@@ -229,28 +257,70 @@ impl Session {
                 self.phase = Phase::Closed;
                 self.close_reason = Some(DisconnectReason::Remote(reason));
             }
-            Packet::Unknown { .. } => {
-                self.queue_ctrl(Ctrl::Error(ErrorCode::UnknownKind));
-                self.dropped += 1;
-            }
+            // Every kind this node does not implement, in any range (the application range
+            // is always implemented: it decodes as Data): the typed reply (F29).
+            Packet::Unknown { .. } => self.refuse_kind(),
         }
         Ok(())
     }
 
-    /// Takes one Data chunk. `region` is where chunks are assembled; it starts at
-    /// `region_at` in the slot buffer. `bytes` start at `bytes_at` in the slot buffer.
-    #[allow(clippy::too_many_arguments)]
+    fn refuse_kind(&mut self) {
+        self.queue_ctrl(Ctrl::Error(ErrorCode::UnknownKind));
+        self.dropped += 1;
+    }
+
+    /// A complete message of `kind` at `buf[range]`, routed by the kind's range
+    /// (`wire::kind`): Data and application kinds go to the application through
+    /// `poll_event`, messaging kinds to [`Self::on_messaging`].
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: &mut [u8],
+        kind: u8,
+        range: core::ops::Range<usize>,
+    ) -> Result<(), Error> {
+        self.quality.on_msg_in();
+        match crate::wire::kind::class(kind) {
+            KindClass::Messaging => self.on_messaging(ctx, buf, kind, range),
+            KindClass::Core | KindClass::Application | KindClass::Reserved => {
+                self.msg_ready = Some(range);
+                self.msg_kind = kind;
+                Ok(())
+            }
+        }
+    }
+
+    /// The messaging layer's one hook: each complete message of an implemented messaging
+    /// kind (`wire::kind::MESSAGING`), with its bytes at `buf[range]`. A new messaging kind
+    /// adds its constant in `wire/kind.rs` and its arm here, nothing else: queueing,
+    /// priority, chunking and reassembly are shared by every message kind.
+    fn on_messaging(
+        &mut self,
+        _ctx: &mut Ctx<'_>,
+        _buf: &mut [u8],
+        kind: u8,
+        _range: core::ops::Range<usize>,
+    ) -> Result<(), Error> {
+        #[allow(clippy::match_single_binding)]
+        match kind {
+            // No messaging kind is implemented yet, so the decoder never yields one; if the
+            // list and this match disagree, the peer still gets the typed reply.
+            _ => self.refuse_kind(),
+        }
+        Ok(())
+    }
+
+    /// Takes one chunk of a message. `region` is where chunks are assembled; it starts at
+    /// `region_at` in the slot buffer. Returns where a message it completed lies in the
+    /// slot buffer.
     pub(super) fn on_data(
         &mut self,
         ctx: &Ctx<'_>,
         region: &mut [u8],
         region_at: usize,
-        id: u32,
-        total: usize,
-        offset: usize,
-        bytes: &[u8],
-        bytes_at: usize,
-    ) -> Result<(), Error> {
+        chunk: DataChunk<'_>,
+    ) -> Result<Option<core::ops::Range<usize>>, Error> {
+        let DataChunk { kind, id, total, offset, bytes, at: bytes_at } = chunk;
         if total > ctx.config.max_message {
             // Larger than we accept: tell the sender once per message (F29), drop every
             // chunk of it, and keep the session: oversize is never a disconnect.
@@ -259,7 +329,7 @@ impl Session {
                 self.queue_ctrl(Ctrl::Error(ErrorCode::TooLarge));
                 self.dropped += 1;
             }
-            return Ok(());
+            return Ok(None);
         }
         if self.msg_ready.is_some() {
             // Datagram mode only: the adapter did not drain events. Drop, counted.
@@ -267,22 +337,17 @@ impl Session {
             return Err(Error::WouldBlock);
         }
         let ordered = self.kind == TransportKind::Stream;
-        if offset == 0 && bytes.len() == total && !(ordered && self.reasm.busy()) {
-            // A whole message in one record: it leaves any reassembly in progress alone.
-            self.msg_ready = Some(bytes_at..bytes_at + total);
-            self.quality.on_msg_in();
-            return Ok(());
+        if offset == 0 && bytes.len() == total && !self.reasm.assembling(id) {
+            // A whole message in one record: it leaves any reassembly in progress alone
+            // (on a stream, a message of a higher class overtaking a chunked one).
+            return Ok(Some(bytes_at..bytes_at + total));
         }
-        match self.reasm.on_chunk(region, id, total, offset, bytes, ordered) {
-            Chunk::Stored => Ok(()),
-            Chunk::Complete(r) => {
-                self.msg_ready = Some(region_at + r.start..region_at + r.end);
-                self.quality.on_msg_in();
-                Ok(())
-            }
+        match self.reasm.on_chunk(region, kind, id, total, offset, bytes, ordered) {
+            Chunk::Stored => Ok(None),
+            Chunk::Complete(r) => Ok(Some(region_at + r.start..region_at + r.end)),
             Chunk::Dropped => {
                 self.dropped += 1;
-                Ok(())
+                Ok(None)
             }
             Chunk::OutOfOrder => Err(Error::Wire(crate::wire::WireError::MalformedPacket)),
         }

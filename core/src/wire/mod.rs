@@ -7,17 +7,55 @@
 
 pub mod frame;
 pub mod hello;
+pub mod kind;
 pub mod packet;
 pub mod record;
 
 pub use frame::{FrameDecoder, FRAME_PREFIX_LEN, MAX_FRAME_LEN};
-pub use hello::{Hello, HELLO_MAX_LEN};
+pub use hello::{Extensions, Hello, HELLO_MAX_LEN};
 pub use packet::{CloseReason, ErrorCode, Packet, PacketKind};
 pub use record::{Header, RecordType, RejectCode};
 
-/// The wire version. It is carried in every handshake initiation and bound into the
-/// Noise prologue, so peers of different versions fail cleanly with a typed error.
-pub const WIRE_VERSION: u8 = 1;
+/// The wire version this code implements, and the default of `Config::min_version` and
+/// `Config::max_version`. Every Init announces the initiator's range (min, max) and binds
+/// it into the Noise prologue; the responder picks the highest version both speak (see
+/// PROTOCOL.md §3), so peers with no common version fail cleanly with a typed error.
+/// Version 2 added the range itself and the Hello extension tail.
+pub const WIRE_VERSION: u8 = 2;
+
+/// A range of wire versions, both ends included: what a node speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VersionRange {
+    pub min: u8,
+    pub max: u8,
+}
+
+impl VersionRange {
+    /// The range of one version.
+    pub const fn only(v: u8) -> Self {
+        VersionRange { min: v, max: v }
+    }
+
+    /// The highest version in both ranges, if any.
+    pub fn highest_common(self, other: VersionRange) -> Option<u8> {
+        let v = self.max.min(other.max);
+        (v >= self.min.max(other.min)).then_some(v)
+    }
+
+    pub fn contains(self, v: u8) -> bool {
+        self.min <= v && v <= self.max
+    }
+}
+
+impl core::fmt::Display for VersionRange {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.min == self.max {
+            write!(f, "{}", self.min)
+        } else {
+            write!(f, "{}..={}", self.min, self.max)
+        }
+    }
+}
 
 /// Errors decoding bytes from the network. Each names the numbers a user needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +83,12 @@ pub enum WireError {
     InvalidLimits,
     /// Output buffer too small to encode into.
     BufferTooSmall { required: usize },
+    /// A Hello extension type appears twice.
+    DuplicateExtension { ty: u8 },
+    /// A Hello carries more extensions than the limit.
+    TooManyExtensions { limit: usize },
+    /// A Hello extension with the reserved type 0 was added locally.
+    InvalidExtension,
 }
 
 impl core::fmt::Display for WireError {
@@ -63,6 +107,9 @@ impl core::fmt::Display for WireError {
             WireError::FieldTooLong { limit } => write!(f, "field longer than its limit of {limit} bytes"),
             WireError::InvalidLimits => f.write_str("peer announced unusable limits"),
             WireError::BufferTooSmall { required } => write!(f, "buffer too small: {required} bytes required"),
+            WireError::DuplicateExtension { ty } => write!(f, "Hello extension 0x{ty:02x} appears twice"),
+            WireError::TooManyExtensions { limit } => write!(f, "more than {limit} Hello extensions"),
+            WireError::InvalidExtension => f.write_str("Hello extension type 0 is reserved"),
         }
     }
 }

@@ -1,23 +1,25 @@
 //! Packets: the plaintext inside a transport record. One kind byte, then a postcard body.
 //!
-//! Kind ranges: `0x01..=0x0f` core (this module), `0x10..=0x3f` reserved for the messaging
-//! layer, `0x40..=0x7f` application-defined (F30), `0x80..=0xff` reserved. A receiver
-//! that does not know a kind drops the packet and answers `Error { code: UnknownKind }`
-//! (never in reply to an `Error`, so two nodes cannot loop).
+//! What each kind byte means, by range, is in [`super::kind`]. Message kinds (Data, the
+//! application kinds, the implemented messaging kinds) all decode as [`Packet::Data`], a
+//! chunk tagged with its kind. A receiver that does not know a kind drops the packet and
+//! answers `Error { code: UnknownKind }` (never in reply to an `Error`, so two nodes
+//! cannot loop).
 
 use serde::{Deserialize, Serialize};
 
+use super::kind;
 use super::WireError;
 
-/// Packet kind bytes.
+/// The core packet kind bytes (see [`super::kind`] for every range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum PacketKind {
-    Ping = 0x01,
-    Pong = 0x02,
-    Data = 0x03,
-    Error = 0x04,
-    Close = 0x05,
+    Ping = kind::PING,
+    Pong = kind::PONG,
+    Data = kind::DATA,
+    Error = kind::ERROR,
+    Close = kind::CLOSE,
 }
 
 /// Longest error detail string.
@@ -111,9 +113,12 @@ pub enum Packet<'a> {
     Pong {
         seq: u32,
     },
-    /// One chunk of an application message (F20, F22): `bytes` go at `offset` of a
-    /// message of `total` bytes with id `msg_id`.
+    /// One chunk of a message (F20, F22): `bytes` go at `offset` of a message of `total`
+    /// bytes with id `msg_id`. `kind` is the message's kind: [`kind::DATA`], an application
+    /// kind or an implemented messaging kind ([`kind::is_message`]); every chunk of one
+    /// message carries the same kind.
     Data {
+        kind: u8,
         msg_id: u32,
         total: u32,
         offset: u32,
@@ -126,7 +131,7 @@ pub enum Packet<'a> {
     Close {
         reason: CloseReason,
     },
-    /// A kind from the messaging or application ranges; delivered or answered by the node.
+    /// A kind this node does not implement (never a message kind); answered `UnknownKind`.
     Unknown {
         kind: u8,
         body: &'a [u8],
@@ -161,7 +166,7 @@ impl<'a> Packet<'a> {
         match self {
             Packet::Ping { .. } => PacketKind::Ping as u8,
             Packet::Pong { .. } => PacketKind::Pong as u8,
-            Packet::Data { .. } => PacketKind::Data as u8,
+            Packet::Data { kind, .. } => *kind,
             Packet::Error { .. } => PacketKind::Error as u8,
             Packet::Close { .. } => PacketKind::Close as u8,
             Packet::Unknown { kind, .. } => *kind,
@@ -171,38 +176,50 @@ impl<'a> Packet<'a> {
     /// Decodes a packet. Unknown kinds decode as [`Packet::Unknown`]; a malformed body of a
     /// known kind is an error. Trailing bytes are an error.
     pub fn decode(b: &'a [u8]) -> Result<Packet<'a>, WireError> {
-        let (&kind, body) = b.split_first().ok_or(WireError::Truncated { needed: 1, got: 0 })?;
-        Ok(match kind {
-            0x01 => Packet::Ping { seq: finish(postcard::take_from_bytes::<u32>(body))? },
-            0x02 => Packet::Pong { seq: finish(postcard::take_from_bytes::<u32>(body))? },
-            0x03 => {
+        let (&k, body) = b.split_first().ok_or(WireError::Truncated { needed: 1, got: 0 })?;
+        Ok(match k {
+            kind::PING => Packet::Ping { seq: finish(postcard::take_from_bytes::<u32>(body))? },
+            kind::PONG => Packet::Pong { seq: finish(postcard::take_from_bytes::<u32>(body))? },
+            k if kind::is_message(k) => {
                 let d: DataBody<'a> = finish(postcard::take_from_bytes(body))?;
                 let end = u64::from(d.offset) + d.bytes.len() as u64;
                 if end > u64::from(d.total) {
                     return Err(WireError::MalformedPacket);
                 }
-                Packet::Data { msg_id: d.msg_id, total: d.total, offset: d.offset, bytes: d.bytes }
+                Packet::Data { kind: k, msg_id: d.msg_id, total: d.total, offset: d.offset, bytes: d.bytes }
             }
-            0x04 => {
+            kind::ERROR => {
                 let e: ErrorBody<'a> = finish(postcard::take_from_bytes(body))?;
                 if e.detail.len() > ERROR_DETAIL_MAX {
                     return Err(WireError::FieldTooLong { limit: ERROR_DETAIL_MAX });
                 }
                 Packet::Error { code: ErrorCode::from_u16(e.code), detail: e.detail }
             }
-            0x05 => Packet::Close { reason: CloseReason::from_u8(finish(postcard::take_from_bytes::<u8>(body))?) },
-            kind => Packet::Unknown { kind, body },
+            kind::CLOSE => {
+                Packet::Close { reason: CloseReason::from_u8(finish(postcard::take_from_bytes::<u8>(body))?) }
+            }
+            k => Packet::Unknown { kind: k, body },
         })
     }
 
-    /// Encodes into `out`; returns the length.
+    /// Encodes into `out`; returns the length. A `Data` of a kind that is not a message
+    /// kind, or an `Unknown` of one that is, is refused (`UnknownPacketKind`): the receiver
+    /// would read it as another packet.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, WireError> {
+        let misfit = match *self {
+            Packet::Data { kind: k, .. } => !kind::is_message(k),
+            Packet::Unknown { kind: k, .. } => kind::is_message(k) || matches!(k, kind::PING..=kind::CLOSE),
+            _ => false,
+        };
+        if misfit {
+            return Err(WireError::UnknownPacketKind(self.kind()));
+        }
         let (first, body) = out.split_first_mut().ok_or(WireError::BufferTooSmall { required: 1 })?;
         *first = self.kind();
         let too_small = |_| WireError::BufferTooSmall { required: 0 };
         let n = match *self {
             Packet::Ping { seq } | Packet::Pong { seq } => postcard::to_slice(&seq, body).map_err(too_small)?.len(),
-            Packet::Data { msg_id, total, offset, bytes } => {
+            Packet::Data { msg_id, total, offset, bytes, .. } => {
                 postcard::to_slice(&DataBody { msg_id, total, offset, bytes }, body).map_err(too_small)?.len()
             }
             Packet::Error { code, detail } => {

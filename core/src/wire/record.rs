@@ -1,14 +1,15 @@
 //! Record headers. A record is what travels in one UDP datagram, or in one stream frame.
 //!
 //! ```text
-//! Init      | 0x01 | version | pattern | 0 | sender u32le | network_tag u32le | noise msg 1
+//! Init      | 0x01 | max_version | pattern | min_version | sender u32le | network_tag u32le | noise msg 1
 //! Resp      | 0x02 | 0 0 0 | sender u32le | receiver u32le | noise msg 2
 //! Final     | 0x03 | 0 0 0 | receiver u32le | noise msg 3
 //! Transport | 0x04 (key phase 0) or 0x05 (phase 1) | 0 0 0 | receiver u32le | counter u64le | AEAD(packet)
-//! Reject    | 0x06 | code | version | 0 | receiver u32le
+//! Reject    | 0x06 | code | max_version | min_version | receiver u32le
 //! ```
 //! The transport header (16 bytes) is the AEAD associated data. Reserved bytes are sent
-//! as zero and ignored on receipt.
+//! as zero and ignored on receipt. A `min_version` byte of 0 (a version-1 sender, where
+//! the byte was reserved) means "the same as the max": the range of one version.
 
 use super::WireError;
 
@@ -64,8 +65,11 @@ impl RejectCode {
 /// A parsed record header; the body follows at `Header::len()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Header {
+    /// `version` is the initiator's highest version (byte 1, where every version keeps it),
+    /// `min_version` its lowest.
     Init {
         version: u8,
+        min_version: u8,
         pattern: u8,
         sender: u32,
         network_tag: u32,
@@ -82,13 +86,23 @@ pub enum Header {
         receiver: u32,
         counter: u64,
     },
-    /// `version` is the sender's wire version, so a refused initiator learns what the
-    /// responder speaks.
+    /// `min_version..=version` is the sender's range, so a refused initiator learns what
+    /// the responder speaks.
     Reject {
         code: RejectCode,
         version: u8,
+        min_version: u8,
         receiver: u32,
     },
+}
+
+/// Byte 3 of Init and Reject: 0 (reserved in version 1) means the range of one version.
+fn min_or(byte3: u8, max: u8) -> u8 {
+    if byte3 == 0 {
+        max
+    } else {
+        byte3
+    }
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -113,10 +127,21 @@ impl Header {
             return Err(WireError::Truncated { needed: need, got: b.len() });
         }
         Ok(match ty {
-            0x01 => Header::Init { version: b[1], pattern: b[2], sender: u32_at(b, 4), network_tag: u32_at(b, 8) },
+            0x01 => Header::Init {
+                version: b[1],
+                min_version: min_or(b[3], b[1]),
+                pattern: b[2],
+                sender: u32_at(b, 4),
+                network_tag: u32_at(b, 8),
+            },
             0x02 => Header::Resp { sender: u32_at(b, 4), receiver: u32_at(b, 8) },
             0x03 => Header::Final { receiver: u32_at(b, 4) },
-            0x06 => Header::Reject { code: RejectCode::from_u8(b[1]), version: b[2], receiver: u32_at(b, 4) },
+            0x06 => Header::Reject {
+                code: RejectCode::from_u8(b[1]),
+                version: b[2],
+                min_version: min_or(b[3], b[2]),
+                receiver: u32_at(b, 4),
+            },
             _ => {
                 let mut c = [0u8; 8];
                 c.copy_from_slice(&b[8..16]);
@@ -147,10 +172,11 @@ impl Header {
         let out = out.get_mut(..n).ok_or(WireError::BufferTooSmall { required: n })?;
         out.fill(0);
         match *self {
-            Header::Init { version, pattern, sender, network_tag } => {
+            Header::Init { version, min_version, pattern, sender, network_tag } => {
                 out[0] = RecordType::Init as u8;
                 out[1] = version;
                 out[2] = pattern;
+                out[3] = min_version;
                 out[4..8].copy_from_slice(&sender.to_le_bytes());
                 out[8..12].copy_from_slice(&network_tag.to_le_bytes());
             }
@@ -168,10 +194,11 @@ impl Header {
                 out[4..8].copy_from_slice(&receiver.to_le_bytes());
                 out[8..16].copy_from_slice(&counter.to_le_bytes());
             }
-            Header::Reject { code, version, receiver } => {
+            Header::Reject { code, version, min_version, receiver } => {
                 out[0] = RecordType::Reject as u8;
                 out[1] = code as u8;
                 out[2] = version;
+                out[3] = min_version;
                 out[4..8].copy_from_slice(&receiver.to_le_bytes());
             }
         }

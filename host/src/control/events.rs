@@ -3,7 +3,8 @@
 //! One subscription to the node (the pump) feeds the node table and a broadcast channel;
 //! each stream reads the channel on its own task. A client that reads too slowly misses
 //! events (it gets a `lagged` event saying how many) instead of slowing the node down:
-//! a subscriber of the node itself would stop the node reading its sockets.
+//! the pump's own subscription to the node is bounded too, and a `Lagged` it gets from
+//! the node is passed on to every stream as a `lagged` event.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -94,7 +95,12 @@ async fn stream(
         }
         next = tokio::select! {
             r = rx.recv() => match r {
-                Ok(Pushed::Event(ev)) => Some(format(&ev)),
+                Ok(Pushed::Event(ev)) => {
+                    if let HostEvent::Lagged { dropped } = *ev {
+                        state.counters.events_lagged.fetch_add(dropped, Ordering::Relaxed); // the pump's own lag
+                    }
+                    Some(format(&ev))
+                }
                 Ok(Pushed::Stopped) | Err(broadcast::error::RecvError::Closed) => None,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     state.counters.events_lagged.fetch_add(missed, Ordering::Relaxed);
@@ -136,6 +142,8 @@ fn format(ev: &HostEvent) -> Bytes {
                 data: std::str::from_utf8(data).ok().map(str::to_string),
             },
         ),
+        // The pump itself fell behind the node: its streams missed these too.
+        HostEvent::Lagged { dropped } => frame("lagged", &LaggedEvent { missed: *dropped }),
         HostEvent::Quality { peer, quality } => {
             frame("quality", &QualityEvent { peer: peer.to_string(), quality: quality.into() })
         }

@@ -103,7 +103,7 @@ impl NodeTable {
                     r.last_seen = now;
                 }
             }
-            HostEvent::Disconnected { .. } | HostEvent::RemoteError { .. } => {}
+            HostEvent::Disconnected { .. } | HostEvent::RemoteError { .. } | HostEvent::Lagged { .. } => {}
         }
     }
 
