@@ -5,7 +5,8 @@
 //! embassy-time. `#![no_std]`, no allocator: the node, its buffers and the channels are
 //! the caller's statics.
 //!
-//! - [`MeshNode`]: the node, built with keys from the caller's RNG (the board's TRNG).
+//! - [`MeshNode`]: the node, over a [`NodeStorage`] in a `static`, with keys from the
+//!   caller's RNG (the board's TRNG).
 //! - [`Link`]: what carries its bytes: [`TcpLink`], [`UdpLink`], or [`MemLink`] (in memory).
 //! - [`Channels`]: how the application talks to it: [`Channels::send`], [`Channels::recv`],
 //!   [`Channels::quality`], [`Channels::status`].
@@ -14,7 +15,8 @@
 //! See README.md for wiring, memory sizing and the RNG.
 
 #![no_std]
-#![forbid(unsafe_code)]
+// One audited `unsafe` block, in node.rs: the slot table is written in place in its static.
+#![deny(unsafe_code)]
 
 mod link;
 mod node;
@@ -32,7 +34,7 @@ use embassy_time::{Instant, Timer};
 pub use link::{Link, LinkError, MemLink, Packet, Pipe, TcpLink, UdpLink};
 pub use meshlink_core::{Config, Error, NodeStats, PeerId, Quality, TransportKind};
 use node::NodeEvent;
-pub use node::{slot_len, MeshNode};
+pub use node::{slot_len, MeshNode, NodeStorage};
 
 macro_rules! trace {
     ($($arg:tt)*) => {{
@@ -201,17 +203,8 @@ fn now_us() -> u64 {
 /// link it keeps receiving, and everything it holds is bounded (one pending transmit, one
 /// message each way, one receive buffer).
 #[allow(clippy::too_many_lines)]
-pub async fn run<
-    L: Link,
-    M: RawMutex,
-    const N: usize,
-    const SLOT: usize,
-    const MSG: usize,
-    const DEPTH: usize,
-    const RX: usize,
-    const TX: usize,
->(
-    node: &mut MeshNode<N, SLOT>,
+pub async fn run<L: Link, M: RawMutex, const MSG: usize, const DEPTH: usize, const RX: usize, const TX: usize>(
+    node: &mut MeshNode,
     link: &L,
     mode: Mode,
     ch: &Channels<M, MSG, DEPTH>,

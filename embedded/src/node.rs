@@ -1,24 +1,57 @@
 //! The one module that touches meshlink-core's `Node` API.
 //!
 //! Everything else in this crate goes through [`MeshNode`], so that when the core's node
-//! construction and storage change (caller-owned storage sized at run time, issue 12) only
-//! this file has to follow. The adapter sees a small, stable surface: build, connect or
+//! API changes only this file has to follow. The core's storage is the caller's (its
+//! slot table and slot buffers, see meshlink-core's node docs): here a [`NodeStorage`]
+//! in a `static`, with the firmware pool `SlotBound`. The adapter sees a small, stable surface: build, connect or
 //! accept, feed input, drain output, read quality.
 
+use core::mem::MaybeUninit;
 use core::net::SocketAddr;
 
+use meshlink_core::node::{Slot, SlotBound};
 use meshlink_core::{Config, ConnId, Error, Event, Instant, Keypair, Node, NodeStats, PeerId, Quality, TransportKind};
 use rand_core::{CryptoRng, RngCore};
 
-/// A meshlink node with `N` peer slots of `SLOT` bytes each, every byte inline, so that the
-/// whole node can live in a `static` (no allocator).
+/// A slot buffer: a `SLOT`-byte cut of a [`NodeStorage`]. The node moves it in and out of
+/// its slot (8 bytes), never the bytes behind it.
+type SlotBuf = &'static mut [u8];
+
+/// The storage of a node with `N` peer slots of `SLOT` bytes each: the core's slot table
+/// (one session each, about 4.9 KB) and the slot buffers, `N × SLOT`. Put it in a `static`
+/// with [`NodeStorage::new`], which is `const` and all zero or uninitialised, so the
+/// static is `.bss`: no flash for an initialiser, and no stack temporary, ever. For example
+/// `static STORAGE: static_cell::ConstStaticCell<NodeStorage<2, 4272>> =
+/// ConstStaticCell::new(NodeStorage::new());` and `MeshNode::new(config, STORAGE.take(), rng)`.
 ///
-/// `SLOT` must be at least [`slot_len`] of the config passed to [`MeshNode::new`].
-pub struct MeshNode<const N: usize, const SLOT: usize> {
-    inner: Node<[u8; SLOT], N>,
+/// `SLOT` must be at least [`slot_len`] of the config the node is built with.
+pub struct NodeStorage<const N: usize, const SLOT: usize> {
+    /// Written in place by [`MeshNode::new`], one slot at a time.
+    slots: MaybeUninit<[Slot<SlotBuf>; N]>,
+    bufs: [[u8; SLOT]; N],
 }
 
-/// The slot buffer length a config needs (the `SLOT` parameter of [`MeshNode`]).
+impl<const N: usize, const SLOT: usize> NodeStorage<N, SLOT> {
+    pub const fn new() -> Self {
+        NodeStorage { slots: MaybeUninit::uninit(), bufs: [[0; SLOT]; N] }
+    }
+}
+
+/// By value, so it passes through the stack: use [`NodeStorage::new`] in a `static`.
+impl<const N: usize, const SLOT: usize> Default for NodeStorage<N, SLOT> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A meshlink node over caller-owned [`NodeStorage`] in a `static` (no allocator). The
+/// value itself is the core's fixed state (a few hundred bytes plus the configuration):
+/// cheap to return and to keep in a task or a `static`.
+pub struct MeshNode {
+    inner: Node<SlotBound<SlotBuf>, &'static mut [Slot<SlotBuf>]>,
+}
+
+/// The slot buffer length a config needs (the `SLOT` parameter of [`NodeStorage`]).
 pub fn slot_len(config: &Config) -> usize {
     config.slot_buffer_len()
 }
@@ -33,26 +66,40 @@ pub(crate) enum NodeEvent<'a> {
     Other,
 }
 
-impl<const N: usize, const SLOT: usize> MeshNode<N, SLOT> {
-    /// A node with a fresh static key and CSPRNG seed, both drawn from `rng` (the board's
-    /// TRNG, or a DRBG seeded from it).
-    pub fn new(config: Config, rng: &mut (impl RngCore + CryptoRng)) -> Result<Self, Error> {
+impl MeshNode {
+    /// A node over `storage`, with a fresh static key and CSPRNG seed, both drawn from
+    /// `rng` (the board's TRNG, or a DRBG seeded from it). `storage` is consumed even when
+    /// the config is refused.
+    pub fn new<const N: usize, const SLOT: usize>(
+        config: Config,
+        storage: &'static mut NodeStorage<N, SLOT>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Self, Error> {
         let keypair = Keypair::generate(rng);
-        Self::with_keypair(config, keypair, rng)
+        Self::with_keypair(config, keypair, storage, rng)
     }
 
     /// A node with a provisioned static secret (kept in flash or a secure element); the
     /// CSPRNG seed still comes from `rng`.
-    pub fn with_secret(config: Config, secret: [u8; 32], rng: &mut (impl RngCore + CryptoRng)) -> Result<Self, Error> {
-        Self::with_keypair(config, Keypair::from_secret(secret), rng)
+    pub fn with_secret<const N: usize, const SLOT: usize>(
+        config: Config,
+        secret: [u8; 32],
+        storage: &'static mut NodeStorage<N, SLOT>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Self, Error> {
+        Self::with_keypair(config, Keypair::from_secret(secret), storage, rng)
     }
 
-    fn with_keypair(config: Config, keypair: Keypair, rng: &mut (impl RngCore + CryptoRng)) -> Result<Self, Error> {
+    fn with_keypair<const N: usize, const SLOT: usize>(
+        config: Config,
+        keypair: Keypair,
+        storage: &'static mut NodeStorage<N, SLOT>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Self, Error> {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
-        // The core returns the node by value: today it is a stack temporary of
-        // size_of::<Self>() before it is moved into its static (see README, memory sizing).
-        let inner = Node::new(config, keypair, seed, || [0u8; SLOT]);
+        let slots = slot_table(storage);
+        let inner = Node::new(config, keypair, seed, slots, SlotBound::new());
         seed.fill(0);
         Ok(MeshNode { inner: inner? })
     }
@@ -80,7 +127,7 @@ impl<const N: usize, const SLOT: usize> MeshNode<N, SLOT> {
         self.inner.close_all(now);
         // A closing session sends at most a Close and what was queued before it; the bound
         // only guards against a core that would keep producing.
-        for _ in 0..64 * N {
+        for _ in 0..64 * self.inner.config().max_peers.max(1) {
             if self.inner.poll_transmit(now, scratch).is_none() {
                 break;
             }
@@ -151,4 +198,23 @@ impl<const N: usize, const SLOT: usize> MeshNode<N, SLOT> {
             _ => NodeEvent::Other,
         })
     }
+}
+
+/// Builds the slot table inside `storage`, each slot holding its own `SLOT`-byte buffer,
+/// in place: a slot is written straight into the static, so building a node never puts a
+/// slot table (N × ~4.9 KB) on the stack.
+#[allow(unsafe_code)]
+fn slot_table<const N: usize, const SLOT: usize>(
+    storage: &'static mut NodeStorage<N, SLOT>,
+) -> &'static mut [Slot<SlotBuf>] {
+    let NodeStorage { slots, bufs } = storage;
+    let first = slots.as_mut_ptr().cast::<Slot<SlotBuf>>();
+    for (i, buf) in bufs.iter_mut().enumerate() {
+        // SAFETY: `i < N`, so `first.add(i)` is element `i` of the `[Slot; N]` that `slots`
+        // (a unique `&'static mut`) points to; writing a value there needs no prior
+        // initialisation and drops nothing.
+        unsafe { first.add(i).write(Slot::with_buffer(&mut buf[..])) };
+    }
+    // SAFETY: the loop above wrote all `N` elements (`bufs` has `N` entries).
+    unsafe { slots.assume_init_mut() }
 }

@@ -19,27 +19,35 @@ use embassy_net::udp::{PacketMetadata, UdpSocket};
 use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as Cs;
 use embassy_time::Timer;
-use meshlink_embedded::{run, Buffers, Channels, Config, MeshNode, Mode, PeerId, TcpLink, UdpLink};
-use static_cell::StaticCell;
+use meshlink_embedded::{run, Buffers, Channels, Config, MeshNode, Mode, NodeStorage, PeerId, TcpLink, UdpLink};
+use static_cell::{ConstStaticCell, StaticCell};
 
 const PEERS: usize = 2;
 /// `slot_len(&config())`: max(2 + max_frame, max_datagram) + max_message + send_queue.
 const SLOT: usize = 1200 + 1024 + 2048;
-type Node = MeshNode<PEERS, SLOT>;
 
+// Field by field, not a struct literal: Config is #[non_exhaustive] outside the core.
+#[allow(clippy::field_reassign_with_default)]
 fn config() -> Config {
-    Config { max_frame: 1024, max_datagram: 1200, max_message: 1024, send_queue: 2048, ..Config::default() }
+    let mut c = Config::default();
+    c.max_frame = 1024;
+    c.max_datagram = 1200;
+    c.max_message = 1024;
+    c.send_queue = 2048;
+    c
 }
 
 static EXECUTOR: StaticCell<Executor> = StaticCell::new();
-static NODE: StaticCell<Node> = StaticCell::new();
+// The node's slot table and slot buffers: const-initialised, so `.bss` and never on the stack.
+static STORAGE: ConstStaticCell<NodeStorage<PEERS, SLOT>> = ConstStaticCell::new(NodeStorage::new());
+static NODE: StaticCell<MeshNode> = StaticCell::new();
 static BUFS: StaticCell<Buffers<1280, 1280>> = StaticCell::new();
 static SOCKET_BUFS: StaticCell<([u8; 2048], [u8; 2048])> = StaticCell::new();
 static CH: Channels<Cs, 1024, 4> = Channels::new();
 
 /// Stream mode: connect, run until the session or the socket ends, back off, reconnect.
 #[embassy_executor::task]
-async fn meshlink_tcp(stack: Stack<'static>, node: &'static mut Node, server: SocketAddrV4, id: PeerId) -> ! {
+async fn meshlink_tcp(stack: Stack<'static>, node: &'static mut MeshNode, server: SocketAddrV4, id: PeerId) -> ! {
     let bufs = BUFS.init(Buffers::new());
     let (rx, tx) = SOCKET_BUFS.init(([0; 2048], [0; 2048]));
     loop {
@@ -56,7 +64,7 @@ async fn meshlink_tcp(stack: Stack<'static>, node: &'static mut Node, server: So
 
 /// Datagram mode: one bound socket answers every peer's handshake.
 #[embassy_executor::task]
-async fn meshlink_udp(stack: Stack<'static>, node: &'static mut Node) {
+async fn meshlink_udp(stack: Stack<'static>, node: &'static mut MeshNode) {
     static META: StaticCell<([PacketMetadata; 4], [PacketMetadata; 4])> = StaticCell::new();
     static PAYLOAD: StaticCell<([u8; 4096], [u8; 4096])> = StaticCell::new();
     static BUFS_UDP: StaticCell<Buffers<1280, 1280>> = StaticCell::new();
@@ -84,7 +92,7 @@ async fn app(server: PeerId) {
 fn main() -> ! {
     // A real board: its TRNG. This example has none, so a fixed-seed DRBG stands in.
     let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(1);
-    let node = match Node::new(config(), &mut rng) {
+    let node = match MeshNode::new(config(), STORAGE.take(), &mut rng) {
         Ok(n) => NODE.init(n),
         Err(_) => panic!("config refused"),
     };
