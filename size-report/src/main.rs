@@ -10,15 +10,22 @@ use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use cortex_m_rt::entry;
+use meshlink_core::node::{Slot, SlotBound};
 use meshlink_core::{Event, Instant, Keypair, PeerId, TransportKind};
-use meshlink_size_report::{config, FirmwareNode, SLOT};
+use meshlink_size_report::{config, Buf, FirmwareNode, PEERS, SLOT};
 use panic_halt as _;
 
 const MTU: usize = 1200;
 
-/// The node, statically allocated: its size is the symbol size of `NODE` in the ELF.
+/// The node's fixed state, statically allocated: its size is the symbol size of `NODE`.
 #[no_mangle]
 static mut NODE: MaybeUninit<FirmwareNode> = MaybeUninit::uninit();
+/// The caller-owned storage: the slot table (written in place at boot) and the slot
+/// buffers, the symbols `SLOTS` and `BUFS`.
+#[no_mangle]
+static mut SLOTS: MaybeUninit<[Slot<Buf>; PEERS]> = MaybeUninit::uninit();
+#[no_mangle]
+static mut BUFS: [[u8; SLOT]; PEERS] = [[0; SLOT]; PEERS];
 
 // Stand-ins for provisioning storage, a hardware timer and a network driver's buffers.
 static mut SECRET: [u8; 32] = [1; 32];
@@ -51,7 +58,18 @@ fn main() -> ! {
             read_volatile(addr_of!(CLOCK_US)),
         )
     };
-    let Ok(node) = FirmwareNode::new(config(), Keypair::from_secret(secret), seed, || [0u8; SLOT]) else { panic!() };
+    // SAFETY: SLOTS and BUFS are touched only here, once, before any other reference to
+    // them exists; each of the PEERS slots is written before the table is used.
+    let slots: &'static mut [Slot<Buf>] = unsafe {
+        let first = addr_of_mut!(SLOTS).cast::<Slot<Buf>>();
+        for (i, buf) in (*addr_of_mut!(BUFS)).iter_mut().enumerate() {
+            first.add(i).write(Slot::with_buffer(&mut buf[..]));
+        }
+        (*addr_of_mut!(SLOTS)).assume_init_mut()
+    };
+    let Ok(node) = FirmwareNode::new(config(), Keypair::from_secret(secret), seed, slots, SlotBound::new()) else {
+        panic!()
+    };
     // SAFETY: NODE is written once here, before any reference to it exists.
     let node: &mut FirmwareNode = unsafe { (*addr_of_mut!(NODE)).write(node) };
     let peer = PeerId::from_bytes(peer);
