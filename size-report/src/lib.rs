@@ -44,11 +44,10 @@ mod tests {
         // On the device these are statics; leaked here.
         let region: &'static mut [u8] = Box::leak(vec![0u8; PEERS * SLOT].into_boxed_slice());
         let mut chunks = region.chunks_exact_mut(SLOT);
-        let slots: &'static mut [Slot<Buf>; PEERS] = Box::leak(Box::new([
-            Slot::with_buffer(chunks.next().unwrap()),
-            Slot::with_buffer(chunks.next().unwrap()),
-        ]));
-        let node = FirmwareNode::new(config(), Keypair::from_secret([1; 32]), [2; 32], &mut slots[..], SlotBound::new());
+        let slots: &'static mut [Slot<Buf>; PEERS] =
+            Box::leak(Box::new([Slot::with_buffer(chunks.next().unwrap()), Slot::with_buffer(chunks.next().unwrap())]));
+        let node =
+            FirmwareNode::new(config(), Keypair::from_secret([1; 32]), [2; 32], &mut slots[..], SlotBound::new());
         assert!(node.is_ok(), "firmware config refused: {:?}", node.err().map(|_| ()));
         std::println!(
             "host ({}-bit): size_of::<FirmwareNode>() = {} bytes, size_of::<Slot>() = {} bytes, plus {} in slot buffers",

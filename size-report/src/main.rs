@@ -8,9 +8,9 @@
 #![no_std]
 #![no_main]
 
+use core::hint::black_box;
 use core::mem::MaybeUninit;
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use core::hint::black_box;
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use cortex_m_rt::entry;

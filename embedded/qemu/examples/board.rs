@@ -41,15 +41,15 @@ static EXECUTOR: StaticCell<Executor> = StaticCell::new();
 // The node's slot table and slot buffers: const-initialised, so `.bss` and never on the stack.
 static STORAGE: ConstStaticCell<NodeStorage<PEERS, SLOT>> = ConstStaticCell::new(NodeStorage::new());
 static NODE: StaticCell<MeshNode> = StaticCell::new();
-static BUFS: StaticCell<Buffers<1280, 1280>> = StaticCell::new();
-static SOCKET_BUFS: StaticCell<([u8; 2048], [u8; 2048])> = StaticCell::new();
+static BUFS: ConstStaticCell<Buffers<1280, 1280>> = ConstStaticCell::new(Buffers::new());
+static SOCKET_BUFS: ConstStaticCell<([u8; 2048], [u8; 2048])> = ConstStaticCell::new(([0; 2048], [0; 2048]));
 static CH: Channels<Cs, 1024, 4> = Channels::new();
 
 /// Stream mode: connect, run until the session or the socket ends, back off, reconnect.
 #[embassy_executor::task]
 async fn meshlink_tcp(stack: Stack<'static>, node: &'static mut MeshNode, server: SocketAddrV4, id: PeerId) -> ! {
-    let bufs = BUFS.init(Buffers::new());
-    let (rx, tx) = SOCKET_BUFS.init(([0; 2048], [0; 2048]));
+    let bufs = BUFS.take();
+    let (rx, tx) = SOCKET_BUFS.take();
     loop {
         let mut socket = TcpSocket::new(stack, rx, tx);
         if socket.connect(server).await.is_ok() {
@@ -65,18 +65,19 @@ async fn meshlink_tcp(stack: Stack<'static>, node: &'static mut MeshNode, server
 /// Datagram mode: one bound socket answers every peer's handshake.
 #[embassy_executor::task]
 async fn meshlink_udp(stack: Stack<'static>, node: &'static mut MeshNode) {
-    static META: StaticCell<([PacketMetadata; 4], [PacketMetadata; 4])> = StaticCell::new();
-    static PAYLOAD: StaticCell<([u8; 4096], [u8; 4096])> = StaticCell::new();
-    static BUFS_UDP: StaticCell<Buffers<1280, 1280>> = StaticCell::new();
-    let (rm, tm) = META.init(([PacketMetadata::EMPTY; 4], [PacketMetadata::EMPTY; 4]));
-    let (rp, tp) = PAYLOAD.init(([0; 4096], [0; 4096]));
+    static META: ConstStaticCell<([PacketMetadata; 4], [PacketMetadata; 4])> =
+        ConstStaticCell::new(([PacketMetadata::EMPTY; 4], [PacketMetadata::EMPTY; 4]));
+    static PAYLOAD: ConstStaticCell<([u8; 4096], [u8; 4096])> = ConstStaticCell::new(([0; 4096], [0; 4096]));
+    static BUFS_UDP: ConstStaticCell<Buffers<1280, 1280>> = ConstStaticCell::new(Buffers::new());
+    let (rm, tm) = META.take();
+    let (rp, tp) = PAYLOAD.take();
     let mut socket = UdpSocket::new(stack, rm, rp, tm, tp);
     if socket.bind(7000).is_err() {
         return;
     }
     let link = UdpLink::new(&socket);
     let any = SocketAddr::from(([0, 0, 0, 0], 0));
-    let _ = run(node, &link, Mode::Accept { addr: any }, &CH, BUFS_UDP.init(Buffers::new())).await;
+    let _ = run(node, &link, Mode::Accept { addr: any }, &CH, BUFS_UDP.take()).await;
 }
 
 /// The application: wait for the peer, send, read the reply and the quality figures.
