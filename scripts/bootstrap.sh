@@ -24,9 +24,11 @@ TOOLCHAINS=("nightly minimal")
 CARGO_TOOLS=(
   "cargo-fuzz 0.13.2"
 )
-# System packages (apt), Python packages ("name==version") and npm packages
-# ("name@version", global); none needed yet.
-APT_PACKAGES=()
+# System packages (apt; `apt-get update` runs once, only if one is missing), Python
+# packages ("name==version") and npm packages ("name@version", global).
+APT_PACKAGES=(
+  qemu-system-arm # the embedded proof (scripts/embedded-test.sh): mps2-an386 Cortex-M4
+)
 PIP_PACKAGES=()
 NPM_PACKAGES=()
 
@@ -105,4 +107,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
   printf '  %s\n' "${missing[@]}" >&2
   exit 1
 fi
-echo "bootstrap: all present (${#COMPONENTS[@]} components, ${#TARGETS[@]} targets, ${#TOOLCHAINS[@]} toolchains, ${#CARGO_TOOLS[@]} cargo tools) in $(($(date +%s) - t0)) s"
+echo "bootstrap: all present (${#COMPONENTS[@]} components, ${#TARGETS[@]} targets, ${#TOOLCHAINS[@]} toolchains, ${#CARGO_TOOLS[@]} cargo tools, ${#APT_PACKAGES[@]} apt packages) in $(($(date +%s) - t0)) s"

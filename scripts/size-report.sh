@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Firmware size report for meshlink-core: builds size-report/ (a minimal Cortex-M4F image
 # running one two-peer node, opt-level "s" + LTO) and prints its flash and static RAM use,
-# plus size_of the node type on the target and on the host.
+# plus the node's static storage (state, slot table, slot buffers) on the target and on
+# the host.
 set -euo pipefail
 cd "$(dirname "$0")/../size-report"
 
@@ -37,14 +38,15 @@ def cstr(off):
     return data[off:data.index(b"\0", off)].decode()
 
 size = {cstr(names[4] + s[0]): s[5] for s in secs}
-node = None
+sym = {}
 for s in secs:
     if s[1] == 2:  # SHT_SYMTAB
         strtab = secs[s[6]]
         for off in range(s[4], s[4] + s[5], 16):
             name, value, sym_size, info, other, shndx = struct.unpack_from("<IIIBBH", data, off)
-            if cstr(strtab[4] + name) == "NODE":
-                node = sym_size
+            n = cstr(strtab[4] + name)
+            if n in ("NODE", "SLOTS", "BUFS"):
+                sym[n] = sym_size
 
 get = lambda n: size.get(n, 0)
 flash = get(".vector_table") + get(".text") + get(".rodata") + get(".data")
@@ -55,8 +57,9 @@ for n in (".vector_table", ".text", ".rodata", ".data", ".bss"):
     print(f"{n:<14} {get(n):>8}")
 print(f"{'flash total':<14} {flash:>8}   (.vector_table + .text + .rodata + .data)")
 print(f"{'static RAM':<14} {ram:>8}   (.data + .bss; the stack comes on top)")
-if node is not None:
-    print(f"size_of::<Node<[u8; SLOT], 2>>() on the target = {node} bytes (the NODE static)")
+if sym:
+    print(f"node on the target: state {sym.get('NODE', 0)} (NODE) + slot table {sym.get('SLOTS', 0)} (SLOTS) "
+          f"+ slot buffers {sym.get('BUFS', 0)} (BUFS) = {sum(sym.values())} bytes")
 EOF
 
 host="$(rustc -vV | sed -n 's/^host: //p')"

@@ -82,6 +82,12 @@ if [ -x scripts/size-report.sh ]; then
   scripts/size-report.sh 2>&1 | tee -a "$testlog"
 fi
 
+# Its checks print as one `test result:` line, counted in the closing tests line.
+if [ -x scripts/embedded-test.sh ]; then
+  step "embedded: QEMU Cortex-M4 proof"
+  scripts/embedded-test.sh 2>&1 | tee -a "$testlog"
+fi
+
 if [ -x scripts/schemathesis.sh ]; then
   step "control API property tests"
   scripts/schemathesis.sh
