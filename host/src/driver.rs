@@ -506,6 +506,9 @@ impl Driver {
                         let _ = r.send(Err(HostError::NotDelivered));
                     }
                 }
+                if matches!(reason, DisconnectReason::Error(meshlink_core::Error::SelfConnect)) {
+                    self.targets.self_connect(*conn);
+                }
                 let why = crate::error::reason_text(reason);
                 self.targets.on_disconnected(*conn, *peer, |p| self.peer_conn.contains_key(p), &why);
             }
