@@ -506,6 +506,12 @@ impl Driver {
                         let _ = r.send(Err(HostError::NotDelivered));
                     }
                 }
+                if matches!(reason, DisconnectReason::Error(meshlink_core::Error::HandshakeEvicted)) {
+                    // The core made room itself (its half-open cap): count it with the
+                    // host's own evictions, which `handshakes_failed` misses when the
+                    // evicted session was established but not yet confirmed.
+                    self.stats.handshakes_evicted += 1;
+                }
                 if matches!(reason, DisconnectReason::Error(meshlink_core::Error::SelfConnect)) {
                     self.targets.self_connect(*conn);
                 }
