@@ -4,6 +4,8 @@
 //! in turn, exchanges a few messages and is disconnected, several times. `/metrics` is
 //! scraped after every step and every series typed `counter` is checked against the last
 //! value seen for it.
+// HostConfig is being made #[non_exhaustive]: outside the crate it is built by assignment.
+#![allow(clippy::field_reassign_with_default)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
