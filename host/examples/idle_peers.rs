@@ -4,10 +4,20 @@
 //! The node under test runs in a child process (this example, re-run with `--server`), so
 //! its RSS is not muddled by the clients. The parent drives the clients: each is a bare
 //! core node (`HeapNode` of one slot) on its own TCP socket, from 127.0.0.2.. so the
-//! per-IP caps see several hosts, at most `CONCURRENT` handshakes at a time; afterwards
+//! per-IP caps see several hosts, at most `--concurrent` (default 8) handshakes at a time; afterwards
 //! they only answer pings. Figures are printed, never asserted.
 //!
-//! Run: `cargo run --release -p meshlink-host --example idle_peers -- [PEERS]` (default 10,000).
+//! Run: `cargo run --release -p meshlink-host --example idle_peers -- [PEERS] [--concurrent=N]
+//! [--half-open=N]` (defaults 10,000, 8, 64). It raises its own RLIMIT_NOFILE soft limit
+//! to PEERS + 1024 (the hard limit must allow that: `ulimit -Hn`).
+//!
+//! `--half-open` is the server's `limits.max_half_open`. It must cover the burst, not
+//! only the clients' `--concurrent` gate: a client counts itself connected (and lets the
+//! next one start) once the responder's message arrives, but the server keeps that
+//! session half open until the client's first record is read. On a loaded machine that
+//! lag piles up, and at the cap the server evicts its oldest half-open session, which is
+//! a client that already counted itself connected. With the core default (16) and a burst,
+//! a few of 10,000 were lost that way; the server's `handshakes_evicted` figure shows it.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -23,7 +33,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 
-const CONCURRENT: usize = 8;
+/// `--name=N` as a number.
+fn flag(name: &str, default: usize) -> usize {
+    let pre = format!("--{name}=");
+    std::env::args().find_map(|a| a.strip_prefix(&pre).and_then(|v| v.parse().ok())).unwrap_or(default)
+}
 
 fn raise_nofile(want: u64) {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -51,6 +65,14 @@ fn peers_arg() -> usize {
 
 /// The node under test: prints its port and id, runs until stdin closes.
 async fn server(peers: usize) {
+    if std::env::var_os("RUST_LOG").is_some() {
+        // `RUST_LOG=meshlink_host=debug` shows why the server closed a socket.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     raise_nofile(peers as u64 + 1024);
     let mut cfg = HostConfig {
         listen: Listen { tcp: vec!["127.0.0.1:0".parse().unwrap()], ..Listen::none() },
@@ -59,6 +81,7 @@ async fn server(peers: usize) {
     cfg.limits.max_peers = peers + 64;
     cfg.limits.max_connections = peers + 128;
     cfg.limits.max_connections_per_ip = peers;
+    cfg.limits.max_half_open = flag("half-open", 64);
     cfg.limits.max_half_open_per_ip = 16;
     cfg.name = "idle-bench".into();
     let h = Host::start(cfg, Keypair::generate(&mut OsRng)).await.expect("server starts");
@@ -167,7 +190,7 @@ fn main() {
     }
     raise_nofile(peers as u64 + 1024);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--server", &peers.to_string()])
+        .args(["--server".to_string(), peers.to_string(), format!("--half-open={}", flag("half-open", 64))])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -183,7 +206,7 @@ fn main() {
     let up = Arc::new(AtomicUsize::new(0));
     let began = std::time::Instant::now();
     rt.block_on(async {
-        let gate = Arc::new(Semaphore::new(CONCURRENT));
+        let gate = Arc::new(Semaphore::new(flag("concurrent", 8)));
         for i in 0..peers {
             tokio::spawn(client(i, addr, id, gate.clone(), up.clone()));
         }

@@ -330,7 +330,9 @@ async fn up(args: UpArgs) -> Result<(), HostError> {
             let r =
                 if persistent { node.connect_persistent(&url, expect).await } else { node.connect(&url, expect).await };
             if let Err(e) = r {
-                let retry = if persistent { " (will retry)" } else { "" };
+                // A target that is this node itself is dropped, not re-dialled.
+                let itself = e.is_self_connect();
+                let retry = if persistent && !itself { " (will retry)" } else { "" };
                 let e = meshlink_host::table::printable(&e.to_string()).into_owned();
                 eprintln!("meshlink: cannot connect to {url}: {e}{retry}");
             }

@@ -506,6 +506,15 @@ impl Driver {
                         let _ = r.send(Err(HostError::NotDelivered));
                     }
                 }
+                if matches!(reason, DisconnectReason::Error(meshlink_core::Error::HandshakeEvicted)) {
+                    // The core made room itself (its half-open cap): count it with the
+                    // host's own evictions, which `handshakes_failed` misses when the
+                    // evicted session was established but not yet confirmed.
+                    self.stats.handshakes_evicted += 1;
+                }
+                if matches!(reason, DisconnectReason::Error(meshlink_core::Error::SelfConnect)) {
+                    self.targets.self_connect(*conn);
+                }
                 let why = crate::error::reason_text(reason);
                 self.targets.on_disconnected(*conn, *peer, |p| self.peer_conn.contains_key(p), &why);
             }

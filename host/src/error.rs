@@ -78,6 +78,16 @@ impl HostError {
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         HostError::Io { what: what.into(), source }
     }
+
+    /// The peer turned out to be this node itself (its own address dialled, or its own id
+    /// pinned): every later attempt would find the same, so it is not retried.
+    pub fn is_self_connect(&self) -> bool {
+        use meshlink_core::Error::SelfConnect;
+        matches!(
+            self,
+            HostError::Core(SelfConnect) | HostError::Handshake { reason: DisconnectReason::Error(SelfConnect), .. }
+        )
+    }
 }
 
 /// A disconnect reason in words, for logs and CLI output.

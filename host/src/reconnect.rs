@@ -192,8 +192,33 @@ impl Targets {
             t.task = None;
             t.first.take()
         });
-        self.retry(id, &e.to_string());
+        if e.is_self_connect() {
+            self.forget(id);
+        } else {
+            self.retry(id, &e.to_string());
+        }
         first
+    }
+
+    /// The session `conn` found this node itself at the other end: its target is dropped,
+    /// since every later attempt would find the same (issue 13, item 6). Call it before
+    /// [`Targets::on_disconnected`], which then has nothing to re-dial.
+    pub fn self_connect(&mut self, conn: ConnId) {
+        if let Some(id) = self.by_conn.remove(&conn) {
+            self.forget(id);
+        }
+    }
+
+    fn forget(&mut self, id: u64) {
+        if let Some(mut t) = self.map.remove(&id) {
+            if let Some(task) = t.task.take() {
+                task.abort();
+            }
+            tracing::warn!("not reconnecting to {}: it is this node itself", t.url);
+            if let Some(w) = t.first.take() {
+                let _ = w.send(Err(HostError::Core(meshlink_core::Error::SelfConnect)));
+            }
+        }
     }
 
     /// The peer is connected already (through another session): wait until it is not.

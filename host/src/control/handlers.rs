@@ -283,13 +283,14 @@ fn prometheus(stats: &HostStats, peers: &[PeerSummary], control: &ControlStatsJs
         ("peer_loss_ratio", "Ping loss over the last 64 pings.", |p| Some(f64::from(p.quality.loss))),
         ("peer_quality_score", "Link quality score, 0..1.", |p| Some(f64::from(p.quality.score))),
         ("peer_threat_score", "Threat score, 0..1.", |p| Some(f64::from(p.threat))),
-        ("peer_bytes_in_total", "Application bytes received from the peer.", |p| {
+        // A gauge, not a counter: it counts one session and starts again when the peer
+        // reconnects, so under the same labels it goes down (issue 12, acceptance 7).
+        ("peer_session_bytes_in", "Application bytes received from the peer in its current session.", |p| {
             Some(p.quality.counters.bytes_in as f64)
         }),
     ];
     for (name, help, get) in gauges {
-        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
-        let _ = write!(out, "# HELP meshlink_{name} {help}\n# TYPE meshlink_{name} {kind}\n");
+        let _ = write!(out, "# HELP meshlink_{name} {help}\n# TYPE meshlink_{name} gauge\n");
         for p in peers {
             if let Some(v) = get(p) {
                 let _ = writeln!(

@@ -254,6 +254,12 @@ impl From<HostError> for ApiError {
             HostError::Core(C::PeerLimit { .. } | C::HalfOpenLimit { .. }) => (S::SERVICE_UNAVAILABLE, "peer_limit"),
             HostError::Core(C::PeerKeyMismatch { .. }) => (S::BAD_GATEWAY, "peer_key_mismatch"),
             HostError::Core(C::Threat) => (S::FORBIDDEN, "threat"),
+            // Dialling our own address (or pinning our own id) is the caller's mistake
+            // about the node's state, not a failing peer (issue 13, item 6).
+            HostError::Core(C::SelfConnect)
+            | HostError::Handshake { reason: meshlink_core::DisconnectReason::Error(C::SelfConnect), .. } => {
+                (S::CONFLICT, "self_connect")
+            }
             HostError::Core(_) => (S::BAD_GATEWAY, "protocol_error"),
             HostError::InvalidUrl { .. } => (S::BAD_REQUEST, "invalid_url"),
             HostError::Resolve { .. } => (S::BAD_GATEWAY, "resolve_failed"),
