@@ -45,6 +45,7 @@ use crate::config::Config;
 /// match b.poll_event() { Some(Event::Message { kind: 0x40, data, .. }) => assert_eq!(data, b"urgent"), e => panic!("{e:?}") }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Priority {
     /// Small urgent messages: requests that must not wait behind a transfer.
     High,

@@ -167,6 +167,7 @@ impl ConnId {
 
 /// One buffer of output for the adapter to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transmit {
     /// The session it belongs to (for streams: which socket).
     pub conn: Option<ConnId>,
@@ -179,6 +180,7 @@ pub struct Transmit {
 
 /// What happened, for the application.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// A session finished its handshake and is confirmed (F06): the peer's Hello and the
     /// first quality figures (the handshake round trip).
@@ -197,6 +199,7 @@ pub enum Event<'a> {
 
 /// A connected peer, as `peers()` lists it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PeerInfo {
     pub conn: ConnId,
     pub peer: PeerId,
@@ -213,6 +216,7 @@ pub struct PeerInfo {
 /// live now); every other field is a counter that only ever grows (sessions that end
 /// leave their counts behind), so an exporter may publish them as Prometheus counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodeStats {
     pub sessions: usize,
     pub connected: usize,

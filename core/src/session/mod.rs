@@ -104,6 +104,7 @@ const CTRL_QUEUE: usize = 8;
 
 /// Why a session ended, as the node reports it.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum DisconnectReason {
     /// We closed it (disconnect, shutdown, duplicate, threat policy).
     Local(CloseReason),
