@@ -82,7 +82,7 @@ impl Pattern {
     }
 }
 
-/// Which side of the handshake this state is.
+/// Which side of the handshake this state is (a closed set: exhaustive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Initiator,
