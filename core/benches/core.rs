@@ -201,7 +201,11 @@ impl Pair {
 }
 
 fn bench_node(c: &mut Criterion) {
-    let small = Config { max_frame: 2048, max_message: 1024, send_queue: 2048, ..Config::default() };
+    let small = Config::default().with(|c| {
+        c.max_frame = 2048;
+        c.max_message = 1024;
+        c.send_queue = 2048;
+    });
     let mut g = c.benchmark_group("node_handshake");
     for (name, kind) in [("stream_ik", TransportKind::Stream), ("datagram_ik", TransportKind::Datagram)] {
         g.bench_function(name, |b| {
@@ -210,7 +214,10 @@ fn bench_node(c: &mut Criterion) {
     }
     g.finish();
 
-    let cfg = Config { max_message: 32 * 1024, send_queue: 64 * 1024, ..Config::default() };
+    let cfg = Config::default().with(|c| {
+        c.max_message = 32 * 1024;
+        c.send_queue = 64 * 1024;
+    });
     let mut g = c.benchmark_group("node_message");
     for (name, kind) in [("stream", TransportKind::Stream), ("datagram", TransportKind::Datagram)] {
         let mut p = Pair::new(kind, &cfg);

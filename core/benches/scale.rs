@@ -47,7 +47,10 @@ impl BufferPool for Counted {
 type Server = Node<Counted, Box<[Slot<Box<[u8]>>]>>;
 
 fn cfg(n: usize) -> Config {
-    Config { max_half_open: n + 16, max_half_open_per_ip: n + 16, ..Config::default() }
+    Config::default().with(|c| {
+        c.max_half_open = n + 16;
+        c.max_half_open_per_ip = n + 16;
+    })
 }
 
 fn addr(i: usize) -> SocketAddr {

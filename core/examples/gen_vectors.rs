@@ -39,18 +39,18 @@ fn hx(b: &[u8]) -> String {
 
 /// The node limits every vector uses (everything else is `Config::default()`).
 fn base_config(name: &str, network_id: &[u8], network_key: Option<[u8; 32]>, ik: bool) -> Config {
-    Config {
-        hello: Hello::named(name).unwrap(),
-        network_key,
-        max_frame: 2048,
-        max_datagram: 1200,
-        max_message: 4096,
-        send_queue: 16384,
-        ik_fast_path: ik,
-        ..Config::default()
-    }
-    .with_network_id(network_id)
-    .unwrap()
+    Config::default()
+        .with(|c| {
+            c.hello = Hello::named(name).unwrap();
+            c.network_key = network_key;
+            c.max_frame = 2048;
+            c.max_datagram = 1200;
+            c.max_message = 4096;
+            c.send_queue = 16384;
+            c.ik_fast_path = ik;
+        })
+        .with_network_id(network_id)
+        .unwrap()
 }
 
 fn config_json(c: &Config) -> Value {
@@ -97,6 +97,8 @@ fn header_json(h: &Header) -> Value {
         Header::Reject { code, version, min_version, receiver } => json!({"type": "Reject", "type_byte": 6,
             "code": code as u8, "code_name": format!("{code:?}"), "version": version, "min_version": min_version,
             "receiver": receiver}),
+        // `Header` is `#[non_exhaustive]`: a new record type needs its vector shape here.
+        other => panic!("no vector form for {other:?}"),
     }
 }
 
@@ -113,6 +115,7 @@ fn packet_json(p: &Packet<'_>) -> Value {
         Packet::Close { reason } => json!({"kind": "Close", "kind_byte": 5, "reason": reason.to_u8(),
             "reason_name": format!("{reason:?}")}),
         Packet::Unknown { kind, body } => json!({"kind": "Unknown", "kind_byte": kind, "body": hx(body)}),
+        other => panic!("no vector form for {other:?}"),
     }
 }
 

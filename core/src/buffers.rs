@@ -23,7 +23,7 @@ use crate::config::Config;
 /// # use meshlink_core::{Config, Event, HeapNode, Instant, Keypair, Priority, TransportKind};
 /// # use rand_core::SeedableRng;
 /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
-/// # let cfg = Config { max_message: 1024, send_queue: 8192, max_frame: 2048, ..Config::default() };
+/// # let cfg = Config::default().with(|c| { c.max_message = 1024; c.send_queue = 8192; c.max_frame = 2048 });
 /// # let mut a = HeapNode::with_capacity(cfg.clone(), Keypair::generate(&mut rng), [1; 32], 2).unwrap();
 /// # let mut b = HeapNode::with_capacity(cfg, Keypair::generate(&mut rng), [2; 32], 2).unwrap();
 /// # let addr = "127.0.0.1:1".parse().unwrap();
@@ -45,6 +45,7 @@ use crate::config::Config;
 /// match b.poll_event() { Some(Event::Message { kind: 0x40, data, .. }) => assert_eq!(data, b"urgent"), e => panic!("{e:?}") }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Priority {
     /// Small urgent messages: requests that must not wait behind a transfer.
     High,

@@ -12,6 +12,7 @@ pub const NETWORK_ID_MAX: usize = 32;
 
 /// What a node does with a peer whose threat score is above the threshold (F05).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ThreatPolicy {
     /// Refuse new handshakes from the peer; an existing session stays.
     Refuse,
@@ -25,6 +26,7 @@ pub enum ThreatPolicy {
 /// with 0 % refuses every message. Default 10 / 60 / 30: the low class holds a whole
 /// default-size (64 KiB) message, the high class is for small urgent ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QueueShares {
     pub high: u8,
     pub normal: u8,
@@ -37,9 +39,19 @@ impl Default for QueueShares {
     }
 }
 
+impl QueueShares {
+    /// The shares of the three classes, in percent (`Config::validate` checks they sum to
+    /// 100). The way to build one outside this crate: the struct is `#[non_exhaustive]`
+    /// so that a class can be added, and a class added later gets 0 % here.
+    pub const fn new(high: u8, normal: u8, low: u8) -> Self {
+        QueueShares { high, normal, low }
+    }
+}
+
 /// Everything a [`crate::Node`] can be told. `Config::default()` is a working node.
 /// `Debug` never prints the network key.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Network id, bound into the prologue: nodes of different networks cannot connect (F03).
     pub network_id: Vec<u8, NETWORK_ID_MAX>,
@@ -106,6 +118,17 @@ pub struct Config {
     pub max_version: u8,
 }
 
+impl Config {
+    /// `self` changed by `f`: the struct-update expression of a `#[non_exhaustive]` struct,
+    /// `Config::default().with(|c| c.max_message = 4096)`. The same as `let mut c =
+    /// Config::default(); c.max_message = 4096;`, but usable where an expression is needed.
+    #[must_use]
+    pub fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -157,6 +180,7 @@ pub mod bounds {
 
 /// Which configuration field is wrong, and why ([`Config::validate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConfigError {
     /// The field's name, as in [`Config`] (and `docs/PROTOCOL.md` §Constants).
     pub field: &'static str,

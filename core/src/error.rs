@@ -10,6 +10,7 @@ use crate::wire::{RejectCode, VersionRange, WireError};
 
 /// Everything that can go wrong in the node, from hostile bytes to a full queue.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// Bytes from the network did not decode.
     Wire(WireError),

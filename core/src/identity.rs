@@ -80,6 +80,7 @@ impl fmt::Debug for PeerId {
 
 /// Why a peer id's text form did not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParsePeerIdError {
     /// Not 52 characters.
     Length { got: usize },

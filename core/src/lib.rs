@@ -22,6 +22,36 @@
 //! - `std` (default): `std::error::Error` for [`Error`] and [`Instant::since`]. Nothing in
 //!   the protocol depends on it; build with `default-features = false` for firmware.
 //! - `alloc` (in `std`): [`HeapNode`], a heap slot table and the [`node::HeapPool`].
+//!
+//! ## API stability
+//! Types that will grow are `#[non_exhaustive]`, so that a variant or a field can be added
+//! in a minor release: every public enum whose set may grow ([`Event`], [`Error`],
+//! [`DisconnectReason`], [`ErrorCode`], [`CloseReason`], [`Priority`], [`ThreatPolicy`],
+//! the [`wire`] enums (`Packet`, `PacketKind`, `Header`, `RecordType`, `RejectCode`,
+//! `WireError`, `KindClass`), [`noise::NoiseError`], [`noise::Pattern`],
+//! [`replay::ReplayError`], [`identity::ParsePeerIdError`]), the settings structs
+//! ([`Config`], [`QueueShares`], [`Hello`]), the error struct [`ConfigError`] and the
+//! snapshots ([`PeerInfo`], [`NodeStats`], [`Transmit`], [`Quality`],
+//! [`quality::Counters`]). A `match` on them outside this crate needs a `_` arm (an
+//! adapter logs and skips an event it does not know). They cannot be built with a struct
+//! literal outside this crate: start from the default and set fields, or use `with` where
+//! an expression is needed, and [`QueueShares::new`]:
+//! ```
+//! use meshlink_core::{Config, QueueShares};
+//! let mut a = Config::default();
+//! a.max_message = 4096;
+//! let b = Config::default().with(|c| {
+//!     c.max_message = 4096;
+//!     c.queue_shares = QueueShares::new(20, 50, 30);
+//! });
+//! assert!(a.validate().is_ok() && b.validate().is_ok());
+//! ```
+//! Left exhaustive, because their sets are closed by definition: [`noise::Role`]
+//! (initiator or responder), [`TransportKind`] (the two framings the core implements; a
+//! third needs new I/O in every adapter, so it must break their matches, not fall into a
+//! `_` arm), [`wire::FrameProgress`] (a frame is complete or not), [`VersionRange`]
+//! (two ends), and the Noise layer's [`noise::HandshakeParams`] and [`noise::Transport`]
+//! (the parameters and results of the Noise specification's `Initialize` and `Split`).
 
 #![no_std]
 #![forbid(unsafe_code)]

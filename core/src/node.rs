@@ -75,7 +75,11 @@
 //! use meshlink_core::{Config, Event, HeapNode, Instant, Keypair, TransportKind};
 //! use rand_core::{RngCore, SeedableRng};
 //! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
-//! let cfg = Config { max_message: 1024, send_queue: 4096, max_frame: 2048, ..Config::default() };
+//! let cfg = Config::default().with(|c| {
+//!     c.max_message = 1024;
+//!     c.send_queue = 4096;
+//!     c.max_frame = 2048;
+//! });
 //! let mk = |rng: &mut rand_chacha::ChaCha20Rng| {
 //!     let mut seed = [0u8; 32];
 //!     rng.fill_bytes(&mut seed);
@@ -103,7 +107,10 @@
 //! ```
 //! use meshlink_core::node::{Slot, SlotBound};
 //! use meshlink_core::{Config, Keypair, Node};
-//! let cfg = Config { max_message: 512, send_queue: 2048, max_frame: 1024, ..Config::default() };
+//! let mut cfg = Config::default();
+//! cfg.max_message = 512;
+//! cfg.send_queue = 2048;
+//! cfg.max_frame = 1024;
 //! let len = cfg.slot_buffer_len();
 //! // On a device: `static` storage through `static_cell`; leaked here for the example.
 //! let region: &'static mut [u8] = Box::leak(vec![0u8; 2 * len].into_boxed_slice());
@@ -167,6 +174,7 @@ impl ConnId {
 
 /// One buffer of output for the adapter to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transmit {
     /// The session it belongs to (for streams: which socket).
     pub conn: Option<ConnId>,
@@ -179,6 +187,7 @@ pub struct Transmit {
 
 /// What happened, for the application.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// A session finished its handshake and is confirmed (F06): the peer's Hello and the
     /// first quality figures (the handshake round trip).
@@ -197,6 +206,7 @@ pub enum Event<'a> {
 
 /// A connected peer, as `peers()` lists it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PeerInfo {
     pub conn: ConnId,
     pub peer: PeerId,
@@ -213,6 +223,7 @@ pub struct PeerInfo {
 /// live now); every other field is a counter that only ever grows (sessions that end
 /// leave their counts behind), so an exporter may publish them as Prometheus counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodeStats {
     pub sessions: usize,
     pub connected: usize,

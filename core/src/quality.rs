@@ -338,6 +338,7 @@ impl Bandwidth {
 
 /// Traffic counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counters {
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -347,6 +348,7 @@ pub struct Counters {
 
 /// A snapshot for events and APIs (plain data, Copy).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Quality {
     /// Smoothed RTT.
     pub rtt_us: Option<u64>,

@@ -27,6 +27,7 @@ pub const REJECT_AFTER_MESSAGES: u64 = u64::MAX - (1 << 13);
 
 /// Why a counter was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReplayError {
     /// Older than the window: cannot be told apart from a replay.
     TooOld,

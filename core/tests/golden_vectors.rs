@@ -50,18 +50,18 @@ fn config(c: &Value) -> Config {
     for e in c["hello_extensions"].as_array().unwrap() {
         hello = hello.with_extension(num(&e[0]) as u8, &bytes(&e[1])).unwrap();
     }
-    Config {
-        hello,
-        network_key: (!c["network_key"].is_null()).then(|| b32(&c["network_key"])),
-        max_frame: num(&c["max_frame"]) as usize,
-        max_datagram: num(&c["max_datagram"]) as usize,
-        max_message: num(&c["max_message"]) as usize,
-        send_queue: num(&c["send_queue"]) as usize,
-        ik_fast_path: c["ik_fast_path"].as_bool().unwrap(),
-        ..Config::default()
-    }
-    .with_network_id(&bytes(&c["network_id"]))
-    .unwrap()
+    Config::default()
+        .with(|cfg| {
+            cfg.hello = hello;
+            cfg.network_key = (!c["network_key"].is_null()).then(|| b32(&c["network_key"]));
+            cfg.max_frame = num(&c["max_frame"]) as usize;
+            cfg.max_datagram = num(&c["max_datagram"]) as usize;
+            cfg.max_message = num(&c["max_message"]) as usize;
+            cfg.send_queue = num(&c["send_queue"]) as usize;
+            cfg.ik_fast_path = c["ik_fast_path"].as_bool().unwrap();
+        })
+        .with_network_id(&bytes(&c["network_id"]))
+        .unwrap()
 }
 
 /// A header from its decoded JSON fields (the inverse of what the generator wrote).

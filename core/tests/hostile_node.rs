@@ -42,7 +42,12 @@ use TransportKind::{Datagram, Stream};
 
 /// Small limits, so the edges are cheap to reach.
 fn cfg() -> Config {
-    Config { max_frame: 2048, max_datagram: 1200, max_message: 4096, send_queue: 16 * 1024, ..Config::default() }
+    Config::default().with(|c| {
+        c.max_frame = 2048;
+        c.max_datagram = 1200;
+        c.max_message = 4096;
+        c.send_queue = 16 * 1024;
+    })
 }
 
 /// An owned copy of a node event (`Event` borrows the node).
@@ -161,6 +166,8 @@ impl Net {
                     closed.push(conn);
                     Ev::Disconnected { conn, peer, was_connected, reason }
                 }
+                // `Event` is `#[non_exhaustive]`: a kind these tests do not know fails them.
+                other => panic!("unexpected event {other:?}"),
             };
             self.events[i].push(ev);
         }
@@ -393,7 +400,7 @@ fn stream_frame_lengths() {
 
 #[test]
 fn stream_frame_of_65535_bytes_before_the_handshake_is_refused_unread() {
-    let big = Config { max_frame: 65535, ..cfg() };
+    let big = cfg().with(|c| c.max_frame = 65535);
     let (mut net, a, h) = setup(Datagram, big);
     let too_large = Error::Wire(WireError::FrameTooLarge { len: 65535, max: HANDSHAKE_RECORD_MAX });
     // Even on a node that takes 65535-byte frames once connected, a handshake-phase frame
@@ -721,7 +728,7 @@ fn network_id_mismatch_stream_both_sides() {
 
 #[test]
 fn wrong_network_key_fails_on_both_sides() {
-    let key = |k: u8| Config { network_key: Some([k; 32]), ..cfg() };
+    let key = |k: u8| cfg().with(|c| c.network_key = Some([k; 32]));
     for kind in [Datagram, Stream] {
         let (mut net, a, h) = setup(Datagram, key(1));
         let c = net.add(key(2));
@@ -829,7 +836,7 @@ fn random_datagrams_of_every_size_are_errors() {
 #[test]
 fn initiation_flood_is_capped_and_legit_peers_connect_afterwards() {
     let max_half_open = 8;
-    let (mut net, a, h) = setup(Datagram, Config { max_half_open, ..cfg() });
+    let (mut net, a, h) = setup(Datagram, cfg().with(|c| c.max_half_open = max_half_open));
     let c = net.add(cfg());
     let init = net.capture_init(c, a, Datagram, None);
     let (mut accepted, mut refused) = (0, 0);
@@ -884,7 +891,7 @@ fn initiation_flood_is_capped_and_legit_peers_connect_afterwards() {
 #[test]
 fn max_peers_edge() {
     let max_peers = 4;
-    let (mut net, a, h) = setup(Datagram, Config { max_peers, ..cfg() });
+    let (mut net, a, h) = setup(Datagram, cfg().with(|c| c.max_peers = max_peers));
     let others: Vec<usize> = (0..4).map(|_| net.add(cfg())).collect();
     // H plus three more: exactly max_peers sessions.
     for &p in &others[..3] {
@@ -941,8 +948,11 @@ fn max_message_edge() {
 fn send_queue_edge() {
     // Two 4096-byte messages plus their 5-byte queue prefixes fill the queue exactly (all
     // of it given to the normal class, which `send` uses).
-    let shares = meshlink_core::QueueShares { high: 0, normal: 100, low: 0 };
-    let config = Config { send_queue: 2 * (4096 + 5), queue_shares: shares, ..cfg() };
+    let shares = meshlink_core::QueueShares::new(0, 100, 0);
+    let config = cfg().with(|c| {
+        c.send_queue = 2 * (4096 + 5);
+        c.queue_shares = shares;
+    });
     let (mut net, a, h) = setup(Stream, config.clone());
     let b = net.add(config);
     net.connect(b, a, Datagram);
@@ -971,7 +981,7 @@ fn connect_with_the_wrong_expected_key() {
     // refused by the responder with Reject(Auth), then retried once as XX to learn it.
     for ik_fast_path in [false, true] {
         for kind in [Datagram, Stream] {
-            let config = Config { ik_fast_path, ..cfg() };
+            let config = cfg().with(|c| c.ik_fast_path = ik_fast_path);
             let (mut net, a, h) = setup(Datagram, config.clone());
             let c = net.add(config);
             let wrong = Keypair::from_secret([0x99; 32]).peer_id();
@@ -992,7 +1002,7 @@ fn connect_with_the_wrong_expected_key() {
 
 #[test]
 fn threat_score_drop_policy() {
-    let (mut net, a, h) = setup(Datagram, Config { threat_policy: ThreatPolicy::Drop, ..cfg() });
+    let (mut net, a, h) = setup(Datagram, cfg().with(|c| c.threat_policy = ThreatPolicy::Drop));
     let b = net.add(cfg());
     net.connect(b, a, Datagram);
     let (pa, pb) = (net.id(a), net.id(b));
@@ -1021,7 +1031,7 @@ fn threat_score_drop_policy() {
 
 #[test]
 fn threat_score_refuse_policy() {
-    let (mut net, a, h) = setup(Datagram, Config { threat_policy: ThreatPolicy::Refuse, ..cfg() });
+    let (mut net, a, h) = setup(Datagram, cfg().with(|c| c.threat_policy = ThreatPolicy::Refuse));
     let b = net.add(cfg());
     net.connect(b, a, Datagram);
     let (pa, pb) = (net.id(a), net.id(b));
@@ -1051,7 +1061,7 @@ fn pattern_mismatch_is_rejected_promptly() {
     // A pattern the responder does not accept (XX or IK to a node with a network key,
     // XXpsk3 to one without) is refused at message 1 with Reject(Pattern), and the
     // initiator ends with PatternMismatch at once: no virtual time passes in this test.
-    let keyed = Config { network_key: Some([1; 32]), ..cfg() };
+    let keyed = cfg().with(|c| c.network_key = Some([1; 32]));
     // (responder, initiator, initiator names the responder's key, pattern id sent)
     let cases = [(&keyed, &cfg(), false, 0u8), (&keyed, &cfg(), true, 2), (&cfg(), &keyed, false, 1)];
     for (responder, initiator, ik, pattern) in cases {
@@ -1159,7 +1169,7 @@ fn resp_to_an_unverified_address_is_bounded() {
         // Unpadded (the 44-byte stream form: an old or hostile client; refused unanswered)
         // and padded Inits.
         for kind in [Stream, Datagram] {
-            let (mut net, a, _h) = setup(Datagram, Config { hello: hello.clone(), ..cfg() });
+            let (mut net, a, _h) = setup(Datagram, cfg().with(|c| c.hello = hello.clone()));
             let c = net.add(cfg());
             let init = net.capture_init(c, a, kind, None);
             assert_eq!(init.len(), if kind == Stream { 12 + 32 } else { INIT_MIN_DATAGRAM });
@@ -1236,7 +1246,7 @@ fn unconfirmed_ik_responder_stays_within_the_budget() {
     for i in 0..CAPABILITIES_MAX {
         hello = hello.with_capability(&chars((b'a' + i as u8) as char, CAPABILITY_LEN_MAX)).unwrap();
     }
-    let (mut net, a, _h) = setup(Datagram, Config { hello, ..cfg() });
+    let (mut net, a, _h) = setup(Datagram, cfg().with(|c| c.hello = hello));
     let c = net.add(cfg());
     let pa = net.id(a);
     let init = net.capture_init(c, a, Datagram, Some(pa));
@@ -1258,7 +1268,7 @@ fn ik_with_a_large_responder_hello_connects_in_one_round_trip() {
     // An IK Resp carries the responder's Hello, up to HANDSHAKE_RECORD_MAX bytes. The IK
     // Init is padded to INIT_MIN_DATAGRAM on datagrams, so even the largest Resp fits the 3x
     // budget the first Init buys: the handshake needs no retransmission.
-    let (mut net, a, _h) = setup(Datagram, Config { hello: full_hello(), ..cfg() });
+    let (mut net, a, _h) = setup(Datagram, cfg().with(|c| c.hello = full_hello()));
     let c = net.add(cfg());
     let (pa, pc) = (net.id(a), net.id(c));
     let init = net.capture_init(c, a, Datagram, Some(pa));

@@ -12,7 +12,11 @@ use pair::{last_counter, pattern, seal, Ev, Pair, Scenario};
 const BOTH: [TransportKind; 2] = [TransportKind::Stream, TransportKind::Datagram];
 
 fn cfg() -> Config {
-    Config { max_frame: 4096, max_message: 8192, send_queue: 64 * 1024, ..Config::default() }
+    Config::default().with(|c| {
+        c.max_frame = 4096;
+        c.max_message = 8192;
+        c.send_queue = 64 * 1024;
+    })
 }
 
 #[test]

@@ -12,12 +12,17 @@ fn node(cfg: Config, seed: u64) -> HeapNode {
 }
 
 fn cfg() -> Config {
-    Config { max_message: 2048, send_queue: 4096, max_frame: 2048, max_half_open: 8, ..Config::default() }
+    Config::default().with(|c| {
+        c.max_message = 2048;
+        c.send_queue = 4096;
+        c.max_frame = 2048;
+        c.max_half_open = 8;
+    })
 }
 
 #[test]
 fn one_ip_holds_at_most_max_half_open_per_ip_inbound_handshakes() {
-    let mut n = node(Config { max_half_open_per_ip: 3, ..cfg() }, 1);
+    let mut n = node(cfg().with(|c| c.max_half_open_per_ip = 3), 1);
     let now = Instant::from_millis(1);
     for port in 1..=3 {
         n.accept(now, format!("192.0.2.1:{port}").parse().unwrap()).expect("within the per-IP cap");
@@ -41,7 +46,13 @@ fn one_ip_holds_at_most_max_half_open_per_ip_inbound_handshakes() {
 #[test]
 fn a_full_half_open_table_evicts_its_oldest_inbound_handshake_for_a_new_stream() {
     let max = 8;
-    let mut n = node(Config { max_half_open: max, max_half_open_per_ip: 100, ..cfg() }, 11);
+    let mut n = node(
+        cfg().with(|c| {
+            c.max_half_open = max;
+            c.max_half_open_per_ip = 100;
+        }),
+        11,
+    );
     let now = Instant::from_millis(1);
     let silent: Vec<_> =
         (0..max).map(|i| n.accept(now, format!("192.0.2.{}:1", i + 1).parse().unwrap()).unwrap()).collect();
@@ -76,7 +87,13 @@ fn a_full_half_open_table_evicts_its_oldest_inbound_handshake_for_a_new_stream()
 
 #[test]
 fn eviction_never_takes_outbound_handshakes_and_datagram_inits_are_refused_busy() {
-    let mut n = node(Config { max_half_open: 2, max_half_open_per_ip: 100, ..cfg() }, 13);
+    let mut n = node(
+        cfg().with(|c| {
+            c.max_half_open = 2;
+            c.max_half_open_per_ip = 100;
+        }),
+        13,
+    );
     let now = Instant::from_millis(1);
     for port in 1..=2 {
         n.connect(now, TransportKind::Stream, format!("192.0.2.1:{port}").parse().unwrap(), None).unwrap();
@@ -101,7 +118,7 @@ fn eviction_never_takes_outbound_handshakes_and_datagram_inits_are_refused_busy(
 
 #[test]
 fn datagram_inits_from_one_ip_are_capped_and_refused_with_busy() {
-    let mut server = node(Config { max_half_open_per_ip: 2, ..cfg() }, 2);
+    let mut server = node(cfg().with(|c| c.max_half_open_per_ip = 2), 2);
     let now = Instant::from_millis(1);
     let mut buf = vec![0u8; 4096];
     let mut accepted = 0;

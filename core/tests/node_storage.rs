@@ -11,7 +11,11 @@ use meshlink_core::{
 };
 
 fn cfg() -> Config {
-    Config { max_message: 2048, send_queue: 8192, max_frame: 2048, ..Config::default() }
+    Config::default().with(|c| {
+        c.max_message = 2048;
+        c.send_queue = 8192;
+        c.max_frame = 2048;
+    })
 }
 
 fn heap(cfg: Config, id: u8, cap: usize) -> HeapNode {
@@ -95,7 +99,14 @@ fn a_node_with_4096_slots_is_built_on_a_256_kib_stack() {
     let t = std::thread::Builder::new()
         .stack_size(256 << 10)
         .spawn(|| {
-            let mut n = heap(Config { max_half_open: 4096, max_half_open_per_ip: 4096, ..Config::default() }, 1, 4096);
+            let mut n = heap(
+                Config::default().with(|c| {
+                    c.max_half_open = 4096;
+                    c.max_half_open_per_ip = 4096;
+                }),
+                1,
+                4096,
+            );
             assert_eq!(n.capacity(), 4096);
             assert_eq!(n.config().max_peers, 4096);
             // And it works: sessions in slots far apart.
@@ -123,7 +134,15 @@ fn capacity_is_refused_at_zero_and_above_65535_and_accepted_at_the_edges() {
 /// `max_peers` is a run-time limit within the slot table.
 #[test]
 fn max_peers_limits_sessions_within_the_slot_table() {
-    let mut n = heap(Config { max_peers: 3, max_half_open: 10, max_half_open_per_ip: 10, ..cfg() }, 1, 8);
+    let mut n = heap(
+        cfg().with(|c| {
+            c.max_peers = 3;
+            c.max_half_open = 10;
+            c.max_half_open_per_ip = 10;
+        }),
+        1,
+        8,
+    );
     for i in 0..3 {
         n.accept(Instant::ZERO, addr(i)).unwrap();
     }
@@ -265,7 +284,10 @@ fn slot_bound_buffers_stay_with_their_slots() {
 /// closed (the heap agrees with a scan).
 #[test]
 fn poll_timeout_tracks_the_earliest_session_deadline() {
-    let c = Config { handshake_timeout: Duration::from_secs(30), max_half_open: 64, ..cfg() };
+    let c = cfg().with(|c| {
+        c.handshake_timeout = Duration::from_secs(30);
+        c.max_half_open = 64;
+    });
     let mut n = heap(c, 1, 64);
     assert_eq!(n.poll_timeout(), None);
     let mut conns = Vec::new();
@@ -311,7 +333,14 @@ fn send_quality_and_hello_find_each_peer_among_many() {
     let now = Instant::from_millis(1);
     let server_id = 200;
     let mut p = Pair::new(
-        heap(Config { max_half_open: 64, max_half_open_per_ip: 64, ..cfg() }, server_id, 64),
+        heap(
+            cfg().with(|c| {
+                c.max_half_open = 64;
+                c.max_half_open_per_ip = 64;
+            }),
+            server_id,
+            64,
+        ),
         heap(cfg(), 1, 4),
     );
     // p.a is the server here; clients connect to it.
@@ -493,47 +522,53 @@ fn refused(c: Config) -> &'static str {
 fn zero_and_absurd_timers_are_refused_naming_the_field() {
     let d = Config::default;
     let ms = Duration::from_millis;
-    assert_eq!(refused(Config { ping_interval: Duration::ZERO, ..d() }), "ping_interval");
-    assert_eq!(refused(Config { ping_interval: ms(9), ..d() }), "ping_interval");
-    assert!(Config { ping_interval: ms(10), dead_peer_timeout: ms(11), ..d() }.validate().is_ok());
-    assert_eq!(refused(Config { handshake_retry: Duration::ZERO, ..d() }), "handshake_retry");
-    assert_eq!(refused(Config { handshake_retry: ms(9), ..d() }), "handshake_retry");
-    assert!(Config { handshake_retry: ms(10), ..d() }.validate().is_ok());
-    assert_eq!(refused(Config { pong_timeout: Duration::ZERO, ..d() }), "pong_timeout");
-    assert_eq!(refused(Config { handshake_timeout: Duration::ZERO, ..d() }), "handshake_timeout");
+    assert_eq!(refused(d().with(|c| c.ping_interval = Duration::ZERO)), "ping_interval");
+    assert_eq!(refused(d().with(|c| c.ping_interval = ms(9))), "ping_interval");
+    assert!(d()
+        .with(|c| {
+            c.ping_interval = ms(10);
+            c.dead_peer_timeout = ms(11);
+        })
+        .validate()
+        .is_ok());
+    assert_eq!(refused(d().with(|c| c.handshake_retry = Duration::ZERO)), "handshake_retry");
+    assert_eq!(refused(d().with(|c| c.handshake_retry = ms(9))), "handshake_retry");
+    assert!(d().with(|c| c.handshake_retry = ms(10)).validate().is_ok());
+    assert_eq!(refused(d().with(|c| c.pong_timeout = Duration::ZERO)), "pong_timeout");
+    assert_eq!(refused(d().with(|c| c.handshake_timeout = Duration::ZERO)), "handshake_timeout");
     // The dead-peer timeout must leave room for a ping: equal is refused, one more is fine.
     let p = d().ping_interval;
-    assert_eq!(refused(Config { dead_peer_timeout: p, ..d() }), "dead_peer_timeout");
-    assert!(Config { dead_peer_timeout: p + ms(1), ..d() }.validate().is_ok());
-    assert_eq!(refused(Config { dead_peer_timeout: Duration::ZERO, ..d() }), "dead_peer_timeout");
+    assert_eq!(refused(d().with(|c| c.dead_peer_timeout = p)), "dead_peer_timeout");
+    assert!(d().with(|c| c.dead_peer_timeout = p + ms(1)).validate().is_ok());
+    assert_eq!(refused(d().with(|c| c.dead_peer_timeout = Duration::ZERO)), "dead_peer_timeout");
     // A day is the most of any timer.
     let day = Duration::from_secs(24 * 3600);
-    assert!(Config { handshake_timeout: day, ..d() }.validate().is_ok());
-    assert_eq!(refused(Config { handshake_timeout: day + ms(1), ..d() }), "handshake_timeout");
-    assert_eq!(refused(Config { handshake_retry_max: d().handshake_retry - ms(1), ..d() }), "handshake_retry_max");
-    assert_eq!(refused(Config { rekey_after_time: Duration::ZERO, ..d() }), "rekey_after_time");
-    assert_eq!(refused(Config { reject_after_time: d().rekey_after_time + p, ..d() }), "reject_after_time");
-    assert!(Config { reject_after_time: d().rekey_after_time + p + ms(1), ..d() }.validate().is_ok());
-    assert_eq!(refused(Config { rekey_after_messages: 0, ..d() }), "rekey_after_messages");
+    assert!(d().with(|c| c.handshake_timeout = day).validate().is_ok());
+    assert_eq!(refused(d().with(|c| c.handshake_timeout = day + ms(1))), "handshake_timeout");
+    assert_eq!(refused(d().with(|c| c.handshake_retry_max = d().handshake_retry - ms(1))), "handshake_retry_max");
+    assert_eq!(refused(d().with(|c| c.rekey_after_time = Duration::ZERO)), "rekey_after_time");
+    assert_eq!(refused(d().with(|c| c.reject_after_time = d().rekey_after_time + p)), "reject_after_time");
+    assert!(d().with(|c| c.reject_after_time = d().rekey_after_time + p + ms(1)).validate().is_ok());
+    assert_eq!(refused(d().with(|c| c.rekey_after_messages = 0)), "rekey_after_messages");
 }
 
 #[test]
 fn zero_and_absurd_limits_are_refused_naming_the_field() {
     let d = Config::default;
-    assert_eq!(refused(Config { max_peers: 0, ..d() }), "max_peers");
-    assert_eq!(refused(Config { max_half_open: 0, ..d() }), "max_half_open");
-    assert_eq!(refused(Config { max_half_open_per_ip: 0, ..d() }), "max_half_open_per_ip");
-    assert_eq!(refused(Config { max_frame: 0, ..d() }), "max_frame");
-    assert_eq!(refused(Config { max_frame: 65_536, ..d() }), "max_frame");
-    assert_eq!(refused(Config { max_datagram: 65_508, ..d() }), "max_datagram");
-    assert!(Config { max_datagram: 65_507, ..d() }.validate().is_ok());
-    assert_eq!(refused(Config { max_message: 0, ..d() }), "max_message");
-    assert_eq!(refused(Config { send_queue: 0, ..d() }), "send_queue");
-    assert_eq!(refused(Config { threat_threshold: f32::NAN, ..d() }), "threat_threshold");
-    assert_eq!(refused(Config { threat_threshold: 1.01, ..d() }), "threat_threshold");
+    assert_eq!(refused(d().with(|c| c.max_peers = 0)), "max_peers");
+    assert_eq!(refused(d().with(|c| c.max_half_open = 0)), "max_half_open");
+    assert_eq!(refused(d().with(|c| c.max_half_open_per_ip = 0)), "max_half_open_per_ip");
+    assert_eq!(refused(d().with(|c| c.max_frame = 0)), "max_frame");
+    assert_eq!(refused(d().with(|c| c.max_frame = 65_536)), "max_frame");
+    assert_eq!(refused(d().with(|c| c.max_datagram = 65_508)), "max_datagram");
+    assert!(d().with(|c| c.max_datagram = 65_507).validate().is_ok());
+    assert_eq!(refused(d().with(|c| c.max_message = 0)), "max_message");
+    assert_eq!(refused(d().with(|c| c.send_queue = 0)), "send_queue");
+    assert_eq!(refused(d().with(|c| c.threat_threshold = f32::NAN)), "threat_threshold");
+    assert_eq!(refused(d().with(|c| c.threat_threshold = 1.01)), "threat_threshold");
     // Node::new checks the same, as a typed error.
     let r = HeapNode::with_capacity(
-        Config { ping_interval: Duration::ZERO, ..d() },
+        d().with(|c| c.ping_interval = Duration::ZERO),
         Keypair::from_secret([1; 32]),
         [0; 32],
         2,
@@ -547,7 +582,7 @@ fn zero_and_absurd_limits_are_refused_naming_the_field() {
 #[test]
 fn debug_output_redacts_the_network_key_and_the_secret_key() {
     let key = [0xab; 32];
-    let c = Config { network_key: Some(key), ..Config::default() };
+    let c = Config::default().with(|c| c.network_key = Some(key));
     let s = format!("{c:?}");
     assert!(s.contains("network_key: Some(\"<redacted>\")"), "{s}");
     assert!(!s.to_lowercase().contains("ab, ab") && !s.contains("171"), "{s}");

@@ -204,6 +204,7 @@ fn overheads(p: Pattern) -> Vec<usize> {
         Pattern::Xx => vec![e, e + s + TAG_LEN, s + TAG_LEN],
         Pattern::XxPsk3 => vec![e + TAG_LEN, e + s + TAG_LEN, s + TAG_LEN],
         Pattern::Ik => vec![e + s + TAG_LEN, e + TAG_LEN],
+        other => panic!("pattern {other:?} is not covered by this test"),
     }
 }
 
@@ -396,6 +397,7 @@ fn low_order_e_in_message_1() {
                 // psk modifier: `e` keys the payload's encryption, so the tampered message
                 // fails authentication first.
                 Pattern::XxPsk3 => assert_eq!(read(&mut r, &m), Err(NoiseError::Decrypt), "{ctx}"),
+                other => panic!("pattern {other:?} is not covered by this test"),
             }
             assert_poisoned(r, &ctx);
 
@@ -409,6 +411,7 @@ fn low_order_e_in_message_1() {
                     assert_eq!(read(&mut o, &m).as_deref(), Ok(&b"evil"[..]), "{ctx} (snow)");
                     assert_eq!(write(&mut o, b"reply"), Err(NoiseError::LowOrderKey), "{ctx} (snow)");
                 }
+                other => panic!("pattern {other:?} is not covered by this test"),
             }
             assert_poisoned(o, &ctx);
         }
@@ -857,6 +860,7 @@ fn first_encrypted(p: Pattern) -> usize {
     match p {
         Pattern::Xx => 1,
         Pattern::XxPsk3 | Pattern::Ik => 0,
+        other => panic!("pattern {other:?} is not covered by this test"),
     }
 }
 

@@ -258,6 +258,7 @@ fn overheads(p: Pattern) -> Vec<usize> {
         Pattern::Xx => vec![e, e + s + TAG_LEN, s + TAG_LEN],
         Pattern::XxPsk3 => vec![e + TAG_LEN, e + s + TAG_LEN, s + TAG_LEN],
         Pattern::Ik => vec![e + s + TAG_LEN, e + TAG_LEN],
+        other => panic!("pattern {other:?} is not covered by this test"),
     }
 }
 
@@ -420,6 +421,7 @@ fn first_encrypted(p: Pattern) -> (usize, Role) {
         Pattern::XxPsk3 => (0, Role::Responder),
         // msg 1 carries the encrypted `s`.
         Pattern::Ik => (0, Role::Responder),
+        other => panic!("pattern {other:?} is not covered by this test"),
     }
 }
 

@@ -93,8 +93,8 @@ fn order_inside_each_class_is_kept() {
 fn a_large_high_message_waits_for_room_at_the_receiver_instead_of_breaking_the_stream() {
     // A started 60 KiB low message plus a 20 KiB high one exceed the receiver's 64 KiB
     // message region: the sender holds the high one back until the low one is done.
-    let shares = QueueShares { high: 30, normal: 40, low: 30 };
-    let mut p = Pair::new(TransportKind::Stream, Config { queue_shares: shares, ..cfg() });
+    let shares = QueueShares::new(30, 40, 30);
+    let mut p = Pair::new(TransportKind::Stream, cfg().with(|c| c.queue_shares = shares));
     p.buf_len = 20 * 1024;
     let b = p.id(1);
     let bulk = pattern(5, 60 * 1024);
@@ -111,8 +111,13 @@ fn a_large_high_message_waits_for_room_at_the_receiver_instead_of_breaking_the_s
 #[test]
 fn a_full_class_refuses_only_its_own_messages() {
     // Caps 2000 / 5000 / 3000 bytes; each message costs its length + 5.
-    let shares = QueueShares { high: 20, normal: 50, low: 30 };
-    let c = Config { max_message: 2048, max_frame: 4096, send_queue: 10_000, queue_shares: shares, ..cfg() };
+    let shares = QueueShares::new(20, 50, 30);
+    let c = cfg().with(|c| {
+        c.max_message = 2048;
+        c.max_frame = 4096;
+        c.send_queue = 10_000;
+        c.queue_shares = shares;
+    });
     assert_eq!(c.class_caps(), [2000, 5000, 3000]);
     for t in BOTH {
         let mut p = Pair::new(t, c.clone());
@@ -142,29 +147,40 @@ fn a_full_class_refuses_only_its_own_messages() {
 
 #[test]
 fn queue_settings_are_validated() {
-    let bad = |c: Config| node_err(&c);
+    // `ConfigError` is `#[non_exhaustive]`: compare what it names.
+    let bad = |c: Config| match node_err(&c) {
+        Error::InvalidConfig(e) => (e.field, e.problem),
+        e => panic!("not a config error: {e:?}"),
+    };
     assert_eq!(
-        bad(Config { queue_shares: QueueShares { high: 10, normal: 60, low: 20 }, ..cfg() }),
+        bad(cfg().with(|c| c.queue_shares = QueueShares::new(10, 60, 20))),
         cfg_err("queue_shares", "must sum to 100")
     );
     assert_eq!(
-        bad(Config { queue_shares: QueueShares { high: 255, normal: 100, low: 1 }, ..cfg() }),
+        bad(cfg().with(|c| c.queue_shares = QueueShares::new(255, 100, 1))),
         cfg_err("queue_shares", "must sum to 100")
     );
     // The normal class must hold one message of min(max_message, 1024) bytes: 1029 here.
-    let edge = |normal: u8, send_queue: usize| Config {
-        max_message: 1024,
-        max_frame: 2048,
-        send_queue,
-        queue_shares: QueueShares { high: 0, normal, low: 100 - normal },
-        ..cfg()
+    let edge = |normal: u8, send_queue: usize| {
+        cfg().with(|c| {
+            c.max_message = 1024;
+            c.max_frame = 2048;
+            c.send_queue = send_queue;
+            c.queue_shares = QueueShares::new(0, normal, 100 - normal);
+        })
     };
     let _ = node(&edge(100, 1029), 1, 1);
     assert_eq!(bad(edge(100, 1028)), cfg_err("send_queue", "its normal share must hold at least one message"));
     assert_eq!(bad(edge(0, 1_000_000)), cfg_err("send_queue", "its normal share must hold at least one message"));
-    assert_eq!(bad(Config { max_chunk: 0, ..cfg() }), cfg_err("max_chunk", "must be at least 1"));
+    assert_eq!(bad(cfg().with(|c| c.max_chunk = 0)), cfg_err("max_chunk", "must be at least 1"));
     // A one-byte chunk still carries every message.
-    let mut p = Pair::new(TransportKind::Datagram, Config { max_chunk: 1, max_message: 1024, ..cfg() });
+    let mut p = Pair::new(
+        TransportKind::Datagram,
+        cfg().with(|c| {
+            c.max_chunk = 1;
+            c.max_message = 1024;
+        }),
+    );
     let b = p.id(1);
     p.n[0].send_kind(p.now, &b, HIGH, b"byte by byte").unwrap();
     p.pump();
@@ -243,6 +259,6 @@ fn a_stream_peer_interleaving_beyond_our_room_ends_the_session_a_datagram_one_lo
     assert_eq!(p.n[1].stats().connected, 1);
 }
 
-fn cfg_err(field: &'static str, problem: &'static str) -> Error {
-    Error::InvalidConfig(meshlink_core::ConfigError { field, problem })
+fn cfg_err(field: &'static str, problem: &'static str) -> (&'static str, &'static str) {
+    (field, problem)
 }

@@ -135,7 +135,11 @@ impl Pair {
 }
 
 fn phases_flip(kind: TransportKind) {
-    let cfg = Config { max_message: 4096, send_queue: 16384, max_frame: 4096, ..Config::default() };
+    let cfg = Config::default().with(|c| {
+        c.max_message = 4096;
+        c.send_queue = 16384;
+        c.max_frame = 4096;
+    });
     let mut p = Pair::new(kind, cfg.clone());
     assert_eq!(p.connected, 2, "both sides connected");
     let peer_b = p.b.peer_id();
@@ -175,13 +179,12 @@ fn stream_keys_rotate_every_rekey_after_time() {
 
 #[test]
 fn message_count_rekey_rotates_keys() {
-    let cfg = Config {
-        max_message: 4096,
-        send_queue: 1 << 16,
-        max_frame: 4096,
-        rekey_after_messages: 16,
-        ..Config::default()
-    };
+    let cfg = Config::default().with(|c| {
+        c.max_message = 4096;
+        c.send_queue = 1 << 16;
+        c.max_frame = 4096;
+        c.rekey_after_messages = 16;
+    });
     for kind in [TransportKind::Datagram, TransportKind::Stream] {
         let mut p = Pair::new(kind, cfg.clone());
         let peer_b = p.b.peer_id();

@@ -24,15 +24,14 @@ const NOW: Instant = Instant::from_millis(1_000);
 const FUTURE_EXT: u8 = 0x10;
 
 fn cfg(name: &str, min: u8, max: u8) -> Config {
-    Config {
-        hello: Hello::named(name).unwrap(),
-        max_frame: 2048,
-        max_message: 4096,
-        send_queue: 16384,
-        min_version: min,
-        max_version: max,
-        ..Config::default()
-    }
+    Config::default().with(|c| {
+        c.hello = Hello::named(name).unwrap();
+        c.max_frame = 2048;
+        c.max_message = 4096;
+        c.send_queue = 16384;
+        c.min_version = min;
+        c.max_version = max;
+    })
 }
 
 fn old() -> Config {
@@ -327,8 +326,12 @@ impl Scripted {
         s.receiver = sender;
         let mut pl = [0u8; 1024];
         hs.read_message(&resp[12..], &mut pl).unwrap();
-        let hello =
-            Hello { version: WIRE_VERSION, max_frame: 2048, max_datagram: 1200, max_message: 4096, ..Hello::default() };
+        let hello = Hello::default().with(|c| {
+            c.version = WIRE_VERSION;
+            c.max_frame = 2048;
+            c.max_datagram = 1200;
+            c.max_message = 4096;
+        });
         let mut hb = [0u8; 1024];
         let hl = hello.encode(&mut hb).unwrap();
         let h = Header::Final { receiver: sender }.encode(&mut rec).unwrap();
@@ -506,8 +509,8 @@ fn a_hello_with_extensions_never_exceeds_hello_max_len() {
     wire.push(1);
     assert_eq!(Hello::decode(&wire), Err(WireError::FieldTooLong { limit: HELLO_MAX_LEN }));
     // A node starts with the Hello at the bound, and refuses the one over it.
-    let c = Config { hello: at, ..cfg("x", 2, 2) };
+    let c = cfg("x", 2, 2).with(|c| c.hello = at);
     assert!(N::with_capacity(c, Keypair::from_secret([1; 32]), [2; 32], 4).is_ok());
-    let c = Config { hello: over, ..cfg("x", 2, 2) };
+    let c = cfg("x", 2, 2).with(|c| c.hello = over);
     assert!(N::with_capacity(c, Keypair::from_secret([1; 32]), [2; 32], 4).is_err());
 }

@@ -74,10 +74,8 @@ async fn server(peers: usize) {
             .init();
     }
     raise_nofile(peers as u64 + 1024);
-    let mut cfg = HostConfig {
-        listen: Listen { tcp: vec!["127.0.0.1:0".parse().unwrap()], ..Listen::none() },
-        ..HostConfig::default()
-    };
+    let mut cfg = HostConfig::default()
+        .with(|cfg| cfg.listen = Listen::none().with(|c| c.tcp = vec!["127.0.0.1:0".parse().unwrap()]));
     cfg.limits.max_peers = peers + 64;
     cfg.limits.max_connections = peers + 128;
     cfg.limits.max_connections_per_ip = peers;
@@ -113,7 +111,11 @@ async fn client(i: usize, server: SocketAddr, server_id: PeerId, gate: Arc<Semap
             return;
         }
     };
-    let cfg = Config { max_message: 1024, send_queue: 4096, max_frame: 2048, ..Config::default() };
+    let cfg = Config::default().with(|c| {
+        c.max_message = 1024;
+        c.send_queue = 4096;
+        c.max_frame = 2048;
+    });
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
     let mut node = HeapNode::with_capacity(cfg, Keypair::generate(&mut OsRng), seed, 1).unwrap();

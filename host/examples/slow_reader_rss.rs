@@ -64,14 +64,12 @@ async fn muting_relay(to: SocketAddr, mute: Arc<AtomicBool>) -> SocketAddr {
 #[tokio::main]
 async fn main() {
     let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(20);
-    let mut cfg = HostConfig {
-        listen: Listen { tcp: vec!["127.0.0.1:0".parse().unwrap()], ..Listen::none() },
-        ..HostConfig::default()
-    };
+    let mut cfg = HostConfig::default()
+        .with(|cfg| cfg.listen = Listen::none().with(|c| c.tcp = vec!["127.0.0.1:0".parse().unwrap()]));
     cfg.timers.write_timeout_ms = 600_000; // only the queue bound may end it
     let max = cfg.limits.max_write_queue;
     let victim = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
-    let mut acfg = HostConfig { listen: Listen::none(), ..HostConfig::default() };
+    let mut acfg = HostConfig::default().with(|c| c.listen = Listen::none());
     acfg.timers.ping_interval_ms = 10; // the core's floor (Config::validate)
     acfg.timers.dead_peer_timeout_ms = 600_000;
     acfg.reconnect.enabled = false;

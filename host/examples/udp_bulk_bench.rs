@@ -15,12 +15,12 @@ async fn main() {
     const SIZE: usize = 16 * 1024;
     let udp = vec!["127.0.0.1:0".parse().unwrap()];
     let b = Host::start(
-        HostConfig { listen: Listen { udp, ..Listen::none() }, ..HostConfig::default() },
+        HostConfig::default().with(|cfg| cfg.listen = Listen::none().with(|c| c.udp = udp)),
         Keypair::generate(&mut OsRng),
     )
     .await
     .unwrap();
-    let a = Host::start(HostConfig { listen: Listen::none(), ..HostConfig::default() }, Keypair::generate(&mut OsRng))
+    let a = Host::start(HostConfig::default().with(|c| c.listen = Listen::none()), Keypair::generate(&mut OsRng))
         .await
         .unwrap();
     let mut events = b.events().await.unwrap();

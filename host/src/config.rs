@@ -29,6 +29,7 @@ pub const MAX_SESSIONS: usize = meshlink_core::node::MAX_SLOTS;
 /// The whole host configuration, as in the TOML file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HostConfig {
     /// Node name sent in the Hello (at most 32 bytes). Default: the host name.
     pub name: String,
@@ -54,6 +55,7 @@ pub struct HostConfig {
 /// Addresses to listen on, per transport. An empty list disables that transport.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Listen {
     pub tcp: Vec<SocketAddr>,
     pub ws: Vec<SocketAddr>,
@@ -67,6 +69,7 @@ pub struct Listen {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Limits {
     /// Sessions (connected plus handshaking): the node's capacity, 1..=65535 (default 1024).
     pub max_peers: usize,
@@ -97,6 +100,7 @@ pub struct Limits {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Timers {
     /// TCP connect plus WebSocket upgrade deadline.
     pub connect_timeout_ms: u64,
@@ -119,6 +123,7 @@ pub struct Timers {
 /// lived at least `stable_ms`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Reconnect {
     /// Re-dial `peers` (off: `meshlink up` dials each once).
     pub enabled: bool,
@@ -129,6 +134,7 @@ pub struct Reconnect {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Threat {
     /// Score above which the policy applies (F05).
     pub threshold: f32,
@@ -139,11 +145,40 @@ pub struct Threat {
 /// A peer to dial at start.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PeerEntry {
     /// `tcp://host:port`, `ws://host:port` or `udp://host:port`.
     pub url: String,
     /// The peer id the remote must prove (enables the IK fast path).
     pub expect: Option<String>,
+}
+
+/// `with(f)`: `self` changed by `f`, the struct-update expression of a `#[non_exhaustive]`
+/// settings struct, e.g. `HostConfig::default().with(|c| c.name = "a".into())` (the same as
+/// `let mut c = HostConfig::default(); c.name = ...;`). Fields can then be added to these
+/// structs without breaking their users.
+macro_rules! impl_with {
+    ($($t:ty),* $(,)?) => {$(
+        impl $t {
+            /// `self` changed by `f` (the struct is `#[non_exhaustive]`).
+            #[must_use]
+            pub fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+                f(&mut self);
+                self
+            }
+        }
+    )*};
+}
+pub(crate) use impl_with;
+
+impl_with!(HostConfig, Listen, Limits, Timers, Reconnect, Threat);
+
+impl PeerEntry {
+    /// A peer to dial at `url`, which must prove `expect` if given (the struct is
+    /// `#[non_exhaustive]`, so this is how it is built outside this crate).
+    pub fn new(url: impl Into<String>, expect: Option<String>) -> Self {
+        PeerEntry { url: url.into(), expect }
+    }
 }
 
 impl Default for HostConfig {

@@ -28,10 +28,13 @@ const LINKS: [(usize, usize, Transport, bool); 5] = [
 const BULK: usize = 100;
 const BULK_SIZE: usize = 1024;
 
+#[non_exhaustive]
 pub struct DemoOptions {
     /// How long the network runs (the quality table is printed every second).
     pub seconds: u64,
 }
+
+crate::config::impl_with!(DemoOptions);
 
 impl Default for DemoOptions {
     fn default() -> Self {

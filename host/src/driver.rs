@@ -117,6 +117,7 @@ pub(crate) enum Command {
 
 /// Node counters (F13) plus the host's own.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct HostStats {
     pub node: NodeStats,
     /// Open TCP and WebSocket connections.
@@ -446,7 +447,9 @@ impl Driver {
         loop {
             let mut ev = {
                 let Some(ev) = self.node.poll_event() else { break };
-                own_event(ev, &self.conns)
+                // An event kind newer than this host: nothing here acts on it.
+                let Some(ev) = own_event(ev, &self.conns) else { continue };
+                ev
             };
             if let HostEvent::Disconnected { conn, reason, .. } = &mut ev {
                 if let Some(r) = self.closing.remove(conn) {
@@ -893,8 +896,10 @@ fn summarize(p: &PeerInfo, now: Instant, conns: &HashMap<ConnId, ConnTasks>) -> 
     }
 }
 
-fn own_event(ev: Event<'_>, conns: &HashMap<ConnId, ConnTasks>) -> HostEvent {
-    match ev {
+/// The host's owned copy of a core event; `None` for an event kind this host does not
+/// know (`Event` is `#[non_exhaustive]`), which is logged and skipped.
+fn own_event(ev: Event<'_>, conns: &HashMap<ConnId, ConnTasks>) -> Option<HostEvent> {
+    Some(match ev {
         Event::Connected { conn, peer, addr, kind, hello, quality } => HostEvent::Connected {
             conn,
             peer,
@@ -916,7 +921,11 @@ fn own_event(ev: Event<'_>, conns: &HashMap<ConnId, ConnTasks>) -> HostEvent {
             };
             HostEvent::Disconnected { conn, peer, addr, transport, was_connected, reason }
         }
-    }
+        other => {
+            tracing::debug!("core event not handled by this host: {other:?}");
+            return None;
+        }
+    })
 }
 
 #[cfg(test)]

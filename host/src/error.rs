@@ -9,6 +9,7 @@ use meshlink_core::DisconnectReason;
 
 /// Everything the host API can fail with. Display is one line, fit for a CLI error.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum HostError {
     /// The core refused (typed: peer limit, queue full, key mismatch, ...).
     Core(meshlink_core::Error),
@@ -98,6 +99,7 @@ pub fn reason_text(r: &DisconnectReason) -> String {
         DisconnectReason::TransportClosed => "connection closed".into(),
         DisconnectReason::Timeout => "peer timed out".into(),
         DisconnectReason::Error(e) => e.to_string(),
+        other => format!("{other:?}"),
     }
 }
 

@@ -8,7 +8,7 @@
 //! # async fn demo() -> Result<(), meshlink_host::HostError> {
 //! use meshlink_host::{Host, HostConfig, HostEvent, Listen};
 //! let kp = meshlink_core::Keypair::generate(&mut rand_core::OsRng);
-//! let node = Host::start(HostConfig { listen: Listen::loopback(), ..HostConfig::default() }, kp).await?;
+//! let node = Host::start(HostConfig::default().with(|c| c.listen = Listen::loopback()), kp).await?;
 //! let mut events = node.events().await?;
 //! let peer = node.connect("tcp://127.0.0.1:7400", None).await?;
 //! node.send(peer.peer, &b"hello"[..]).await?;

@@ -104,6 +104,7 @@ struct Target {
 
 /// A reconnect target as [`crate::HostHandle::reconnect_targets`] lists it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReconnectTarget {
     pub url: String,
     pub expected: Option<PeerId>,

@@ -12,6 +12,7 @@ use crate::error::HostError;
 /// The socket kind under a session. The core only knows stream vs datagram; the host
 /// knows which stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Transport {
     Tcp,
     Ws,
@@ -109,6 +110,7 @@ impl fmt::Display for PeerUrl {
 
 /// A connected peer (an owned `meshlink_core::PeerInfo` plus the host's transport).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PeerSummary {
     pub peer: PeerId,
     pub conn: ConnId,
@@ -124,6 +126,7 @@ pub struct PeerSummary {
 
 /// What happened, owned so that it can cross tasks and threads.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum HostEvent {
     Connected {
         conn: ConnId,
@@ -162,6 +165,7 @@ pub enum HostEvent {
 
 /// The addresses the node listens on, after binding (ephemeral ports resolved).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LocalAddrs {
     pub tcp: Vec<SocketAddr>,
     pub ws: Vec<SocketAddr>,

@@ -23,7 +23,10 @@ const TOKEN: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccd
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn node(name: &str) -> HostHandle {
-    let mut cfg = HostConfig { name: name.into(), listen: Listen::loopback(), ..HostConfig::default() };
+    let mut cfg = HostConfig::default().with(|c| {
+        c.name = name.into();
+        c.listen = Listen::loopback();
+    });
     cfg.limits.max_message = 4096;
     Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap()
 }
@@ -501,7 +504,7 @@ async fn idle_sockets_streams_and_unfinished_bodies_leave_a_cli_call_working() {
         s.write_all(head.as_bytes()).await.unwrap();
         held.push(s);
     }
-    let opts = control::client::ClientOptions { timeout: Duration::from_secs(5), ..Default::default() };
+    let opts = control::client::ClientOptions::default().with(|c| c.timeout = Duration::from_secs(5));
     let client = control::client::Client::with_options(&server.url(), TOKEN, opts).unwrap();
     let node: Value = client.get("/v1/node").await.expect("a CLI call while the API is under siege");
     assert_eq!(node["id"], a.peer_id().to_string());
@@ -525,12 +528,11 @@ async fn with_limits(limits: control::ControlLimits) -> (HostHandle, ControlServ
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_limits_at_their_edges() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let limits = control::ControlLimits {
-        max_connections: 4,
-        max_streams: 2,
-        body_timeout: Duration::from_millis(300),
-        ..Default::default()
-    };
+    let limits = control::ControlLimits::default().with(|c| {
+        c.max_connections = 4;
+        c.max_streams = 2;
+        c.body_timeout = Duration::from_millis(300);
+    });
     let (a, server) = with_limits(limits).await;
     let api = server.local_addr();
     // Four silent sockets fill the cap; a request with the token still gets through,
@@ -574,7 +576,7 @@ async fn control_limits_at_their_edges() {
     let answer = text(&answer);
     assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("body_timeout"), "{answer}");
     // A head that never comes (a silent socket, or half a head): closed after the header timeout.
-    let (b, quick) = with_limits(control::ControlLimits { header_timeout: Duration::from_millis(300), ..limits }).await;
+    let (b, quick) = with_limits(limits.with(|c| c.header_timeout = Duration::from_millis(300))).await;
     let api = quick.local_addr();
     let mut silent = tokio::net::TcpStream::connect(api).await.unwrap();
     let mut half = tokio::net::TcpStream::connect(api).await.unwrap();
@@ -584,7 +586,7 @@ async fn control_limits_at_their_edges() {
         let r = tokio::time::timeout(WAIT, s.read_to_end(&mut sink)).await;
         assert!(r.is_ok(), "the server closes a socket whose head does not arrive");
     }
-    assert!(control::ControlConfig { max_streams: 0, ..Default::default() }.limits().is_err(), "zero is refused");
+    assert!(control::ControlConfig::default().with(|c| c.max_streams = 0).limits().is_err(), "zero is refused");
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }

@@ -40,9 +40,10 @@ fn fast(mut c: HostConfig) -> HostConfig {
 fn listen_on(t: Transport) -> Listen {
     let lo = vec!["127.0.0.1:0".parse().unwrap()];
     match t {
-        Transport::Tcp => Listen { tcp: lo, ..Listen::none() },
-        Transport::Ws => Listen { ws: lo, ..Listen::none() },
-        Transport::Udp => Listen { udp: lo, ..Listen::none() },
+        Transport::Tcp => Listen::none().with(|c| c.tcp = lo),
+        Transport::Ws => Listen::none().with(|c| c.ws = lo),
+        Transport::Udp => Listen::none().with(|c| c.udp = lo),
+        other => panic!("transport {other} is not covered by this test"),
     }
 }
 
@@ -138,12 +139,10 @@ async fn killed_tcp_node_is_noticed_and_redialled_when_it_returns() {
     let url = victim.wait_for("tcp://", Duration::from_secs(5)).await.split_whitespace().last().unwrap().to_string();
     let port = url.rsplit(':').next().unwrap().to_string();
 
-    let survivor = Host::start(
-        fast(HostConfig { listen: Listen::none(), ..HostConfig::default() }),
-        Keypair::generate(&mut OsRng),
-    )
-    .await
-    .unwrap();
+    let survivor =
+        Host::start(fast(HostConfig::default().with(|c| c.listen = Listen::none())), Keypair::generate(&mut OsRng))
+            .await
+            .unwrap();
     let mut ev = survivor.events().await.unwrap();
     assert_eq!(survivor.connect_persistent(&url, Some(id)).await.unwrap().peer, id);
 
@@ -216,8 +215,8 @@ struct RtNode {
 impl RtNode {
     fn start(secret: [u8; 32], udp: &str) -> RtNode {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let mut cfg = fast(HostConfig { name: "victim".into(), ..HostConfig::default() });
-        cfg.listen = Listen { udp: vec![udp.parse().unwrap()], ..Listen::none() };
+        let mut cfg = fast(HostConfig::default().with(|c| c.name = "victim".into()));
+        cfg.listen = Listen::none().with(|c| c.udp = vec![udp.parse().unwrap()]);
         // The port was just freed by the killed runtime: retry briefly if the bind races it.
         let node = rt.block_on(async {
             for _ in 0..50 {
@@ -315,7 +314,7 @@ fn killed_udp_node_times_out_and_configured_peer_is_redialled() {
 async fn redialling_a_dead_address_backs_off_and_stops_when_told() {
     // A port with nothing behind it: bind, note, close.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut cfg = fast(HostConfig { listen: Listen::none(), ..HostConfig::default() });
+    let mut cfg = fast(HostConfig::default().with(|c| c.listen = Listen::none()));
     cfg.reconnect.base_ms = 50;
     cfg.reconnect.max_ms = 400;
     let a = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
@@ -348,13 +347,13 @@ async fn redialling_a_dead_address_backs_off_and_stops_when_told() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_target_stands_by_while_its_peer_is_connected_inbound() {
     let a = Host::start(
-        fast(HostConfig { listen: listen_on(Transport::Tcp), ..HostConfig::default() }),
+        fast(HostConfig::default().with(|c| c.listen = listen_on(Transport::Tcp))),
         Keypair::generate(&mut OsRng),
     )
     .await
     .unwrap();
     let b = Host::start(
-        fast(HostConfig { listen: listen_on(Transport::Tcp), ..HostConfig::default() }),
+        fast(HostConfig::default().with(|c| c.listen = listen_on(Transport::Tcp))),
         Keypair::generate(&mut OsRng),
     )
     .await
@@ -425,16 +424,14 @@ async fn raw_ws(addr: std::net::SocketAddr) -> TcpStream {
 /// frame from a client. Each is closed; the real peer on the same node keeps talking.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_partial_frames_close_only_their_connection() {
-    let mut cfg = HostConfig {
-        listen: Listen { ws: vec!["127.0.0.1:0".parse().unwrap()], ..listen_on(Transport::Tcp) },
-        ..HostConfig::default()
-    };
+    let mut cfg = HostConfig::default()
+        .with(|cfg| cfg.listen = listen_on(Transport::Tcp).with(|c| c.ws = vec!["127.0.0.1:0".parse().unwrap()]));
     // No handshake deadline within the test: whatever closes these sockets in time is the
     // frame check, or the first-byte timeout for the frame that never completes.
     cfg.timers.handshake_timeout_ms = 600_000;
     cfg.timers.first_byte_timeout_ms = 2000;
     let b = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
-    let a = Host::start(HostConfig { listen: Listen::none(), ..HostConfig::default() }, Keypair::generate(&mut OsRng))
+    let a = Host::start(HostConfig::default().with(|c| c.listen = Listen::none()), Keypair::generate(&mut OsRng))
         .await
         .unwrap();
     let (tcp, ws) = (b.local_addrs().tcp[0], b.local_addrs().ws[0]);
@@ -501,7 +498,7 @@ async fn wss_with_a_self_signed_certificate_carries_a_session() {
     std::fs::write(&cert, ck.cert.pem()).unwrap();
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
 
-    let mut cfg = HostConfig { listen: listen_on(Transport::Ws), ..HostConfig::default() };
+    let mut cfg = HostConfig::default().with(|c| c.listen = listen_on(Transport::Ws));
     cfg.listen.ws_tls_cert = Some(cert.clone());
     cfg.listen.ws_tls_key = Some(key);
     let b = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
@@ -510,7 +507,10 @@ async fn wss_with_a_self_signed_certificate_carries_a_session() {
     let mut b_events = b.events().await.unwrap();
 
     for host in ["127.0.0.1", "localhost"] {
-        let cfg = HostConfig { listen: Listen::none(), tls_ca: Some(cert.clone()), ..HostConfig::default() };
+        let cfg = HostConfig::default().with(|c| {
+            c.listen = Listen::none();
+            c.tls_ca = Some(cert.clone());
+        });
         let a = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
         let s = a.connect(&format!("wss://{host}:{port}/"), Some(b.peer_id())).await.unwrap();
         assert_eq!((s.peer, s.transport), (b.peer_id(), Transport::Ws));
@@ -542,7 +542,7 @@ async fn wss_with_a_self_signed_certificate_carries_a_session() {
         a.shutdown().await.unwrap();
     }
 
-    let mut cfg = HostConfig { listen: Listen::none(), ..HostConfig::default() };
+    let mut cfg = HostConfig::default().with(|c| c.listen = Listen::none());
     cfg.timers.connect_timeout_ms = 1000;
     let c = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
     match c.connect(&format!("wss://127.0.0.1:{port}/"), None).await {

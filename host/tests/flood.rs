@@ -102,10 +102,8 @@ struct Figures {
 /// Floods a fresh node limited to `max_connections` stream sockets; checks the bounds and
 /// that a real peer is served afterwards.
 async fn flood(max_connections: usize) -> Figures {
-    let mut cfg = HostConfig {
-        listen: Listen { tcp: vec!["127.0.0.1:0".parse().unwrap()], ..Listen::none() },
-        ..HostConfig::default()
-    };
+    let mut cfg = HostConfig::default()
+        .with(|cfg| cfg.listen = Listen::none().with(|c| c.tcp = vec!["127.0.0.1:0".parse().unwrap()]));
     cfg.limits.max_connections = max_connections;
     cfg.limits.max_connections_per_ip = MAX_PER_IP;
     cfg.timers.handshake_timeout_ms = HANDSHAKE_TIMEOUT.as_millis() as u64;
@@ -174,7 +172,7 @@ async fn flood(max_connections: usize) -> Figures {
     assert_eq!((stats.node.sessions, stats.node.half_open), (0, 0), "{tag}");
 
     // A real peer is served.
-    let a = Host::start(HostConfig { listen: Listen::none(), ..HostConfig::default() }, Keypair::generate(&mut OsRng))
+    let a = Host::start(HostConfig::default().with(|c| c.listen = Listen::none()), Keypair::generate(&mut OsRng))
         .await
         .unwrap();
     let mut events = b.events().await.unwrap();

@@ -24,13 +24,11 @@ async fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_stalled_frames_close_only_their_connection() {
-    let mut cfg = HostConfig {
-        listen: Listen { tcp: vec!["127.0.0.1:0".parse().unwrap()], ..Listen::none() },
-        ..HostConfig::default()
-    };
+    let mut cfg = HostConfig::default()
+        .with(|cfg| cfg.listen = Listen::none().with(|c| c.tcp = vec!["127.0.0.1:0".parse().unwrap()]));
     cfg.timers.handshake_timeout_ms = 1000;
     let b = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
-    let a = Host::start(HostConfig { listen: Listen::none(), ..HostConfig::default() }, Keypair::generate(&mut OsRng))
+    let a = Host::start(HostConfig::default().with(|c| c.listen = Listen::none()), Keypair::generate(&mut OsRng))
         .await
         .unwrap();
     let addr = b.local_addrs().tcp[0];

@@ -20,10 +20,8 @@ async fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_ip_limit_refuses_extra_sockets_at_accept_and_frees_slots() {
-    let mut cfg = HostConfig {
-        listen: Listen { tcp: vec!["127.0.0.1:0".parse().unwrap()], ..Listen::none() },
-        ..HostConfig::default()
-    };
+    let mut cfg = HostConfig::default()
+        .with(|cfg| cfg.listen = Listen::none().with(|c| c.tcp = vec!["127.0.0.1:0".parse().unwrap()]));
     cfg.limits.max_connections_per_ip = 2;
     let b = node(cfg).await;
     let addr = b.local_addrs().tcp[0];
@@ -43,7 +41,7 @@ async fn per_ip_limit_refuses_extra_sockets_at_accept_and_frees_slots() {
     assert_eq!(b.open_connections(), 2);
     drop(held);
     // Closing the idle sockets frees the slots: a real node then connects.
-    let a = node(HostConfig { listen: Listen::none(), ..HostConfig::default() }).await;
+    let a = node(HostConfig::default().with(|c| c.listen = Listen::none())).await;
     let url = format!("tcp://{addr}");
     let mut connected = None;
     for _ in 0..50 {
@@ -62,12 +60,12 @@ async fn per_ip_limit_refuses_extra_sockets_at_accept_and_frees_slots() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn total_limit_counts_outbound_connections() {
-    let target = node(HostConfig {
-        listen: Listen { tcp: vec!["127.0.0.1:0".parse().unwrap()], ..Listen::none() },
-        ..HostConfig::default()
-    })
+    let target = node(
+        HostConfig::default()
+            .with(|cfg| cfg.listen = Listen::none().with(|c| c.tcp = vec!["127.0.0.1:0".parse().unwrap()])),
+    )
     .await;
-    let mut cfg = HostConfig { listen: Listen::none(), ..HostConfig::default() };
+    let mut cfg = HostConfig::default().with(|c| c.listen = Listen::none());
     cfg.limits.max_connections = 1;
     let a = node(cfg).await;
     let url = format!("tcp://{}", target.local_addrs().tcp[0]);
@@ -92,7 +90,7 @@ async fn websocket_upgrade_that_never_answers_times_out() {
             socks.push(s);
         }
     });
-    let mut cfg = HostConfig { listen: Listen::none(), ..HostConfig::default() };
+    let mut cfg = HostConfig::default().with(|c| c.listen = Listen::none());
     cfg.timers.connect_timeout_ms = 300;
     let a = node(cfg).await;
     let began = std::time::Instant::now();

@@ -8,7 +8,10 @@ use meshlink_host::{Host, HostConfig, HostEvent, HostHandle, Listen, PeerUrl, Tr
 use rand_core::OsRng;
 
 async fn node(name: &str) -> HostHandle {
-    let cfg = HostConfig { name: name.into(), listen: Listen::loopback(), ..HostConfig::default() };
+    let cfg = HostConfig::default().with(|c| {
+        c.name = name.into();
+        c.listen = Listen::loopback();
+    });
     Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap()
 }
 
@@ -20,6 +23,7 @@ fn url(n: &HostHandle, t: Transport) -> String {
             Transport::Tcp => l.tcp[0],
             Transport::Ws => l.ws[0],
             Transport::Udp => l.udp[0],
+            other => panic!("transport {other} is not covered by this test"),
         },
     )
 }

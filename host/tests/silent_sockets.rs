@@ -30,10 +30,8 @@ fn raise_nofile(want: u64) {
 }
 
 async fn node(first_byte_timeout_ms: u64) -> HostHandle {
-    let mut cfg = HostConfig {
-        listen: Listen { tcp: vec!["127.0.0.1:0".parse().unwrap()], ..Listen::none() },
-        ..HostConfig::default()
-    };
+    let mut cfg = HostConfig::default()
+        .with(|cfg| cfg.listen = Listen::none().with(|c| c.tcp = vec!["127.0.0.1:0".parse().unwrap()]));
     cfg.timers.first_byte_timeout_ms = first_byte_timeout_ms;
     Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap()
 }
@@ -88,7 +86,7 @@ async fn silent_sockets_hold_no_handshake_slot_and_close_at_the_first_byte_timeo
 async fn capture_init() -> Vec<u8> {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("tcp://{}", l.local_addr().unwrap());
-    let c = Host::start(HostConfig { listen: Listen::none(), ..HostConfig::default() }, Keypair::generate(&mut OsRng))
+    let c = Host::start(HostConfig::default().with(|c| c.listen = Listen::none()), Keypair::generate(&mut OsRng))
         .await
         .unwrap();
     let dial = tokio::spawn(async move { c.connect(&url, None).await });
@@ -159,7 +157,7 @@ async fn a_real_peer_connects_through_1000_silent_sockets_and_an_init_flood() {
     assert_eq!(stats.node.half_open, cap, "the Init flood fills the half-open cap");
     assert!(b.open_connections() >= 500, "the silent sockets fill the socket limit: {}", b.open_connections());
 
-    let a = Host::start(HostConfig { listen: Listen::none(), ..HostConfig::default() }, Keypair::generate(&mut OsRng))
+    let a = Host::start(HostConfig::default().with(|c| c.listen = Listen::none()), Keypair::generate(&mut OsRng))
         .await
         .unwrap();
     // A real peer retries like the reconnect logic would; under the flood, a few tries

@@ -62,15 +62,13 @@ async fn muting_relay(to: SocketAddr, mute: Arc<AtomicBool>) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_pings_and_never_reads_is_disconnected_with_a_reason() {
     const MAX_WRITE_QUEUE: usize = 64 * 1024;
-    let mut cfg = HostConfig {
-        listen: Listen { tcp: vec!["127.0.0.1:0".parse().unwrap()], ..Listen::none() },
-        ..HostConfig::default()
-    };
+    let mut cfg = HostConfig::default()
+        .with(|cfg| cfg.listen = Listen::none().with(|c| c.tcp = vec!["127.0.0.1:0".parse().unwrap()]));
     cfg.limits.max_write_queue = MAX_WRITE_QUEUE;
     // Only the bound may end it: no write or dead-peer timeout within the test.
     cfg.timers.write_timeout_ms = 600_000;
     let victim = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
-    let mut attacker_cfg = HostConfig { listen: Listen::none(), ..HostConfig::default() };
+    let mut attacker_cfg = HostConfig::default().with(|c| c.listen = Listen::none());
     attacker_cfg.timers.ping_interval_ms = 10; // the core's floor (Config::validate)
     attacker_cfg.timers.dead_peer_timeout_ms = 600_000;
     attacker_cfg.reconnect.enabled = false;
@@ -122,14 +120,12 @@ async fn a_peer_that_pings_and_never_reads_is_disconnected_with_a_reason() {
 /// Before: every waiting send was kept, however many.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_waiting_for_a_peer_that_never_reads_are_capped() {
-    let mut cfg = HostConfig {
-        listen: Listen { tcp: vec!["127.0.0.1:0".parse().unwrap()], ..Listen::none() },
-        ..HostConfig::default()
-    };
+    let mut cfg = HostConfig::default()
+        .with(|cfg| cfg.listen = Listen::none().with(|c| c.tcp = vec!["127.0.0.1:0".parse().unwrap()]));
     cfg.limits.max_parked_sends = 2;
     cfg.timers.write_timeout_ms = 600_000;
     let victim = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
-    let mut peer_cfg = HostConfig { listen: Listen::none(), ..HostConfig::default() };
+    let mut peer_cfg = HostConfig::default().with(|c| c.listen = Listen::none());
     peer_cfg.timers.dead_peer_timeout_ms = 600_000;
     let peer = Host::start(peer_cfg, Keypair::generate(&mut OsRng)).await.unwrap();
     let mute = Arc::new(AtomicBool::new(false));

@@ -16,7 +16,7 @@ const MESSAGES: u32 = 10_000;
 async fn node() -> HostHandle {
     let tcp = vec!["127.0.0.1:0".parse().unwrap()];
     Host::start(
-        HostConfig { listen: Listen { tcp, ..Listen::none() }, ..HostConfig::default() },
+        HostConfig::default().with(|cfg| cfg.listen = Listen::none().with(|c| c.tcp = tcp)),
         Keypair::generate(&mut OsRng),
     )
     .await

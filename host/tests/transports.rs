@@ -30,8 +30,12 @@ fn config(name: &str, t: Transport, ip: &str) -> HostConfig {
         Transport::Tcp => listen.tcp.push(addr),
         Transport::Ws => listen.ws.push(addr),
         Transport::Udp => listen.udp.push(addr),
+        other => panic!("transport {other} is not covered by this test"),
     }
-    let mut c = HostConfig { name: name.into(), listen, ..HostConfig::default() };
+    let mut c = HostConfig::default().with(|c| {
+        c.name = name.into();
+        c.listen = listen;
+    });
     c.limits.max_message = MAX_MESSAGE;
     c.limits.send_queue = 64 * 1024;
     // Frequent pings: more RTT samples during the run.
@@ -193,6 +197,7 @@ fn url_of(node: &HostHandle, t: Transport) -> String {
         Transport::Tcp => l.tcp[0],
         Transport::Ws => l.ws[0],
         Transport::Udp => l.udp[0],
+        other => panic!("transport {other} is not covered by this test"),
     };
     PeerUrl::for_addr(t, addr)
 }

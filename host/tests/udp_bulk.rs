@@ -33,12 +33,12 @@ fn socket_drops(port: u16) -> u64 {
 async fn twenty_thousand_16k_messages_over_loopback_udp_arrive_in_order_and_the_host_drops_none() {
     let udp = vec!["127.0.0.1:0".parse().unwrap()];
     let b = Host::start(
-        HostConfig { listen: Listen { udp, ..Listen::none() }, ..HostConfig::default() },
+        HostConfig::default().with(|cfg| cfg.listen = Listen::none().with(|c| c.udp = udp)),
         Keypair::generate(&mut OsRng),
     )
     .await
     .unwrap();
-    let a = Host::start(HostConfig { listen: Listen::none(), ..HostConfig::default() }, Keypair::generate(&mut OsRng))
+    let a = Host::start(HostConfig::default().with(|c| c.listen = Listen::none()), Keypair::generate(&mut OsRng))
         .await
         .unwrap();
     let mut events = b.events().await.unwrap();

@@ -46,7 +46,8 @@ async fn relay(to: SocketAddr, drop_type: u8) -> (SocketAddr, Arc<AtomicBool>) {
 }
 
 async fn handshake_through_lossy_relay(pin: bool) {
-    let cfg = |udp: Vec<SocketAddr>| HostConfig { listen: Listen { udp, ..Listen::none() }, ..HostConfig::default() };
+    let cfg =
+        |udp: Vec<SocketAddr>| HostConfig::default().with(|cfg| cfg.listen = Listen::none().with(|c| c.udp = udp));
     let b = Host::start(cfg(vec!["127.0.0.1:0".parse().unwrap()]), Keypair::generate(&mut OsRng)).await.unwrap();
     let a = Host::start(cfg(vec![]), Keypair::generate(&mut OsRng)).await.unwrap();
     let (via, dropped) = relay(b.local_addrs().udp[0], 0x02).await;

@@ -11,7 +11,7 @@ use rand_core::OsRng;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_dial_to_a_closed_port_fails_as_port_unreachable() {
-    let mut cfg = HostConfig { listen: Listen::none(), ..HostConfig::default() };
+    let mut cfg = HostConfig::default().with(|c| c.listen = Listen::none());
     cfg.timers.handshake_timeout_ms = 600_000; // only the ICMP answer can end it in time
     let a = Host::start(cfg, Keypair::generate(&mut OsRng)).await.unwrap();
     let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap(); // and closed again

@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for n in names {
         // A node's name travels in its Hello; add_node refuses an invalid config with an error.
         let hello = Hello::named(n).map_err(Error::from)?;
-        nodes.push(sim.add_node(Config { hello, ..Config::default() })?);
+        nodes.push(sim.add_node(Config::default().with(|c| c.hello = hello))?);
     }
     let name = |i: NodeIdx| names[i.0];
 

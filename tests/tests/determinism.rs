@@ -17,7 +17,11 @@ struct Outcome {
 /// reordering, bandwidth limits, a partition and a crash/restart.
 fn scenario(seed: u64) -> Outcome {
     let mut sim = Sim::new(seed);
-    let cfg = Config { max_frame: 4096, max_message: 16 * 1024, send_queue: 64 * 1024, ..Config::default() };
+    let cfg = Config::default().with(|c| {
+        c.max_frame = 4096;
+        c.max_message = 16 * 1024;
+        c.send_queue = 64 * 1024;
+    });
     let n: Vec<NodeIdx> = (0..4).map(|_| sim.add_node(cfg.clone()).unwrap()).collect();
     let (a, b, c, d) = (n[0], n[1], n[2], n[3]);
     let bursty = LossModel::GilbertElliott { p: 0.05, r: 0.5, loss_good: 0.01, loss_bad: 0.7 };

@@ -18,7 +18,11 @@ const MAX_FRAME: usize = 4096;
 const MAX_MESSAGE: usize = 20_000;
 
 fn config() -> Config {
-    Config { max_frame: MAX_FRAME, max_message: MAX_MESSAGE, send_queue: 64 * 1024, ..Config::default() }
+    Config::default().with(|c| {
+        c.max_frame = MAX_FRAME;
+        c.max_message = MAX_MESSAGE;
+        c.send_queue = 64 * 1024;
+    })
 }
 
 /// Mixed sizes: tiny, about one datagram, several datagrams / frames, up to max_message.

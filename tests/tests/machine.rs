@@ -250,7 +250,7 @@ fn adding_a_node_fails_with_a_typed_error_at_the_address_limit() {
 #[test]
 fn adding_a_core_node_with_an_invalid_config_is_an_error_not_a_panic() {
     let mut sim = Sim::new(5);
-    let bad = sim.add_node(Config { max_datagram: 40, ..Config::default() });
+    let bad = sim.add_node(Config::default().with(|c| c.max_datagram = 40));
     assert!(matches!(bad, Err(AddNodeError::Build(Error::InvalidConfig(e))) if e.field == "max_datagram"), "{bad:?}");
     assert_eq!(sim.node_count(), 0);
     assert_eq!(sim.add_node(Config::default()), Ok(NodeIdx(0)));

@@ -21,14 +21,13 @@ fn unit(rng: &mut ChaCha8Rng) -> f64 {
 
 /// Limits tighter than the mesh needs, so the caps are exercised: 4 possible peers, 3 slots.
 fn config() -> Config {
-    Config {
-        max_peers: 3,
-        max_half_open: 2,
-        max_message: 8 * 1024,
-        send_queue: 32 * 1024,
-        handshake_timeout: secs(10),
-        ..Config::default()
-    }
+    Config::default().with(|c| {
+        c.max_peers = 3;
+        c.max_half_open = 2;
+        c.max_message = 8 * 1024;
+        c.send_queue = 32 * 1024;
+        c.handshake_timeout = secs(10);
+    })
 }
 
 /// Panics if any node breaks a limit; runs before every step.

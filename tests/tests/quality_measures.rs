@@ -11,7 +11,10 @@ use meshlink_sim::{LinkConfig, NodeIdx, Sim};
 /// Pings every second (instead of 5 s) so that ~2000 pings take 2000 s of virtual time;
 /// the pong deadline stays well above the 100-140 ms round trip.
 fn config() -> Config {
-    Config { ping_interval: secs(1), pong_timeout: secs(2), ..Config::default() }
+    Config::default().with(|c| {
+        c.ping_interval = secs(1);
+        c.pong_timeout = secs(2);
+    })
 }
 
 /// Two connected nodes with the given link per direction, run for `run_s` seconds after

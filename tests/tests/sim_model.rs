@@ -99,7 +99,7 @@ fn livelock_guard_trips_on_too_much_work_at_one_instant() {
 fn session_limit_is_set_at_run_time() {
     // Two sessions per node (max_peers, within the slot table): a third peer does not fit.
     let mut sim = Sim::new(6);
-    let n: Vec<_> = (0..4).map(|_| sim.add_node(Config { max_peers: 2, ..Config::default() }).unwrap()).collect();
+    let n: Vec<_> = (0..4).map(|_| sim.add_node(Config::default().with(|c| c.max_peers = 2)).unwrap()).collect();
     sim.connect(n[0], n[1], TransportKind::Datagram, true).unwrap();
     sim.connect(n[0], n[2], TransportKind::Stream, true).unwrap();
     let third = sim.connect(n[0], n[3], TransportKind::Datagram, true);

@@ -8,7 +8,7 @@
 
 use core::net::SocketAddr;
 
-use meshlink_core::{Config, ConnId, Event, Instant, Keypair, HeapNode, PeerId};
+use meshlink_core::{Config, ConnId, Event, HeapNode, Instant, Keypair, PeerId};
 
 pub mod datagram_replay;
 pub mod frame_decoder;
@@ -26,18 +26,17 @@ pub type FuzzNode = HeapNode;
 /// Small limits keep each iteration cheap while still forcing chunking (messages up to
 /// 4 KiB over 1200-byte datagrams and 2 KiB frames) and key rotation within seconds.
 pub fn config() -> Config {
-    Config {
-        max_frame: 2048,
-        max_datagram: 1200,
-        max_message: 4096,
+    Config::default().with(|c| {
+        c.max_frame = 2048;
+        c.max_datagram = 1200;
+        c.max_message = 4096;
         // Every priority class holds one largest message (4200 / 5600 / 4200 bytes).
-        send_queue: 14_000,
-        queue_shares: meshlink_core::QueueShares { high: 30, normal: 40, low: 30 },
-        max_half_open: 2,
-        rekey_after_time: core::time::Duration::from_secs(10),
-        reject_after_time: core::time::Duration::from_secs(20),
-        ..Config::default()
-    }
+        c.send_queue = 14_000;
+        c.queue_shares = meshlink_core::QueueShares::new(30, 40, 30);
+        c.max_half_open = 2;
+        c.rekey_after_time = core::time::Duration::from_secs(10);
+        c.reject_after_time = core::time::Duration::from_secs(20);
+    })
 }
 
 /// A node with a fixed key and RNG seed: every run of an input is reproducible.

@@ -24,6 +24,7 @@ pub const PSK_LEN: usize = 32;
 
 /// The handshake patterns meshlink implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Pattern {
     /// Mutual authentication, identities exchanged in the handshake (3 messages).
     Xx,
@@ -81,7 +82,7 @@ impl Pattern {
     }
 }
 
-/// Which side of the handshake this state is.
+/// Which side of the handshake this state is (a closed set: exhaustive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Initiator,

@@ -10,6 +10,7 @@ pub use handshake::{HandshakeParams, HandshakeState, Pattern, Role, Transport, D
 
 /// Errors of the Noise layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NoiseError {
     /// Authentication failed: wrong key, tampered bytes, or a mismatched prologue.
     Decrypt,

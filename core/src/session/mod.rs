@@ -43,7 +43,8 @@ pub const INIT_MIN_DATAGRAM: usize = HANDSHAKE_RECORD_MAX.div_ceil(AMPLIFICATION
 /// received from it (QUIC's rule, RFC 9000 §8.1).
 pub const AMPLIFICATION_FACTOR: usize = 3;
 
-/// How a session's bytes travel.
+/// How a session's bytes travel. Exhaustive on purpose: a third framing needs new I/O in
+/// every adapter, so adding one must break their matches rather than fall into a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TransportKind {
     /// A reliable ordered byte stream (TCP, WebSocket): records in length-prefixed frames.
@@ -104,6 +105,7 @@ const CTRL_QUEUE: usize = 8;
 
 /// Why a session ended, as the node reports it.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum DisconnectReason {
     /// We closed it (disconnect, shutdown, duplicate, threat policy).
     Local(CloseReason),

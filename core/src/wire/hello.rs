@@ -32,6 +32,7 @@ pub const EXT_END: u8 = 0;
 
 /// Node information exchanged at handshake.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Hello {
     /// The sender's wire version (also bound in the prologue).
     pub version: u8,
@@ -54,6 +55,15 @@ pub struct Hello {
     /// The extension tail (not postcard: encoded after the fields above).
     #[serde(skip)]
     pub extensions: Extensions,
+}
+
+impl Hello {
+    /// `self` changed by `f` (the struct is `#[non_exhaustive]`; see [`crate::Config::with`]).
+    #[must_use]
+    pub fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
 }
 
 /// A Hello's extensions, held as their validated TLV bytes: at most [`EXT_MAX`] of them in

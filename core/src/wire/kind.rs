@@ -50,6 +50,7 @@ const _: () = {
 
 /// The class of a kind byte, by range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KindClass {
     Core,
     Messaging,

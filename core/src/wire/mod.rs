@@ -59,6 +59,7 @@ impl core::fmt::Display for VersionRange {
 
 /// Errors decoding bytes from the network. Each names the numbers a user needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WireError {
     /// Fewer bytes than the structure needs.
     Truncated { needed: usize, got: usize },

@@ -14,6 +14,7 @@ use super::WireError;
 /// The core packet kind bytes (see [`super::kind`] for every range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum PacketKind {
     Ping = kind::PING,
     Pong = kind::PONG,
@@ -30,6 +31,7 @@ pub const DATA_OVERHEAD: usize = 1 + 15 + 5;
 
 /// Typed error codes carried in `Error` packets (F29).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The receiver does not know this packet kind.
     UnknownKind,
@@ -66,6 +68,7 @@ impl ErrorCode {
 
 /// Why a session was closed, carried in `Close` and in `Disconnected` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The application asked.
     Normal,
@@ -106,6 +109,7 @@ impl CloseReason {
 
 /// A decoded packet, borrowing its payload from the decrypted record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Packet<'a> {
     Ping {
         seq: u32,

@@ -16,6 +16,7 @@ use super::WireError;
 /// Record type bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum RecordType {
     Init = 0x01,
     Resp = 0x02,
@@ -34,6 +35,7 @@ pub const REJECT_LEN: usize = 8;
 /// Why a responder refused an initiation (sent in clear, so only a hint to the initiator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum RejectCode {
     /// The initiator's wire version is not supported.
     Version = 1,
@@ -64,6 +66,7 @@ impl RejectCode {
 
 /// A parsed record header; the body follows at `Header::len()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Header {
     /// `version` is the initiator's highest version (byte 1, where every version keeps it),
     /// `min_version` its lowest.

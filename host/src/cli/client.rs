@@ -89,10 +89,10 @@ impl Target {
                 token::load(&dir)?
             }
         };
-        let opts = ClientOptions {
-            timeout: std::time::Duration::from_secs_f64(self.timeout),
-            allow_remote: self.allow_remote_control,
-        };
+        let opts = ClientOptions::default().with(|o| {
+            o.timeout = std::time::Duration::from_secs_f64(self.timeout);
+            o.allow_remote = self.allow_remote_control;
+        });
         Ok(Client::with_options(&url, token, opts)?)
     }
 }

@@ -24,6 +24,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How the client behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// The whole request: connect, send, and the answer's head (and, except for event
     /// streams, its body).
@@ -33,6 +34,8 @@ pub struct ClientOptions {
     pub allow_remote: bool,
 }
 
+crate::config::impl_with!(ClientOptions);
+
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions { timeout: DEFAULT_TIMEOUT, allow_remote: false }
@@ -40,6 +43,7 @@ impl Default for ClientOptions {
 }
 
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The control URL is not `http://host:port`.
     Url(String),

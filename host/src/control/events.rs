@@ -164,6 +164,7 @@ fn format(ev: &HostEvent) -> Bytes {
                     DisconnectReason::TransportClosed => "transport_closed",
                     DisconnectReason::Timeout => "timeout",
                     DisconnectReason::Error(_) => "error",
+                    _ => "other",
                 }
                 .into(),
                 reason: reason_text(reason),
@@ -178,6 +179,6 @@ fn error_code_name(c: &ErrorCode) -> &'static str {
         ErrorCode::TooLarge => "too_large",
         ErrorCode::Malformed => "malformed",
         ErrorCode::Busy => "busy",
-        ErrorCode::Other(_) => "other",
+        _ => "other",
     }
 }

@@ -62,6 +62,7 @@ pub const OPENAPI_JSON: &str = handlers::OPENAPI;
 /// The `[control]` section of the config file.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ControlConfig {
     /// `127.0.0.1:PORT`, `[::1]:PORT` (or `http://...`), or `off`.
     pub listen: String,
@@ -72,6 +73,8 @@ pub struct ControlConfig {
     pub header_timeout_ms: u64,
     pub body_timeout_ms: u64,
 }
+
+crate::config::impl_with!(ControlConfig, ControlLimits);
 
 impl Default for ControlConfig {
     fn default() -> Self {
@@ -109,6 +112,7 @@ impl ControlConfig {
 
 /// What one local client may hold of the control API, so that none can lock it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ControlLimits {
     /// Open control sockets. At the cap a new one closes the oldest that has not sent
     /// the token, else the oldest idle one, else the oldest still sending its body.
@@ -176,6 +180,7 @@ fn check_loopback(addr: SocketAddr) -> Result<(), HostError> {
 
 /// How to run the control server.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ControlOptions {
     /// A loopback address; port 0 picks a free port.
     pub addr: SocketAddr,
