@@ -44,20 +44,13 @@ impl Daemon {
         Daemon { proc, dir, id, tcp }
     }
 
-    /// Runs a client command against this daemon (found through its data directory).
     fn run(&self, args: &[&str]) -> Output {
-        let mut all = args.to_vec();
-        all.extend(["--data-dir", self.dir.to_str().unwrap()]);
-        meshlink(&all).output().unwrap()
+        common::client(&self.dir, args)
     }
 
-    /// Runs it, expecting success; its stdout.
     #[track_caller]
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{args:?} failed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
-        stdout
+        common::client_ok(&self.dir, args)
     }
 
     #[track_caller]

@@ -103,17 +103,12 @@ impl Node {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut all = args.to_vec();
-        all.extend(["--data-dir", self.dir.to_str().unwrap()]);
-        meshlink(&all).output().unwrap()
+        common::client(&self.dir, args)
     }
 
     #[track_caller]
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{args:?} failed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
-        stdout
+        common::client_ok(&self.dir, args)
     }
 
     fn control_addr(&self) -> String {

@@ -2,8 +2,8 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,22 @@ pub fn meshlink(args: &[&str]) -> Command {
         }
     }
     c
+}
+
+/// Runs a client command against the node whose data directory is `dir`.
+pub fn client(dir: &Path, args: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", dir.to_str().unwrap()]);
+    meshlink(&all).output().unwrap()
+}
+
+/// Runs it, expecting success; its stdout.
+#[track_caller]
+pub fn client_ok(dir: &Path, args: &[&str]) -> String {
+    let out = client(dir, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{args:?} failed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout
 }
 
 /// A process whose stdout lines arrive on a channel. Dropping it kills the process, so a
