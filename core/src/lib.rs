@@ -22,6 +22,9 @@
 //! - `std` (default): `std::error::Error` for [`Error`] and [`Instant::since`]. Nothing in
 //!   the protocol depends on it; build with `default-features = false` for firmware.
 //! - `alloc` (in `std`): [`HeapNode`], a heap slot table and the [`node::HeapPool`].
+//! - `messaging` (default): the messaging layer, [`messaging`] (subjects,
+//!   request/response, send-to-many), over the node. Off, the messaging kinds are
+//!   answered `UnknownKind` and nothing else changes.
 //!
 //! ## API stability
 //! Types that will grow are `#[non_exhaustive]`, so that a variant or a field can be added
@@ -66,6 +69,8 @@ pub mod buffers;
 pub mod config;
 pub mod error;
 pub mod identity;
+#[cfg(feature = "messaging")]
+pub mod messaging;
 pub mod node;
 pub mod noise;
 pub mod quality;

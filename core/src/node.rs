@@ -193,7 +193,9 @@ pub enum Event<'a> {
     /// first quality figures (the handshake round trip).
     Connected { conn: ConnId, peer: PeerId, addr: SocketAddr, kind: TransportKind, hello: &'a Hello, quality: Quality },
     /// A whole message from a peer (F20). `kind` is [`crate::wire::kind::DATA`] for
-    /// [`Node::send`], else the application kind (`0x40..=0x7f`) it was sent with (F30).
+    /// [`Node::send`], else the application kind (`0x40..=0x7f`) it was sent with (F30),
+    /// or, with feature `messaging`, an implemented messaging kind, which the
+    /// [`crate::messaging::Messenger`] wrapping the node consumes.
     Message { conn: ConnId, peer: PeerId, kind: u8, data: &'a [u8] },
     /// New quality figures after a pong (F12).
     QualityUpdate { conn: ConnId, peer: PeerId, quality: Quality },
@@ -1374,4 +1376,77 @@ where
     pub fn stats(&self) -> NodeStats {
         self.stats
     }
+}
+
+/// What the messaging layer (`crate::messaging`) needs from the node, and nothing more.
+#[cfg(feature = "messaging")]
+impl<P, S> Node<P, S>
+where
+    P: BufferPool,
+    S: AsRef<[Slot<P::Buf>]> + AsMut<[Slot<P::Buf>]>,
+{
+    /// Queues a message of any message kind (`wire::kind::is_message`, so also the
+    /// implemented messaging kinds) to a connected peer; returns the session it went to.
+    pub(crate) fn send_message_kind(
+        &mut self,
+        now: Instant,
+        peer: &PeerId,
+        kind: u8,
+        priority: Priority,
+        data: &[u8],
+    ) -> Result<ConnId, Error> {
+        let now = self.tick(now);
+        let slot = self.primary_slot(peer).ok_or(Error::UnknownPeer)?;
+        let r = match self.split(slot) {
+            Ok((ctx, sess, buf)) => sess.send_with(&ctx, buf, kind, priority, data),
+            Err(e) => Err(e),
+        };
+        self.after(slot, now);
+        r.map(|()| self.conn_of(slot))
+    }
+
+    /// The peer of slot `slot` if it holds the peer's announced (primary) session.
+    pub(crate) fn connected_peer_at(&self, slot: usize) -> Option<PeerId> {
+        let s = self.sl().get(slot)?;
+        let peer = s.ix.peer_key?;
+        s.sess.as_ref().filter(|x| x.is_connected() && x.peer == Some(peer)).map(|_| peer)
+    }
+
+    /// The session a message to `peer` would go to now (its primary session).
+    pub(crate) fn peer_conn(&self, peer: &PeerId) -> Option<ConnId> {
+        self.primary_slot(peer).map(|s| self.conn_of(s))
+    }
+
+    /// The next event's message, without taking it: the messaging layer decides from it
+    /// whether `poll_event` will hand the event up or the layer consumes it. `None` when
+    /// the next event (if any) is not a message.
+    pub(crate) fn peek_message(&mut self) -> Option<(ConnId, PeerId, u8, &[u8])> {
+        if self.lent_msg != NIL {
+            let lent = core::mem::replace(&mut self.lent_msg, NIL) as usize;
+            self.refresh(lent);
+        }
+        let (slot, bit) = self.next_event()?;
+        // `next_event` cleared the bit and left the slot at the queue's front: restoring
+        // the bit makes the next `poll_event` return this same event.
+        self.sl_mut()[slot].ev |= bit;
+        if bit != EV_MESSAGE {
+            return None;
+        }
+        let conn = self.conn_of(slot);
+        let s = &self.sl()[slot];
+        let sess = s.sess.as_ref()?;
+        let range = sess.msg_ready.clone()?;
+        Some((conn, sess.peer?, sess.msg_kind, s.buf.as_ref()?.as_ref().get(range)?))
+    }
+
+    /// The instant of the latest input, which `poll_event` reports events at.
+    pub(crate) fn last_now(&self) -> Instant {
+        self.last_now
+    }
+}
+
+/// The slot number inside a connection id (an index below [`Node::capacity`]).
+#[cfg(feature = "messaging")]
+pub(crate) fn conn_slot(conn: ConnId) -> usize {
+    conn.slot()
 }

@@ -301,9 +301,16 @@ impl Session {
         kind: u8,
         _range: core::ops::Range<usize>,
     ) -> Result<(), Error> {
-        #[allow(clippy::match_single_binding)]
         match kind {
-            // No messaging kind is implemented yet, so the decoder never yields one; if the
+            // Request/response (feature `messaging`): handed up like an application
+            // message; the `messaging::Messenger` wrapping the node takes it from
+            // `poll_event` (PROTOCOL.md §15).
+            #[cfg(feature = "messaging")]
+            crate::wire::kind::REQUEST..=crate::wire::kind::CANCEL => {
+                self.msg_ready = Some(_range);
+                self.msg_kind = kind;
+            }
+            // A kind this build does not implement: the decoder never yields one; if the
             // list and this match disagree, the peer still gets the typed reply.
             _ => self.refuse_kind(),
         }

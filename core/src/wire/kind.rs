@@ -18,6 +18,17 @@
 //!    reads its body as a chunk, and the sender may queue it);
 //! 2. add its arm to `Session::on_messaging` in `session/transport.rs`, which receives each
 //!    complete message of a messaging kind.
+//!
+//! # Allocation of the messaging range (PROTOCOL.md §15)
+//! | Kinds | Pattern |
+//! |---|---|
+//! | `0x10..=0x17` | request/response (`0x10` Request, `0x11` Response, `0x12` Refusal, `0x13` Cancel; `0x14..=0x17` reserved) |
+//! | `0x18..=0x1f` | publish/subscribe |
+//! | `0x20..=0x27` | RPC |
+//! | `0x28..=0x3f` | services and later patterns |
+//!
+//! The messaging kinds are implemented with the `messaging` feature; without it
+//! [`MESSAGING`] is empty and every messaging kind is answered `UnknownKind`.
 
 use core::ops::RangeInclusive;
 
@@ -36,7 +47,20 @@ pub const MESSAGING_RANGE: RangeInclusive<u8> = 0x10..=0x3f;
 /// Application-defined kinds (F30), sent with `Node::send_kind`.
 pub const APPLICATION_RANGE: RangeInclusive<u8> = 0x40..=0x7f;
 
-/// The messaging kinds this version implements (none yet: the range is reserved).
+/// Request/response (PROTOCOL.md §15.2): a request.
+pub const REQUEST: u8 = 0x10;
+/// Request/response: the answer to a request.
+pub const RESPONSE: u8 = 0x11;
+/// Request/response: a typed refusal or handler error in place of a response.
+pub const REFUSAL: u8 = 0x12;
+/// Request/response: the requester gave up on a request.
+pub const CANCEL: u8 = 0x13;
+
+/// The messaging kinds this build implements (feature `messaging`).
+#[cfg(feature = "messaging")]
+pub const MESSAGING: &[u8] = &[REQUEST, RESPONSE, REFUSAL, CANCEL];
+/// The messaging kinds this build implements (none: feature `messaging` is off).
+#[cfg(not(feature = "messaging"))]
 pub const MESSAGING: &[u8] = &[];
 
 // Every implemented messaging kind is in the messaging range (checked at build time).
@@ -104,6 +128,7 @@ mod tests {
         let msgs: usize = (0..=255u8).filter(|k| is_message(*k)).count();
         assert_eq!(msgs, 1 + 64 + MESSAGING.len());
         assert!(is_message(DATA) && is_message(0x40) && is_message(0x7f));
-        assert!(!is_message(PING) && !is_message(0x06) && !is_message(0x10) && !is_message(0x80));
+        assert!(!is_message(PING) && !is_message(0x06) && !is_message(0x14) && !is_message(0x80));
+        assert_eq!(is_message(REQUEST), cfg!(feature = "messaging"));
     }
 }

@@ -1,0 +1,485 @@
+//! The [`Messenger`]: a [`Node`] plus the messaging tables, behind the same sans-IO calls.
+
+use core::net::SocketAddr;
+
+use super::pending::{ConnEntry, Ended, Pending, RequestSlot};
+use super::request::{
+    self, CancelPacket, HandlerSlot, Packet, RefusalPacket, RefuseCode, RequestPacket, ResponsePacket, APP_CODE_MIN,
+    MESSAGE_MAX,
+};
+use super::storage::{MessengerStorage, Store};
+use super::subject::{self, MAX_SUBJECT_LEN};
+use super::{HandlerId, MessagingConfig, MessagingError, MessagingStats, RequestOptions};
+use crate::buffers::Priority;
+use crate::error::Error;
+use crate::identity::PeerId;
+use crate::node::{BufferPool, ConnId, Event, Node, Slot, Transmit};
+use crate::time::Instant;
+use crate::wire::kind::{self, KindClass};
+
+/// A messenger whose node and tables are all on the heap (feature `alloc`).
+#[cfg(feature = "alloc")]
+pub type HeapMessenger = Messenger<'static, crate::node::HeapPool, alloc::boxed::Box<[Slot<alloc::boxed::Box<[u8]>>]>>;
+
+/// How a request ended, tied to it by [`MessengerEvent::Outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome<'a> {
+    /// The handler's answer.
+    Response(&'a [u8]),
+    /// The peer has no handler for the subject (within one round trip).
+    NoResponders,
+    /// The peer refused: version mismatch, busy, expired, malformed.
+    Refused(RefuseCode),
+    /// The handler answered with an error ([`Messenger::respond_error`]).
+    Failed { code: u16, message: &'a str },
+    /// No answer within the request's timeout.
+    Timeout,
+    /// [`Messenger::cancel`] ended it.
+    Cancelled,
+    /// The session the request went on ended before an answer.
+    Disconnected,
+}
+
+/// A request for one of our handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IncomingRequest<'a> {
+    pub conn: ConnId,
+    pub peer: PeerId,
+    /// The requester's id: answer with [`Messenger::respond`] (peer, id).
+    pub id: u64,
+    pub parent: Option<u64>,
+    /// The handler whose pattern matched.
+    pub handler: HandlerId,
+    pub subject: &'a str,
+    pub version: &'a str,
+    /// The requester stops waiting this long after it sent the request.
+    pub timeout_ms: u32,
+    pub body: &'a [u8],
+}
+
+/// What the messenger reports: messaging events, and every other node event as is.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MessengerEvent<'a> {
+    /// A node event (connections, plain messages, quality...).
+    Node(Event<'a>),
+    /// A request for a registered handler.
+    Request(IncomingRequest<'a>),
+    /// One of our requests ended.
+    Outcome { id: u64, peer: PeerId, outcome: Outcome<'a> },
+    /// The requester cancelled a request it sent us: its work can stop.
+    Cancelled { peer: PeerId, id: u64 },
+}
+
+/// What `poll_event` does with the node's next event (decided before taking it).
+enum Step {
+    PassThrough,
+    /// Take the event and report it from the message.
+    Deliver,
+    /// Take the event; nothing to report (a late response, a malformed packet).
+    Drop,
+    /// Take the event and refuse the request.
+    Refuse { peer: PeerId, id: u64, code: RefuseCode },
+}
+
+/// A [`Node`] with request/response and send-to-many (see the module docs).
+pub struct Messenger<'a, P: BufferPool, S> {
+    node: Node<P, S>,
+    config: MessagingConfig,
+    requests: Store<'a, RequestSlot>,
+    conns: Store<'a, ConnEntry>,
+    handlers: Store<'a, HandlerSlot>,
+    scratch: Store<'a, u8>,
+    pending: Pending,
+    stats: MessagingStats,
+}
+
+impl<P: BufferPool, S> core::fmt::Debug for Messenger<'_, P, S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Messenger")
+            .field("node", &self.node)
+            .field("pending", &self.pending.in_use())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl HeapMessenger {
+    /// A messenger over `node` with every table on the heap, sized from `config`
+    /// (requests, handlers), the node's capacity and its `max_message`.
+    pub fn with_capacity(node: crate::HeapNode, config: MessagingConfig) -> Result<Self, MessagingError> {
+        config.validate()?;
+        let storage = MessengerStorage::heap(&config, node.capacity(), node.config().max_message);
+        Messenger::new(node, config, storage)
+    }
+}
+
+impl<'a, P, S> Messenger<'a, P, S>
+where
+    P: BufferPool,
+    S: AsRef<[Slot<P::Buf>]> + AsMut<[Slot<P::Buf>]>,
+{
+    /// Wraps `node`. `config` is validated; its limits are lowered to the tables'
+    /// capacities. The storage needs a request table (1..=65,535 slots), one
+    /// [`ConnEntry`] per node slot, and a scratch buffer.
+    pub fn new(node: Node<P, S>, mut config: MessagingConfig, storage: MessengerStorage<'a>) -> Result<Self, MessagingError> {
+        config.validate()?;
+        let MessengerStorage { mut requests, mut conns, mut handlers, scratch } = storage;
+        let bad = |field, problem| Err(MessagingError::InvalidConfig(crate::config::ConfigError { field, problem }));
+        if requests.is_empty() || requests.len() > 0xffff {
+            return bad("requests", "the request table must hold 1..=65535 slots");
+        }
+        if conns.len() < node.capacity() {
+            return bad("conns", "needs one entry per node slot (Node::capacity)");
+        }
+        if scratch.len() < request::REQUEST_OVERHEAD_MAX {
+            return bad("scratch", "must hold at least a request without a body (REQUEST_OVERHEAD_MAX)");
+        }
+        config.max_pending = config.max_pending.min(requests.len());
+        config.max_pending_per_peer = config.max_pending_per_peer.min(config.max_pending);
+        config.max_handlers = config.max_handlers.min(handlers.len());
+        for h in handlers.iter_mut() {
+            *h = HandlerSlot::EMPTY;
+        }
+        let pending = Pending::new(&mut requests, &mut conns);
+        Ok(Messenger { node, config, requests, conns, handlers, scratch, pending, stats: MessagingStats::default() })
+    }
+
+    pub fn node(&self) -> &Node<P, S> {
+        &self.node
+    }
+    /// The node, for its own commands (connect, send, disconnect...).
+    pub fn node_mut(&mut self) -> &mut Node<P, S> {
+        &mut self.node
+    }
+    pub fn config(&self) -> &MessagingConfig {
+        &self.config
+    }
+    pub fn stats(&self) -> MessagingStats {
+        self.stats
+    }
+    /// Requests holding a slot: in flight, or ended with their outcome not yet polled.
+    pub fn pending(&self) -> usize {
+        self.pending.in_use()
+    }
+    /// Requests holding a slot on the session currently used for `peer`.
+    pub fn pending_to(&self, peer: &PeerId) -> usize {
+        self.node.peer_conn(peer).map_or(0, |c| self.pending.on_conn(&self.conns, c))
+    }
+
+    // ------------------------------------------------------------------ handlers
+
+    /// Registers a handler for `pattern` (wildcards allowed) at `version` ("" for any).
+    /// A request goes to the first registered handler whose pattern matches its subject;
+    /// none gives the requester `NoResponders`, a different major version `Refused`.
+    pub fn register(&mut self, pattern: &str, version: &str) -> Result<HandlerId, MessagingError> {
+        let wild = subject::validate_pattern(pattern)?;
+        let major = request::parse_version(version)?;
+        let limit = self.config.max_handlers;
+        let i = self.handlers[..limit].iter().position(|h| !h.used).ok_or(MessagingError::HandlerLimit { limit })?;
+        let mut text = heapless::String::<MAX_SUBJECT_LEN>::new();
+        // Cannot fail: a valid pattern is at most MAX_SUBJECT_LEN bytes.
+        text.push_str(pattern)
+            .map_err(|()| subject::SubjectError::TooLong { len: pattern.len(), max: MAX_SUBJECT_LEN })?;
+        self.handlers[i] = HandlerSlot { used: true, wild, major, pattern: text };
+        Ok(HandlerId(i as u16))
+    }
+
+    pub fn unregister(&mut self, h: HandlerId) -> Result<(), MessagingError> {
+        let slot = self.handlers.get_mut(h.0 as usize).filter(|s| s.used).ok_or(MessagingError::UnknownHandler)?;
+        *slot = HandlerSlot::EMPTY;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ requests
+
+    /// Sends a request for `subject` (literal) to a connected `peer`; returns its id.
+    /// Fails at once, with nothing sent and nothing kept, on a full table
+    /// ([`MessagingError::PendingLimit`], [`MessagingError::PeerPendingLimit`]), a bad
+    /// subject or version, or a node error (not connected, queue full, too large).
+    pub fn request(
+        &mut self,
+        now: Instant,
+        peer: &PeerId,
+        subject: &str,
+        body: &[u8],
+        opts: RequestOptions<'_>,
+    ) -> Result<u64, MessagingError> {
+        subject::validate_subject(subject)?;
+        request::parse_version(opts.version)?;
+        let timeout = opts.timeout.unwrap_or(self.config.default_timeout).min(MessagingConfig::MAX_TIMEOUT);
+        let timeout_ms = timeout.as_millis().max(1) as u32;
+        let priority = opts.priority.unwrap_or(self.config.default_priority);
+        let conn = self.node.peer_conn(peer).ok_or(Error::UnknownPeer)?;
+        if self.pending.in_use() >= self.config.max_pending {
+            return Err(MessagingError::PendingLimit { limit: self.config.max_pending });
+        }
+        if self.pending.on_conn(&self.conns, conn) >= self.config.max_pending_per_peer {
+            return Err(MessagingError::PeerPendingLimit { limit: self.config.max_pending_per_peer });
+        }
+        let deadline = now.saturating_add(core::time::Duration::from_millis(u64::from(timeout_ms)));
+        let (slot, id) = self
+            .pending
+            .insert(&mut self.requests, &mut self.conns, *peer, conn, deadline)
+            .ok_or(MessagingError::PendingLimit { limit: self.config.max_pending })?;
+        let pkt = Packet::Request(RequestPacket {
+            id,
+            parent: opts.parent,
+            timeout_ms,
+            version: opts.version,
+            subject,
+            body,
+        });
+        match self.send_packet(now, peer, priority, &pkt, body.len()) {
+            Ok(_) => {
+                self.stats.requests_sent += 1;
+                Ok(id)
+            }
+            Err(e) => {
+                self.pending.release(&mut self.requests, &mut self.conns, slot);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends a pending request: its outcome is [`Outcome::Cancelled`], its slot is freed
+    /// when that is polled, and the peer is told (best effort) so it can drop the work.
+    pub fn cancel(&mut self, now: Instant, id: u64) -> Result<(), MessagingError> {
+        let slot = self.pending.find(&self.requests, id, None).ok_or(MessagingError::UnknownRequest)?;
+        let (peer, _) = Pending::peer_of(&self.requests, slot);
+        self.pending.end(&mut self.requests, &mut self.conns, slot, Ended::Cancelled);
+        let _ = self.send_packet(now, &peer, Priority::High, &Packet::Cancel(CancelPacket { id }), 0);
+        Ok(())
+    }
+
+    /// Answers request `id` from `peer` at the default priority.
+    pub fn respond(&mut self, now: Instant, peer: &PeerId, id: u64, body: &[u8]) -> Result<(), MessagingError> {
+        self.respond_with(now, peer, id, self.config.default_priority, body)
+    }
+
+    /// Answers request `id` from `peer` in the queue of `priority`.
+    pub fn respond_with(
+        &mut self,
+        now: Instant,
+        peer: &PeerId,
+        id: u64,
+        priority: Priority,
+        body: &[u8],
+    ) -> Result<(), MessagingError> {
+        self.send_packet(now, peer, priority, &Packet::Response(ResponsePacket { id, body }), body.len()).map(|_| ())
+    }
+
+    /// Answers request `id` with a handler error: `code` from [`APP_CODE_MIN`] on (lower
+    /// codes are the layer's), `message` at most [`MESSAGE_MAX`] bytes. The requester gets
+    /// [`Outcome::Failed`].
+    pub fn respond_error(
+        &mut self,
+        now: Instant,
+        peer: &PeerId,
+        id: u64,
+        code: u16,
+        message: &str,
+    ) -> Result<(), MessagingError> {
+        if code < APP_CODE_MIN {
+            return Err(MessagingError::InvalidErrorCode { code });
+        }
+        if message.len() > MESSAGE_MAX {
+            return Err(MessagingError::MessageTooLong { max: MESSAGE_MAX });
+        }
+        let pkt = Packet::Refusal(RefusalPacket { id, code, message });
+        self.send_packet(now, peer, self.config.default_priority, &pkt, 0).map(|_| ())
+    }
+
+    fn send_packet(
+        &mut self,
+        now: Instant,
+        peer: &PeerId,
+        priority: Priority,
+        pkt: &Packet<'_>,
+        body_len: usize,
+    ) -> Result<ConnId, MessagingError> {
+        let max = self.scratch.len();
+        let n = pkt.encode(&mut self.scratch).map_err(|e| match e {
+            crate::wire::WireError::BufferTooSmall { .. } => {
+                MessagingError::TooLarge { size: body_len + request::REQUEST_OVERHEAD_MAX, max }
+            }
+            e => MessagingError::Node(Error::Wire(e)),
+        })?;
+        Ok(self.node.send_message_kind(now, peer, pkt.kind(), priority, &self.scratch[..n])?)
+    }
+
+    // ------------------------------------------------------------------ sans-IO
+
+    pub fn handle_stream(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) -> Result<usize, Error> {
+        self.node.handle_stream(conn, now, bytes)
+    }
+    pub fn handle_stream_closed(&mut self, conn: ConnId, now: Instant) {
+        self.node.handle_stream_closed(conn, now)
+    }
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), Error> {
+        self.node.handle_datagram(now, from, bytes)
+    }
+    /// The node's timers, then every request whose deadline has passed (its
+    /// [`Outcome::Timeout`] waits in `poll_event`).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.node.handle_timeout(now);
+        self.pending.expire(&mut self.requests, &mut self.conns, now);
+    }
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.node.poll_transmit(now, buf)
+    }
+    /// The earlier of the node's next timer and the earliest request deadline. O(1).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.node.poll_timeout(), self.pending.next_deadline(&self.requests)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next event. Owed outcomes (timeouts, cancels, disconnects) come first, then
+    /// the node's events, messaging messages turned into messaging events. A borrowed
+    /// event lends the messenger until the next call.
+    pub fn poll_event(&mut self) -> Option<MessengerEvent<'_>> {
+        loop {
+            if let Some((id, peer, ended)) = self.pending.pop_done(&mut self.requests) {
+                let outcome = match ended {
+                    Ended::Timeout => {
+                        self.stats.timeouts += 1;
+                        Outcome::Timeout
+                    }
+                    Ended::Cancelled => Outcome::Cancelled,
+                    Ended::Disconnected => Outcome::Disconnected,
+                };
+                return Some(MessengerEvent::Outcome { id, peer, outcome });
+            }
+            // Decide from a look at the next message, then take the event: a borrow of
+            // the node is only ever returned, never held across a command.
+            let step = match self.node.peek_message() {
+                Some((_, peer, k, data)) if kind::class(k) == KindClass::Messaging => {
+                    decide(&self.pending, &self.requests, &self.handlers, &mut self.stats, peer, k, data)
+                }
+                _ => Step::PassThrough,
+            };
+            match step {
+                Step::PassThrough => {
+                    let ev = self.node.poll_event()?;
+                    if let Event::Disconnected { conn, .. } = ev {
+                        // Its requests' outcomes are owed and come on the next polls.
+                        self.pending.end_conn(&mut self.requests, &mut self.conns, conn);
+                    }
+                    return Some(MessengerEvent::Node(ev));
+                }
+                Step::Drop => {
+                    let _ = self.node.poll_event();
+                }
+                Step::Refuse { peer, id, code } => {
+                    let _ = self.node.poll_event();
+                    let pkt = Packet::Refusal(RefusalPacket { id, code: code.to_u16(), message: "" });
+                    let now = self.node.last_now();
+                    if self.send_packet(now, &peer, Priority::High, &pkt, 0).is_ok() {
+                        self.stats.refusals_sent += 1;
+                    }
+                }
+                Step::Deliver => {
+                    let Messenger { node, pending, requests, conns, handlers, .. } = self;
+                    let Some(Event::Message { conn, peer, kind, data }) = node.poll_event() else { return None };
+                    // `decide` decoded it already: this cannot fail.
+                    let pkt = Packet::decode(kind, data).ok()?;
+                    return Some(match pkt {
+                        Packet::Request(r) => {
+                            let handler = handlers.iter().position(|h| h.matches(r.subject)).unwrap_or(0);
+                            MessengerEvent::Request(IncomingRequest {
+                                conn,
+                                peer,
+                                id: r.id,
+                                parent: r.parent,
+                                handler: HandlerId(handler as u16),
+                                subject: r.subject,
+                                version: r.version,
+                                timeout_ms: r.timeout_ms,
+                                body: r.body,
+                            })
+                        }
+                        Packet::Cancel(c) => MessengerEvent::Cancelled { peer, id: c.id },
+                        Packet::Response(r) => {
+                            if let Some(slot) = pending.find(requests, r.id, Some(&peer)) {
+                                pending.release(requests, conns, slot);
+                            }
+                            MessengerEvent::Outcome { id: r.id, peer, outcome: Outcome::Response(r.body) }
+                        }
+                        Packet::Refusal(r) => {
+                            if let Some(slot) = pending.find(requests, r.id, Some(&peer)) {
+                                pending.release(requests, conns, slot);
+                            }
+                            let outcome = match r.code {
+                                c if c >= APP_CODE_MIN => Outcome::Failed { code: c, message: r.message },
+                                c => match RefuseCode::from_u16(c) {
+                                    RefuseCode::NoResponders => Outcome::NoResponders,
+                                    code => Outcome::Refused(code),
+                                },
+                            };
+                            MessengerEvent::Outcome { id: r.id, peer, outcome }
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// What to do with a messaging message from `peer` (a look only: nothing is taken).
+fn decide(
+    pending: &Pending,
+    requests: &[RequestSlot],
+    handlers: &[HandlerSlot],
+    stats: &mut MessagingStats,
+    peer: PeerId,
+    k: u8,
+    data: &[u8],
+) -> Step {
+    let pkt = match Packet::decode(k, data) {
+        Ok(p) => p,
+        Err(_) => {
+            stats.malformed += 1;
+            // A request we can name gets a typed refusal (F29); anything else is dropped.
+            if k == kind::REQUEST {
+                if let Ok((id, _)) = postcard::take_from_bytes::<u64>(data) {
+                    return Step::Refuse { peer, id, code: RefuseCode::Malformed };
+                }
+            }
+            return Step::Drop;
+        }
+    };
+    match pkt {
+        Packet::Request(r) => {
+            stats.requests_received += 1;
+            if r.timeout_ms == 0 {
+                return Step::Refuse { peer, id: r.id, code: RefuseCode::Expired };
+            }
+            // The handler table is small and caller-sized (`max_handlers`), so it is
+            // walked; pub/sub's token trie will serve handlers too.
+            let found = handlers.iter().position(|h| h.matches(r.subject)).map(|i| handlers[i].major);
+            let theirs = request::parse_version(r.version).ok().flatten();
+            match found {
+                None => Step::Refuse { peer, id: r.id, code: RefuseCode::NoResponders },
+                Some(Some(ours)) if theirs.is_some_and(|t| t != ours) => {
+                    Step::Refuse { peer, id: r.id, code: RefuseCode::VersionMismatch }
+                }
+                Some(_) => Step::Deliver,
+            }
+        }
+        Packet::Cancel(_) => Step::Deliver,
+        Packet::Response(_) | Packet::Refusal(_) => {
+            if pending.find(requests, pkt.id(), Some(&peer)).is_some() {
+                Step::Deliver
+            } else {
+                stats.late_responses += 1;
+                Step::Drop
+            }
+        }
+    }
+}
+
