@@ -76,6 +76,7 @@
 mod drive;
 mod link;
 mod machine;
+pub mod messenger;
 mod node;
 mod stream;
 

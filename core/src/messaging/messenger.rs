@@ -81,7 +81,11 @@ enum Step {
     /// Take the event; nothing to report (a late response, a malformed packet).
     Drop,
     /// Take the event and refuse the request.
-    Refuse { peer: PeerId, id: u64, code: RefuseCode },
+    Refuse {
+        peer: PeerId,
+        id: u64,
+        code: RefuseCode,
+    },
 }
 
 /// A [`Node`] with request/response and send-to-many (see the module docs).
@@ -94,6 +98,9 @@ pub struct Messenger<'a, P: BufferPool, S> {
     scratch: Store<'a, u8>,
     pending: Pending,
     stats: MessagingStats,
+    /// A packet was queued since the last `handle_timeout`: `poll_timeout` says "now",
+    /// so a reply queued while events are polled goes out without waiting for input.
+    wake: bool,
 }
 
 impl<P: BufferPool, S> core::fmt::Debug for Messenger<'_, P, S> {
@@ -125,7 +132,11 @@ where
     /// Wraps `node`. `config` is validated; its limits are lowered to the tables'
     /// capacities. The storage needs a request table (1..=65,535 slots), one
     /// [`ConnEntry`] per node slot, and a scratch buffer.
-    pub fn new(node: Node<P, S>, mut config: MessagingConfig, storage: MessengerStorage<'a>) -> Result<Self, MessagingError> {
+    pub fn new(
+        node: Node<P, S>,
+        mut config: MessagingConfig,
+        storage: MessengerStorage<'a>,
+    ) -> Result<Self, MessagingError> {
         config.validate()?;
         let MessengerStorage { mut requests, mut conns, mut handlers, scratch } = storage;
         let bad = |field, problem| Err(MessagingError::InvalidConfig(crate::config::ConfigError { field, problem }));
@@ -145,7 +156,8 @@ where
             *h = HandlerSlot::EMPTY;
         }
         let pending = Pending::new(&mut requests, &mut conns);
-        Ok(Messenger { node, config, requests, conns, handlers, scratch, pending, stats: MessagingStats::default() })
+        let stats = MessagingStats::default();
+        Ok(Messenger { node, config, requests, conns, handlers, scratch, pending, stats, wake: false })
     }
 
     pub fn node(&self) -> &Node<P, S> {
@@ -308,7 +320,9 @@ where
             }
             e => MessagingError::Node(Error::Wire(e)),
         })?;
-        Ok(self.node.send_message_kind(now, peer, pkt.kind(), priority, &self.scratch[..n])?)
+        let conn = self.node.send_message_kind(now, peer, pkt.kind(), priority, &self.scratch[..n])?;
+        self.wake = true;
+        Ok(conn)
     }
 
     // ------------------------------------------------------------------ sans-IO
@@ -325,14 +339,20 @@ where
     /// The node's timers, then every request whose deadline has passed (its
     /// [`Outcome::Timeout`] waits in `poll_event`).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.wake = false;
         self.node.handle_timeout(now);
         self.pending.expire(&mut self.requests, &mut self.conns, now);
     }
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.node.poll_transmit(now, buf)
     }
-    /// The earlier of the node's next timer and the earliest request deadline. O(1).
+    /// The earlier of the node's next timer and the earliest request deadline, or the
+    /// latest input's instant when a packet was queued since `handle_timeout` (a reply
+    /// queued while events were polled). O(1).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.wake {
+            return Some(self.node.last_now());
+        }
         match (self.node.poll_timeout(), self.pending.next_deadline(&self.requests)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -482,4 +502,3 @@ fn decide(
         }
     }
 }
-

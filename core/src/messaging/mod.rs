@@ -187,24 +187,39 @@ pub enum MessagingError {
     Node(Error),
     Subject(SubjectError),
     /// The pending table holds `limit` requests ([`MessagingConfig::max_pending`]).
-    PendingLimit { limit: usize },
+    PendingLimit {
+        limit: usize,
+    },
     /// `limit` requests are in flight to this peer ([`MessagingConfig::max_pending_per_peer`]).
-    PeerPendingLimit { limit: usize },
+    PeerPendingLimit {
+        limit: usize,
+    },
     /// The handler table is full.
-    HandlerLimit { limit: usize },
+    HandlerLimit {
+        limit: usize,
+    },
     /// No pending request (or handler) with this id.
     UnknownRequest,
     UnknownHandler,
     /// Not a version [`request::parse_version`] accepts.
     InvalidVersion,
     /// A handler error code below [`request::APP_CODE_MIN`] (those are the layer's).
-    InvalidErrorCode { code: u16 },
+    InvalidErrorCode {
+        code: u16,
+    },
     /// A message longer than [`request::MESSAGE_MAX`].
-    MessageTooLong { max: usize },
+    MessageTooLong {
+        max: usize,
+    },
     /// The encoded packet does not fit the scratch buffer.
-    TooLarge { size: usize, max: usize },
+    TooLarge {
+        size: usize,
+        max: usize,
+    },
     /// The result slice of a send-to-many holds fewer entries than peers to report.
-    ResultsTooSmall { needed: usize },
+    ResultsTooSmall {
+        needed: usize,
+    },
     /// The configuration or the storage does not fit.
     InvalidConfig(ConfigError),
 }
@@ -231,7 +246,9 @@ impl fmt::Display for MessagingError {
             MessagingError::Node(e) => write!(f, "{e}"),
             MessagingError::Subject(e) => write!(f, "subject: {e}"),
             MessagingError::PendingLimit { limit } => write!(f, "pending-request limit of {limit} reached"),
-            MessagingError::PeerPendingLimit { limit } => write!(f, "per-peer pending-request limit of {limit} reached"),
+            MessagingError::PeerPendingLimit { limit } => {
+                write!(f, "per-peer pending-request limit of {limit} reached")
+            }
             MessagingError::HandlerLimit { limit } => write!(f, "handler limit of {limit} reached"),
             MessagingError::UnknownRequest => f.write_str("no such pending request"),
             MessagingError::UnknownHandler => f.write_str("no such handler"),

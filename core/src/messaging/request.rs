@@ -223,7 +223,8 @@ pub struct HandlerSlot {
 
 impl HandlerSlot {
     /// A free slot, for static arrays: `[HandlerSlot::EMPTY; N]`.
-    pub const EMPTY: HandlerSlot = HandlerSlot { used: false, wild: false, major: None, pattern: heapless::String::new() };
+    pub const EMPTY: HandlerSlot =
+        HandlerSlot { used: false, wild: false, major: None, pattern: heapless::String::new() };
 
     pub(crate) fn matches(&self, subject: &str) -> bool {
         self.used && if self.wild { subject::matches(&self.pattern, subject) } else { self.pattern == subject }

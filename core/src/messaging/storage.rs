@@ -137,7 +137,11 @@ impl<'a> MessengerStorage<'a> {
 
     /// Heap tables sized for a node of `node_capacity` slots and `max_message` bytes.
     #[cfg(feature = "alloc")]
-    pub fn heap(config: &super::MessagingConfig, node_capacity: usize, max_message: usize) -> MessengerStorage<'static> {
+    pub fn heap(
+        config: &super::MessagingConfig,
+        node_capacity: usize,
+        max_message: usize,
+    ) -> MessengerStorage<'static> {
         MessengerStorage {
             requests: Store::heap(config.max_pending, RequestSlot::EMPTY),
             conns: Store::heap(node_capacity, ConnEntry::EMPTY),
