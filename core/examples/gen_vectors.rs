@@ -755,7 +755,9 @@ fn records_file() -> Value {
             "PROTOCOL.md §8.2",
             0,
             15,
-            Packet::Unknown { kind: 0x10, body: b"" },
+            // 0x17: kept unimplemented in the request/response block (0x10..=0x13 are
+            // implemented with the `messaging` feature).
+            Packet::Unknown { kind: 0x17, body: b"" },
             json!({}),
         ),
         sealed("ping-key-phase-1", "PROTOCOL.md §Rekey", 1, 14, Packet::Ping { seq: 5 }, json!({})),
@@ -1200,9 +1202,132 @@ fn main() {
         ("records.json", records_file()),
         ("malformed.json", malformed_file()),
         ("spec_examples.json", spec_examples_file()),
+        ("messaging.json", messaging_file()),
     ] {
         let path = dir.join(file);
         std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
         println!("wrote {}", path.display());
     }
+}
+
+// ---------------------------------------------------------------- messaging (PROTOCOL.md §15)
+
+/// The request/response packets (fields, message body, and the whole plaintext packet as
+/// one single-chunk message with `msg_id` 0) and the subject tables.
+fn messaging_file() -> Value {
+    use meshlink_core::messaging::request::{
+        CancelPacket, Packet as MPacket, RefusalPacket, RequestPacket, ResponsePacket,
+    };
+    use meshlink_core::messaging::subject::{self, MAX_SUBJECT_LEN, MAX_TOKENS};
+    let pkts = [
+        (
+            "request",
+            MPacket::Request(RequestPacket {
+                id: 0x1_0003,
+                parent: Some(42),
+                timeout_ms: 10_000,
+                version: "1.2",
+                subject: "svc.echo",
+                body: b"hi",
+            }),
+        ),
+        (
+            "request_no_parent_no_version",
+            MPacket::Request(RequestPacket {
+                id: 0x2_0000,
+                parent: None,
+                timeout_ms: 250,
+                version: "",
+                subject: "a",
+                body: b"",
+            }),
+        ),
+        ("response", MPacket::Response(ResponsePacket { id: 0x1_0003, body: b"hi" })),
+        ("refusal_no_responders", MPacket::Refusal(RefusalPacket { id: 0x1_0003, code: 1, message: "" })),
+        ("refusal_handler_error", MPacket::Refusal(RefusalPacket { id: 0x1_0003, code: 0x100, message: "disk full" })),
+        ("cancel", MPacket::Cancel(CancelPacket { id: 0x1_0003 })),
+    ];
+    let packets: Vec<Value> = pkts
+        .iter()
+        .map(|(name, p)| {
+            let mut body = [0u8; 512];
+            let n = p.encode(&mut body).unwrap();
+            let body = &body[..n];
+            let mut pkt = [0u8; 600];
+            let m = Packet::Data { kind: p.kind(), msg_id: 0, total: n as u32, offset: 0, bytes: body }
+                .encode(&mut pkt)
+                .unwrap();
+            let fields = match p {
+                MPacket::Request(r) => json!({"id": r.id, "parent": r.parent, "timeout_ms": r.timeout_ms,
+                    "version": r.version, "subject": r.subject, "body": hx(r.body)}),
+                MPacket::Response(r) => json!({"id": r.id, "body": hx(r.body)}),
+                MPacket::Refusal(r) => json!({"id": r.id, "code": r.code, "message": r.message}),
+                MPacket::Cancel(c) => json!({"id": c.id}),
+                _ => unreachable!(),
+            };
+            json!({"name": name, "kind_byte": p.kind(), "fields": fields, "body": hx(body), "packet": hx(&pkt[..m])})
+        })
+        .collect();
+    let wildcard: Vec<Value> = [
+        ("foo.*", "foo.bar"),
+        ("foo.*", "foo"),
+        ("foo.*", "foo.bar.baz"),
+        ("stats.*.*", "stats.test.22"),
+        ("stats.*.*", "stats.test"),
+        ("foo.>", "foo.bar"),
+        ("foo.>", "foo.bar.baz"),
+        ("foo.>", "foo"),
+        (">", "foo"),
+        (">", "foo.bar.baz"),
+        ("*", "foo"),
+        ("*", "foo.bar"),
+        ("foo*", "foo*"),
+        ("foo*", "foobar"),
+        ("Foo.*", "foo.bar"),
+    ]
+    .iter()
+    .map(|(p, s)| json!([p, s, subject::matches(p, s)]))
+    .collect();
+    let show = |r: Result<(), subject::SubjectError>| match r {
+        Ok(()) => Value::Null,
+        Err(e) => Value::String(format!("{e:?}")),
+    };
+    let validity: Vec<Value> = [
+        "",
+        ".foo",
+        "foo.",
+        "foo..bar",
+        "foo bar",
+        "foo\tbar",
+        "foo.>.bar",
+        ">.bar",
+        "foo*",
+        "*bar",
+        "foo>",
+        "foo.>>",
+        "foo.*",
+        "foo.>",
+        ">",
+        "*",
+        "$SRV.PING",
+    ]
+    .iter()
+    .map(|t| {
+        json!({"text": t, "pattern": show(subject::validate_pattern(t).map(|_| ())),
+            "subject": show(subject::validate_subject(t))})
+    })
+    .collect();
+    json!({
+        "description": "Messaging (PROTOCOL.md §15): each request/response packet from its fields, as its message \
+            body (postcard) and as the whole plaintext packet of a single-chunk message (kind byte, msg_id 0, \
+            total, offset 0, body); the NATS wildcard table (pattern, subject, matches) and subject validity \
+            (null = valid, else the SubjectError). Checked by core/tests/messaging_vectors.rs.",
+        "limits": {"max_subject_len": MAX_SUBJECT_LEN, "max_tokens": MAX_TOKENS,
+            "version_max": meshlink_core::messaging::request::VERSION_MAX,
+            "message_max": meshlink_core::messaging::request::MESSAGE_MAX,
+            "app_code_min": meshlink_core::messaging::request::APP_CODE_MIN},
+        "packets": packets,
+        "wildcard": wildcard,
+        "validity": validity,
+    })
 }
