@@ -305,6 +305,18 @@ where
         self.send_packet(now, peer, self.config.default_priority, &pkt, 0).map(|_| ())
     }
 
+    /// Queues `bytes` unchecked as a message of an implemented messaging kind: for tests
+    /// and fuzzing (hostile peers), never needed by an application.
+    #[doc(hidden)]
+    pub fn send_raw_messaging(&mut self, now: Instant, peer: &PeerId, kind: u8, bytes: &[u8]) -> Result<(), Error> {
+        if kind::class(kind) != KindClass::Messaging {
+            return Err(Error::InvalidKind { kind });
+        }
+        self.node.send_message_kind(now, peer, kind, Priority::Normal, bytes)?;
+        self.wake = true;
+        Ok(())
+    }
+
     fn send_packet(
         &mut self,
         now: Instant,
