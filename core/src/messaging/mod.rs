@@ -32,8 +32,9 @@
 //! As for the node: after any input or command, drain [`Messenger::poll_transmit`], then
 //! [`Messenger::poll_event`], then arm a timer at [`Messenger::poll_timeout`] that calls
 //! [`Messenger::handle_timeout`]. Automatic replies (`NoResponders` and the other
-//! refusals) are queued while events are polled: a driver that polls events drains
-//! transmits again before sleeping, as the node's contract already asks after every call.
+//! refusals) are queued while events are polled; `poll_timeout` then returns the current
+//! instant, so the driver's `handle_timeout` at once, and the transmits it drains after it,
+//! send them without waiting for more input.
 //!
 //! # Request/response outcomes
 //!
