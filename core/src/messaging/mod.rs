@@ -52,6 +52,8 @@ pub mod pending;
 pub mod request;
 mod storage;
 pub mod subject;
+#[cfg(all(test, feature = "std"))]
+mod tests;
 
 use core::fmt;
 use core::time::Duration;
