@@ -64,6 +64,7 @@ extern crate std;
 
 pub mod buffers;
 pub mod config;
+pub mod cookie;
 pub mod error;
 pub mod identity;
 pub mod node;
