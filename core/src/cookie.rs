@@ -133,6 +133,16 @@ pub fn check_mac1(mac1_key: &[u8; 32], init: &[u8]) -> bool {
     mac_ok(mac1_key, &init[..at], &init[at..at + MAC_LEN])
 }
 
+/// `MAC(secret, ip || port)`: the IP as its 4 (IPv4) or 16 (IPv6) octets, the port as
+/// two big-endian bytes. [`Checker::cookie`] with a given secret.
+pub fn address_cookie(secret: &[u8; 32], addr: &SocketAddr) -> [u8; COOKIE_LEN] {
+    let port = addr.port().to_be_bytes();
+    match addr.ip() {
+        core::net::IpAddr::V4(ip) => mac(secret, &[&ip.octets(), &port]),
+        core::net::IpAddr::V6(ip) => mac(secret, &[&ip.octets(), &port]),
+    }
+}
+
 /// The responder's verdict on a `mac2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -185,11 +195,7 @@ impl Checker {
             rng.fill_bytes(&mut self.secret);
             self.born = Some(now);
         }
-        let port = addr.port().to_be_bytes();
-        match addr.ip() {
-            core::net::IpAddr::V4(ip) => mac(&self.secret, &[&ip.octets(), &port]),
-            core::net::IpAddr::V6(ip) => mac(&self.secret, &[&ip.octets(), &port]),
-        }
+        address_cookie(&self.secret, addr)
     }
 
     /// Checks the `mac2` of a whole datagram Init from `from`; also returns the source's
