@@ -71,8 +71,8 @@ pub struct Config {
     /// Cookies (PROTOCOL.md §5.12): while this many inbound datagram handshakes are
     /// half-open, a new datagram Init must carry a valid `mac2` (a cookie proving its
     /// source address) or it gets a stateless Cookie reply and no Diffie-Hellman. 0 makes
-    /// every new datagram Init need a cookie; a value of `max_half_open` or more means
-    /// the half-open cap refuses (`Reject(Busy)`) before cookies are ever asked for.
+    /// every new datagram Init need a cookie; above `max_half_open`, the half-open cap
+    /// refuses (`Reject(Busy)`) before cookies are ever asked for. At most 65535.
     /// Streams never use cookies. Default 8, half of `max_half_open`.
     pub cookie_half_open: usize,
     /// Largest stream frame body accepted, at most 65535 and the per-peer buffer.

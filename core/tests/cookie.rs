@@ -257,7 +257,7 @@ fn cookies_start_at_exactly_cookie_half_open() {
     let limit = 3;
     let victim = cfg().with(|c| c.cookie_half_open = limit);
     let mut cfgs = vec![victim];
-    cfgs.extend((0..=limit).map(|_| cfg()));
+    cfgs.extend((0..=limit + 1).map(|_| cfg()));
     let mut net = Net::new(&cfgs);
     // `limit - 1` inbound half-open handshakes (their Resps are never answered).
     for i in 1..limit {
@@ -285,6 +285,17 @@ fn cookies_start_at_exactly_cookie_half_open() {
     assert!(net.connected(i, 0) && net.connected(0, i));
     let st = net.nodes[0].stats();
     assert_eq!((st.cookies_sent, st.inits_admitted), (1, 1));
+    // Once the silent handshakes expire the load is gone: a new peer needs no cookie.
+    let expire = net.now + cfg().handshake_timeout + Duration::from_secs(1);
+    net.run_until(expire);
+    assert_eq!(net.nodes[0].stats().half_open, 0);
+    let i = limit + 2;
+    net.connect(i, 0);
+    let (to, init) = net.transmits(i).remove(0);
+    assert_eq!(net.deliver(i, to, &init), Ok(()), "no load, no cookie");
+    net.pump();
+    assert!(net.connected(i, 0));
+    assert_eq!(net.nodes[0].stats().cookies_sent, 1);
 }
 
 #[test]
