@@ -1,5 +1,6 @@
-//! Generates the golden vectors in `tests/vectors/`: `handshake.json`, `records.json` and
-//! `malformed.json` (not `noise-cacophony.json`, which is imported).
+//! Generates the golden vectors in `tests/vectors/`: `handshake.json`, `records.json`,
+//! `malformed.json`, `spec_examples.json` and `cookie.json` (not `noise-cacophony.json`,
+//! which is imported).
 //!
 //! ```text
 //! cargo run -p meshlink-core --example gen_vectors            # writes tests/vectors/
@@ -20,6 +21,7 @@ use blake2::{Blake2s256, Digest};
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::ChaCha20Poly1305;
 use hmac::{Mac, SimpleHmac};
+use meshlink_core::cookie::{self, MACS_LEN};
 use meshlink_core::noise::{CipherState, TAG_LEN};
 use meshlink_core::session::{AMPLIFICATION_FACTOR, HANDSHAKE_RECORD_MAX, INIT_MIN_DATAGRAM};
 use meshlink_core::wire::frame::{FrameDecoder, FrameProgress};
@@ -97,6 +99,8 @@ fn header_json(h: &Header) -> Value {
         Header::Reject { code, version, min_version, receiver } => json!({"type": "Reject", "type_byte": 6,
             "code": code as u8, "code_name": format!("{code:?}"), "version": version, "min_version": min_version,
             "receiver": receiver}),
+        Header::Cookie { receiver, nonce, sealed } => json!({"type": "Cookie", "type_byte": 7,
+            "receiver": receiver, "nonce": hx(&nonce), "sealed": hx(&sealed)}),
         // `Header` is `#[non_exhaustive]`: a new record type needs its vector shape here.
         other => panic!("no vector form for {other:?}"),
     }
@@ -434,7 +438,13 @@ fn transport_json(sh: &Shared<'_>, kind: TransportKind, list: &[(usize, Vec<u8>)
     let Shared { sp, prologue, secrets, eph, psk, hellos } = *sh;
     let what = format!("{} over {kind:?}", sp.name);
     let hs_count = if sp.pattern == "IK" { 2 } else { 3 };
-    let bodies: Vec<&[u8]> = list[..hs_count].iter().map(|(_, r)| &r[Header::parse(r).unwrap().len()..]).collect();
+    // A datagram Init ends with its mac tail (§5.12), which is not part of the Noise message.
+    let tail = |i: usize| if i == 0 && kind == TransportKind::Datagram { MACS_LEN } else { 0 };
+    let bodies: Vec<&[u8]> = list[..hs_count]
+        .iter()
+        .enumerate()
+        .map(|(i, (_, r))| &r[Header::parse(r).unwrap().len()..r.len() - tail(i)])
+        .collect();
     let payloads: Vec<Vec<u8>> = match sp.pattern {
         "IK" => vec![init_payload(sp.pattern, kind, &hellos[0]), hellos[1].clone()],
         _ => vec![init_payload(sp.pattern, kind, &hellos[0]), hellos[1].clone(), hellos[0].clone()],
@@ -466,8 +476,13 @@ fn transport_json(sh: &Shared<'_>, kind: TransportKind, list: &[(usize, Vec<u8>)
                 v["packet"] = packet_json(&Packet::decode(&pt[..n]).unwrap());
             } else {
                 assert!(i < hs_count);
-                v["noise_message"] = hx(body).into();
+                v["noise_message"] = hx(&body[..body.len() - tail(i)]).into();
                 v["payload"] = hx(&payloads[i]).into();
+                if tail(i) > 0 {
+                    let macs = &rec[rec.len() - MACS_LEN..];
+                    check_macs(&rec[..rec.len() - MACS_LEN], macs, sp.network_id);
+                    v["macs"] = hx(macs).into();
+                }
             }
             v
         })
@@ -507,7 +522,7 @@ fn handshake_vector(sp: &Spec) -> Value {
     let unpadded =
         INIT_HEADER_LEN + init_overhead(sp.pattern) + init_payload(sp.pattern, TransportKind::Stream, &hellos[0]).len();
     assert!(unpadded < INIT_MIN_DATAGRAM, "{}: this vector would not exercise the padding", sp.name);
-    assert_eq!(dgram[0].1.len(), INIT_MIN_DATAGRAM, "{}: datagram Init not padded", sp.name);
+    assert_eq!(dgram[0].1.len(), INIT_MIN_DATAGRAM + MACS_LEN, "{}: datagram Init not padded", sp.name);
     assert_eq!(strm[0].1.len(), unpadded, "{}: stream Init padded", sp.name);
     assert_ne!(dgram[..hs_count], strm[..hs_count], "{}: handshake records same on both transports", sp.name);
     let sh = Shared { sp, prologue: &prologue, secrets, eph, psk, hellos: &hellos };
@@ -577,7 +592,7 @@ fn handshake_file() -> Value {
         },
     ];
     json!({
-        "description": "meshlink handshake transcripts. Two fresh Node<_, 2>s (config: Config::default() plus the fields in `initiator.config`/`responder.config`, hello = Hello::named(hello_name) plus each [type, value] of hello_extensions via Hello::with_extension; the IK vector's initiator carries one, so its message-1 payload shows the extension tail, then on datagrams the zero padding that ends it), static keys Keypair::from_secret(static_secret), node seeds `seed`, time fixed at now_us. The initiator calls connect(now, kind, responder_addr, expected) with expected = the responder's key iff connect_with_expected_key (which selects IK); on a stream the responder calls accept(now, initiator_addr) first. Then rounds until both are quiet: all of the initiator's poll_transmit output is delivered (handle_datagram from initiator_addr, or handle_stream), events drained, then the same for the responder. After both report Connected, each entry of `messages` is sent with send() and rounds run again. Each vector is run once per transport: `datagram.records` and `stream.records` list every record in order, as sent over that transport; each entry has the record bytes `record` (one UDP datagram on datagrams) and, on streams, `frame` = its 2-byte big-endian length || record (several frames may share one stream transmit). The lists differ only in the handshake records, because message 1's payload depends on the transport (anti-amplification padding, see `constants`): on streams it is the initiator's encoded Hello in IK and empty in XX and XXpsk3; on datagrams the same followed by zero bytes, so that the payload is max(its length, init_min_datagram - 12 - overhead) bytes, where overhead = the Noise message 1 length with an empty payload (XX 32 = e; XXpsk3 32 + 16, its payload being encrypted; IK 32 + 48 + 16 = e, encrypted s, tag), so that the datagram Init record is at least init_min_datagram bytes (exactly, in every vector here, IK included). An IK responder decodes the Hello and requires every byte after it to be zero. Streams are never padded. A responder that has not verified a datagram peer's address sends it at most amplification_factor times the bytes received from it; init_min_datagram = ceil(handshake_record_max / amplification_factor) and handshake_record_max = 12 + 32 + 48 + hello_max_len + 16 (Init header, e, encrypted s, encrypted largest Hello). Each list has its own `handshake_hash` (h absorbs the payload); the transport keys (ck never absorbs a payload) and hence every transport record are the same on both transports. Deterministic ephemerals: a node's ChaCha20Rng(seed) gives, for its first session, next_u32 -> index = (x & 0xffff0000) | slot 0, then 32 bytes -> ephemeral_secret. prologue = 'meshlink' || max_version || min_version || len(network_id) || network_id (the initiator's version range, as in its Init bytes 1 and 3; both are 2 here); network_tag = first 4 bytes (LE u32) of BLAKE2s('meshlink network tag' || network_id); psk = BLAKE2s('meshlink psk' || network_key || network_id). Handshake records carry the Noise message (`noise_message`) whose plaintext payload is `payload` (message 1 as above; messages 2 and 3 carry the sender's encoded Hello). Transport records decrypt under transport_keys (ChaCha20-Poly1305, nonce = 4 zero bytes || counter LE, AD = the 16-byte header) to `plaintext`, decoded in `packet`. All byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
+        "description": "meshlink handshake transcripts. Two fresh Node<_, 2>s (config: Config::default() plus the fields in `initiator.config`/`responder.config`, hello = Hello::named(hello_name) plus each [type, value] of hello_extensions via Hello::with_extension; the IK vector's initiator carries one, so its message-1 payload shows the extension tail, then on datagrams the zero padding that ends it), static keys Keypair::from_secret(static_secret), node seeds `seed`, time fixed at now_us. The initiator calls connect(now, kind, responder_addr, expected) with expected = the responder's key iff connect_with_expected_key (which selects IK); on a stream the responder calls accept(now, initiator_addr) first. Then rounds until both are quiet: all of the initiator's poll_transmit output is delivered (handle_datagram from initiator_addr, or handle_stream), events drained, then the same for the responder. After both report Connected, each entry of `messages` is sent with send() and rounds run again. Each vector is run once per transport: `datagram.records` and `stream.records` list every record in order, as sent over that transport; each entry has the record bytes `record` (one UDP datagram on datagrams) and, on streams, `frame` = its 2-byte big-endian length || record (several frames may share one stream transmit). The lists differ only in the handshake records, because message 1's payload depends on the transport (anti-amplification padding, see `constants`): on streams it is the initiator's encoded Hello in IK and empty in XX and XXpsk3; on datagrams the same followed by zero bytes, so that the payload is max(its length, init_min_datagram - 12 - overhead) bytes, where overhead = the Noise message 1 length with an empty payload (XX 32 = e; XXpsk3 32 + 16, its payload being encrypted; IK 32 + 48 + 16 = e, encrypted s, tag), so that the datagram Init record is at least init_min_datagram bytes (exactly, in every vector here, IK included). An IK responder decodes the Hello and requires every byte after it to be zero. Streams are never padded. A responder that has not verified a datagram peer's address sends it at most amplification_factor times the bytes received from it; init_min_datagram = ceil(handshake_record_max / amplification_factor) and handshake_record_max = 12 + 32 + 48 + hello_max_len + 16 (Init header, e, encrypted s, encrypted largest Hello). Each list has its own `handshake_hash` (h absorbs the payload); the transport keys (ck never absorbs a payload) and hence every transport record are the same on both transports. Deterministic ephemerals: a node's ChaCha20Rng(seed) gives, for its first session, next_u32 -> index = (x & 0xffff0000) | slot 0, then 32 bytes -> ephemeral_secret. prologue = 'meshlink' || max_version || min_version || len(network_id) || network_id (the initiator's version range, as in its Init bytes 1 and 3; both are 2 here); network_tag = first 4 bytes (LE u32) of BLAKE2s('meshlink network tag' || network_id); psk = BLAKE2s('meshlink psk' || network_key || network_id). A datagram Init ends with 32 more bytes after its Noise message, `macs` = mac1 || mac2 (PROTOCOL.md §5.12; see cookie.json): mac1 = keyed BLAKE2s-128 under BLAKE2s('meshlink mac1' || network_id) of the record before it, mac2 = 16 zero bytes (no cookie: no responder here is under load). Handshake records carry the Noise message (`noise_message`) whose plaintext payload is `payload` (message 1 as above; messages 2 and 3 carry the sender's encoded Hello). Transport records decrypt under transport_keys (ChaCha20-Poly1305, nonce = 4 zero bytes || counter LE, AD = the 16-byte header) to `plaintext`, decoded in `packet`. All byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
         "constants": {"hello_max_len": HELLO_MAX_LEN, "handshake_record_max": HANDSHAKE_RECORD_MAX,
             "amplification_factor": AMPLIFICATION_FACTOR, "init_min_datagram": INIT_MIN_DATAGRAM},
         "vectors": specs.iter().map(handshake_vector).collect::<Vec<_>>(),
@@ -653,7 +668,27 @@ fn records_file() -> Value {
                 sender: 0x1234_0001,
                 network_tag: 0xdead_beef,
             },
-            &[body(32, 0x40), vec![0; INIT_MIN_DATAGRAM - INIT_HEADER_LEN - 32]].concat(),
+            &{
+                // Then its mac tail (§5.12): mac1 under network id "meshlink", mac2 zeros.
+                let mut r = [
+                    &[1u8, WIRE_VERSION, 0, WIRE_VERSION, 0x01, 0x00, 0x34, 0x12, 0xef, 0xbe, 0xad, 0xde][..],
+                    &body(32, 0x40),
+                    &vec![0; INIT_MIN_DATAGRAM - INIT_HEADER_LEN - 32 + MACS_LEN],
+                ]
+                .concat();
+                cookie::seal_init(&cookie::mac1_key(b"meshlink"), None, &mut r);
+                r[INIT_HEADER_LEN..].to_vec()
+            },
+        ),
+        // A Cookie reply (§5.12): its whole 64 bytes are the header, no body.
+        plain(
+            "cookie",
+            Header::Cookie {
+                receiver: 0x1234_0001,
+                nonce: core::array::from_fn(|i| 0xa0 + i as u8),
+                sealed: [0x5c; 32],
+            },
+            b"",
         ),
         plain(
             "init-ik",
@@ -775,7 +810,7 @@ fn records_file() -> Value {
         ));
     }
     json!({
-        "description": "meshlink records of every type and packets of every kind. Handshake and Reject records: `header` decoded, `body` the bytes after the header. Transport records: plaintext = the packet (kind byte + postcard body), sealed with ChaCha20-Poly1305 under phase_key with nonce = 4 zero bytes || counter (u64 LE) and AD = the 16-byte header; phase_key = `key` after `rekeys` Noise REKEYs (k' = first 32 bytes of ENCRYPT(k, 2^64-1, '', 32 zero bytes)). `datagram` is the record as one UDP datagram; `frame` the same with a 2-byte big-endian length prefix for streams. Multi-chunk Data vectors also give the whole `message`. `init-xx` is an XX Init as sent on streams; `init-xx-datagram-padded` the same as sent on datagrams, its Noise payload zero-padded so that the record is init_min_datagram (279) bytes (see handshake.json). `init-ik` shows an IK Init's layout with a stand-in body; on datagrams an IK Init is padded to 279 bytes too, but inside its encrypted payload, so the zeros are not visible (see handshake.json). Byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
+        "description": "meshlink records of every type and packets of every kind. Handshake and Reject records: `header` decoded, `body` the bytes after the header. Transport records: plaintext = the packet (kind byte + postcard body), sealed with ChaCha20-Poly1305 under phase_key with nonce = 4 zero bytes || counter (u64 LE) and AD = the 16-byte header; phase_key = `key` after `rekeys` Noise REKEYs (k' = first 32 bytes of ENCRYPT(k, 2^64-1, '', 32 zero bytes)). `datagram` is the record as one UDP datagram; `frame` the same with a 2-byte big-endian length prefix for streams. Multi-chunk Data vectors also give the whole `message`. `init-xx` is an XX Init as sent on streams; `init-xx-datagram-padded` the same as sent on datagrams, its Noise payload zero-padded so that the record is init_min_datagram (279) bytes (see handshake.json), then its 32-byte mac1 || mac2 tail (PROTOCOL.md §5.12: mac1 under network id 'meshlink', mac2 zeros; the body holds noise message, padding and tail). `cookie` is a Cookie reply record (type 0x07, 64 bytes, all header; see cookie.json for a genuine one). `init-ik` shows an IK Init's layout with a stand-in body; on datagrams an IK Init is padded to 279 bytes too, but inside its encrypted payload, so the zeros are not visible (see handshake.json). Byte strings are lowercase hex; numbers are plain JSON integers below 2^53.",
         "vectors": v,
     })
 }
@@ -833,10 +868,12 @@ fn malformed_file() -> Value {
     let init = |version: u8, pattern: u8, tag: &[u8], body: &[u8]| {
         [&[1, version, pattern, 0, 4, 3, 2, 1][..], tag, body].concat()
     };
-    // The same, zero-padded to INIT_MIN_DATAGRAM as every datagram Init must be (§5.1).
+    // The same, zero-padded to INIT_MIN_DATAGRAM as every datagram Init must be (§5.1),
+    // then its mac tail (§5.12: a valid mac1, mac2 zeros).
     let dinit = |version: u8, pattern: u8, tag: &[u8], body: &[u8]| {
         let mut r = init(version, pattern, tag, body);
-        r.resize(r.len().max(INIT_MIN_DATAGRAM), 0);
+        r.resize(r.len().max(INIT_MIN_DATAGRAM) + MACS_LEN, 0);
+        cookie::seal_init(&cookie::mac1_key(id), None, &mut r);
         r
     };
     let v = WIRE_VERSION;
@@ -922,7 +959,8 @@ fn malformed_file() -> Value {
         ("header-transport-truncated".into(), rh, "record_header", vec![4; 15], &none),
         ("header-reject-truncated".into(), rh, "record_header", vec![6, 3, 1, 0, 0, 0, 0], &none),
         ("header-type-0x00".into(), rh, "record_header", vec![0; 16], &none),
-        ("header-type-0x07".into(), rh, "record_header", vec![7; 16], &none),
+        ("header-cookie-truncated".into(), rh, "record_header", vec![7; 63], &none),
+        ("header-type-0x08".into(), rh, "record_header", vec![8; 16], &none),
         ("header-type-0xff".into(), rh, "record_header", vec![0xff; 16], &none),
         ("frame-length-zero".into(), "PROTOCOL.md §Framing", "frame", vec![0, 0, 1], &mf),
         ("frame-length-max-frame-plus-1".into(), "PROTOCOL.md §Framing", "frame", vec![0x08, 0x01], &mf),
@@ -988,16 +1026,53 @@ fn malformed_file() -> Value {
             "datagram-init-version-3-only".into(),
             hs,
             "node_datagram",
-            [&[1u8, 3, 0, 3, 4, 3, 2, 1][..], &tag, &good_e, &[0; 235]].concat(),
+            [&[1u8, 3, 0, 3, 4, 3, 2, 1][..], &tag, &good_e, &[0; 235 + MACS_LEN]].concat(),
             &none,
         ),
         // Shorter than INIT_MIN_DATAGRAM: dropped unanswered, before any other check (§5.1).
         ("datagram-init-short-44-bytes".into(), hs, "node_datagram", init(v, 0, &tag, &good_e), &none),
         (
-            "datagram-init-278-bytes".into(),
+            "datagram-init-310-bytes".into(),
             hs,
             "node_datagram",
-            dinit(v, 0, &tag, &good_e)[..INIT_MIN_DATAGRAM - 1].to_vec(),
+            dinit(v, 0, &tag, &good_e)[..INIT_MIN_DATAGRAM + MACS_LEN - 1].to_vec(),
+            &none,
+        ),
+        // A version-2 Init padded to 279 bytes but without its mac tail (§5.12).
+        (
+            "datagram-init-279-bytes-without-macs".into(),
+            hs,
+            "node_datagram",
+            dinit(v, 0, &tag, &good_e)[..INIT_MIN_DATAGRAM].to_vec(),
+            &none,
+        ),
+        (
+            "datagram-init-bad-mac1".into(),
+            "PROTOCOL.md §5.12",
+            "node_datagram",
+            {
+                let mut d = dinit(v, 0, &tag, &good_e);
+                d[INIT_MIN_DATAGRAM] ^= 1;
+                d
+            },
+            &none,
+        ),
+        (
+            "datagram-init-mac1-of-another-network".into(),
+            "PROTOCOL.md §5.12",
+            "node_datagram",
+            {
+                let mut d = dinit(v, 0, &tag, &good_e);
+                cookie::seal_init(&cookie::mac1_key(b"other"), None, &mut d);
+                d
+            },
+            &none,
+        ),
+        (
+            "datagram-cookie-unknown-receiver".into(),
+            "PROTOCOL.md §5.12",
+            "node_datagram",
+            [&[7u8, 0, 0, 0, 0, 0, 1, 0][..], &[0x33; 56]].concat(),
             &none,
         ),
         ("datagram-init-wrong-network".into(), hs, "node_datagram", dinit(v, 0, &[0, 0, 0, 0], &good_e), &none),
@@ -1126,8 +1201,19 @@ fn spec_example(name: &str, pattern: &str) -> Value {
             let mut pl = vec![0u8; 2048];
             let got = hs[1 - from].read_message(&rec[h..], &mut pl).unwrap();
             assert_eq!(pl[..got], payloads[step][..]);
+            let noise = rec[h..].to_vec();
+            let dgram_init = step == 0 && kind == TransportKind::Datagram;
+            if dgram_init {
+                // The mac tail of a datagram Init (§5.12), after the Noise message.
+                rec.resize(h + n + MACS_LEN, 0);
+                cookie::seal_init(&cookie::mac1_key(id), None, &mut rec);
+                check_macs(&rec[..h + n], &rec[h + n..], id);
+            }
             let mut v = json!({"from": ROLES[from], "header": header_json(&headers[step]), "record": hx(&rec),
-                "noise_message": hx(&rec[h..]), "payload": hx(&payloads[step])});
+                "noise_message": hx(&noise), "payload": hx(&payloads[step])});
+            if dgram_init {
+                v["macs"] = hx(&rec[h + n..]).into();
+            }
             if kind == TransportKind::Stream {
                 v["frame"] = hx(&frame(&rec)).into();
             }
@@ -1184,7 +1270,7 @@ fn spec_example(name: &str, pattern: &str) -> Value {
 
 fn spec_examples_file() -> Value {
     json!({
-        "description": "The handshake transcripts printed in PROTOCOL.md §13.5 (XX), §13.6 (XXpsk3) and §13.7 (IK). Unlike handshake.json they do not come from two nodes: HandshakeState::with_ephemeral is driven directly with the stated static and ephemeral secrets, the indexes are fixed example values, network id 'meshlink', and for XXpsk3 the network key 000102..1f. Each side's Hello is the default node Hello (Config::default(), empty hello). Message 1's payload follows the rule of handshake.json (empty for XX and XXpsk3, the Hello for IK; on datagrams zero-padded so that the Init is init_min_datagram bytes). After the handshake, the first Ping (seq 0, counter 0) each way, in the order the node sends them (§5.4). Fields as in handshake.json; the test also checks that every stream record and every handshake hash appears in PROTOCOL.md.",
+        "description": "The handshake transcripts printed in PROTOCOL.md §13.5 (XX), §13.6 (XXpsk3) and §13.7 (IK). Unlike handshake.json they do not come from two nodes: HandshakeState::with_ephemeral is driven directly with the stated static and ephemeral secrets, the indexes are fixed example values, network id 'meshlink', and for XXpsk3 the network key 000102..1f. Each side's Hello is the default node Hello (Config::default(), empty hello). Message 1's payload follows the rule of handshake.json (empty for XX and XXpsk3, the Hello for IK; on datagrams zero-padded so that the Init is init_min_datagram bytes, and the datagram Init `record` then ends with its 32-byte `macs` tail, PROTOCOL.md §5.12: mac1 under network id 'meshlink', mac2 zeros). After the handshake, the first Ping (seq 0, counter 0) each way, in the order the node sends them (§5.4). Fields as in handshake.json; the test also checks that every stream record and every handshake hash appears in PROTOCOL.md.",
         "vectors": [spec_example("spec-xx", "XX"), spec_example("spec-xxpsk3", "XXpsk3"), spec_example("spec-ik", "IK")],
     })
 }
@@ -1203,6 +1289,7 @@ fn main() {
         ("malformed.json", malformed_file()),
         ("spec_examples.json", spec_examples_file()),
         ("messaging.json", messaging_file()),
+        ("cookie.json", cookie_file()),
     ] {
         let path = dir.join(file);
         std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
@@ -1329,5 +1416,90 @@ fn messaging_file() -> Value {
         "packets": packets,
         "wildcard": wildcard,
         "validity": validity,
+    })
+}
+
+// =========================================================================== cookie.json
+
+/// Keyed BLAKE2s-128, computed here straight from the blake2 crate (not through the core).
+fn mac16(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    use blake2::digest::{consts::U16, Mac as _};
+    let mut m = <blake2::Blake2sMac<U16> as blake2::digest::Mac>::new_from_slice(key).unwrap();
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+/// A datagram Init's tail as §5.12 defines it, restated: mac1 under the network's key over
+/// the record, and mac2 zeros (no cookie).
+fn check_macs(record: &[u8], macs: &[u8], network_id: &[u8]) {
+    let k1 = blake2s(&[b"meshlink mac1", network_id]);
+    assert_eq!(macs[..16], mac16(&k1, &[record]), "mac1 formula");
+    assert_eq!(macs[16..], [0u8; 16], "mac2 without a cookie");
+}
+
+fn cookie_file() -> Value {
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    let id = b"meshlink";
+    let (k1, kr) = (blake2s(&[b"meshlink mac1", id]), blake2s(&[b"meshlink cookie", id]));
+    assert_eq!((k1, kr), (cookie::mac1_key(id), cookie::reply_key(id)));
+    // The datagram XX Init of §13.5 (header, e, 235 zero bytes of padding), then its tail.
+    let tag = blake2s(&[b"meshlink network tag", id]);
+    let e = public(counting(0x21));
+    let sender = 0x5a3d_0001u32;
+    let record = [&[1u8, WIRE_VERSION, 0, WIRE_VERSION][..], &sender.to_le_bytes(), &tag[..4], &e, &[0; 235]].concat();
+    assert_eq!(record.len(), INIT_MIN_DATAGRAM);
+    let mac1 = mac16(&k1, &[&record]);
+    let first = [&record[..], &mac1, &[0; 16]].concat();
+    let mut ours = [&record[..], &[0; MACS_LEN]].concat();
+    cookie::seal_init(&k1, None, &mut ours);
+    assert_eq!(ours, first, "the core's mac tail");
+    // The responder's secret and the cookie of the initiator's address.
+    let secret = counting(0x81);
+    let (addr4, addr6): (SocketAddr, SocketAddr) =
+        ("192.0.2.1:1000".parse().unwrap(), "[2001:db8::1]:1000".parse().unwrap());
+    let c4 = mac16(&secret, &[&[192, 0, 2, 1], &1000u16.to_be_bytes()]);
+    let ip6: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+    let c6 = mac16(&secret, &[&ip6.octets(), &1000u16.to_be_bytes()]);
+    assert_eq!((c4, c6), (cookie::address_cookie(&secret, &addr4), cookie::address_cookie(&secret, &addr6)));
+    // The Cookie reply, sealed with a fixed nonce (a node draws it from its RNG).
+    let nonce: [u8; 24] = core::array::from_fn(|i| 0xa1 + i as u8);
+    let mut sealed = c4.to_vec();
+    let t = XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&kr))
+        .encrypt_in_place_detached(XNonce::from_slice(&nonce), &mac1, &mut sealed)
+        .unwrap();
+    let reply = [&[7u8, 0, 0, 0][..], &sender.to_le_bytes(), &nonce, &sealed, &t].concat();
+    let mut r = [0u8; cookie::COOKIE_REPLY_LEN];
+    cookie::seal_reply(&kr, sender, &nonce, &c4, &mac1, &mut r);
+    assert_eq!(r[..], reply[..], "the core's Cookie reply");
+    assert_eq!(cookie::open_reply(&kr, &reply, &mac1), Ok(c4));
+    // The Init sent again with the cookie: mac1 unchanged, mac2 over the record and mac1.
+    let mac2 = mac16(&c4, &[&record, &mac1]);
+    let second = [&record[..], &mac1, &mac2].concat();
+    cookie::seal_init(&k1, Some(&c4), &mut ours);
+    assert_eq!(ours, second, "the core's mac2");
+    let v = json!({
+        "name": "cookie-xx-datagram-init",
+        "section": "PROTOCOL.md §5.12",
+        "network_id": hx(id),
+        "mac1_key": hx(&k1),
+        "reply_key": hx(&kr),
+        "init_record": hx(&record),
+        "mac1": hx(&mac1),
+        "init_first": hx(&first),
+        "secret": hx(&secret),
+        "initiator_addr": addr4.to_string(),
+        "cookie": hx(&c4),
+        "initiator_addr_v6": addr6.to_string(),
+        "cookie_v6": hx(&c6),
+        "nonce": hx(&nonce),
+        "reply": hx(&reply),
+        "mac2": hx(&mac2),
+        "init_second": hx(&second),
+    });
+    json!({
+        "description": "meshlink cookies (PROTOCOL.md §5.12, after WireGuard's mac1/mac2 and cookie reply). MAC(key, m) = keyed BLAKE2s with a 16-byte output (key = 32-byte keys, or the 16-byte cookie). mac1_key = BLAKE2s-256('meshlink mac1' || network_id); reply_key = BLAKE2s-256('meshlink cookie' || network_id). `init_record` is a datagram XX Init record (PROTOCOL.md §13.5's, padded to 279 bytes); mac1 = MAC(mac1_key, init_record); `init_first` = init_record || mac1 || 16 zero bytes (no cookie yet). The responder's cookie for a source address is MAC(secret, ip || port), the IP as its 4 or 16 octets and the port as 2 big-endian bytes (`secret` is random and rotated every 120 s in a node; fixed here). `reply` is the Cookie record: 0x07, 3 zero bytes, the Init's sender index (u32 LE), `nonce` (24 bytes, random in a node), then XChaCha20-Poly1305(reply_key, nonce, AD = mac1) of `cookie` and its 16-byte tag. The initiator then sends `init_second` = init_record || mac1 || mac2, mac2 = MAC(cookie, init_record || mac1). Byte strings are lowercase hex.",
+        "vectors": [v],
     })
 }

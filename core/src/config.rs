@@ -68,6 +68,13 @@ pub struct Config {
     /// Most handshakes in progress started by one remote IP address (inbound only), so
     /// that one source cannot take every half-open slot.
     pub max_half_open_per_ip: usize,
+    /// Cookies (PROTOCOL.md §5.12): while this many inbound datagram handshakes are
+    /// half-open, a new datagram Init must carry a valid `mac2` (a cookie proving its
+    /// source address) or it gets a stateless Cookie reply and no Diffie-Hellman. 0 makes
+    /// every new datagram Init need a cookie; above `max_half_open`, the half-open cap
+    /// refuses (`Reject(Busy)`) before cookies are ever asked for. At most 65535.
+    /// Streams never use cookies. Default 8, half of `max_half_open`.
+    pub cookie_half_open: usize,
     /// Largest stream frame body accepted, at most 65535 and the per-peer buffer.
     pub max_frame: usize,
     /// Largest datagram sent or accepted. 1200 keeps clear of IP fragmentation (as QUIC).
@@ -138,6 +145,7 @@ impl Default for Config {
             max_peers: usize::MAX,
             max_half_open: 16,
             max_half_open_per_ip: 4,
+            cookie_half_open: 8,
             max_frame: MAX_FRAME_LEN,
             max_datagram: 1200,
             max_message: 64 * 1024,
@@ -207,6 +215,7 @@ impl core::fmt::Debug for Config {
             .field("max_peers", &self.max_peers)
             .field("max_half_open", &self.max_half_open)
             .field("max_half_open_per_ip", &self.max_half_open_per_ip)
+            .field("cookie_half_open", &self.cookie_half_open)
             .field("max_frame", &self.max_frame)
             .field("max_datagram", &self.max_datagram)
             .field("max_message", &self.max_message)
@@ -245,13 +254,17 @@ impl Config {
         if self.max_half_open_per_ip == 0 {
             return err("max_half_open_per_ip", "must be at least 1");
         }
+        if self.cookie_half_open > crate::node::MAX_SLOTS {
+            // No node holds more sessions: a larger value is a typo, not "never".
+            return err("cookie_half_open", "must be at most 65535");
+        }
         if self.max_frame == 0 || self.max_frame > MAX_FRAME_LEN {
             return err("max_frame", "must be 1..=65535");
         }
         if self.max_frame < crate::session::HANDSHAKE_RECORD_MAX {
             return err("max_frame", "too small for a handshake record");
         }
-        if self.max_datagram < crate::session::HANDSHAKE_RECORD_MAX.min(1200) {
+        if self.max_datagram < crate::session::INIT_MAX_DATAGRAM.min(1200) {
             return err("max_datagram", "too small for a handshake");
         }
         if self.max_datagram > MAX_DATAGRAM {

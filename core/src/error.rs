@@ -72,6 +72,14 @@ pub enum Error {
     SelfConnect,
     /// The half-open table was full and a newer inbound handshake took this one's place.
     HandshakeEvicted,
+    /// A datagram Init whose `mac1` is wrong (PROTOCOL.md §5.12): dropped unanswered.
+    BadMac1,
+    /// A datagram Init under load whose non-zero `mac2` is not valid (a cookie from a
+    /// rotated secret or another address, or forged): answered with a fresh Cookie.
+    BadMac2,
+    /// A datagram Init under load without a cookie (zero `mac2`): answered with a Cookie
+    /// reply, no session created.
+    CookieRequired,
 }
 
 impl From<ConfigError> for Error {
@@ -130,6 +138,9 @@ impl fmt::Display for Error {
             Error::NoBuffer => f.write_str("no slot buffer available for the session"),
             Error::SelfConnect => f.write_str("the peer is this node itself"),
             Error::HandshakeEvicted => f.write_str("handshake evicted by a newer one (half-open table full)"),
+            Error::BadMac1 => f.write_str("datagram Init with a bad mac1"),
+            Error::BadMac2 => f.write_str("datagram Init under load with a bad mac2 (cookie reply sent)"),
+            Error::CookieRequired => f.write_str("datagram Init under load without a cookie (cookie reply sent)"),
         }
     }
 }

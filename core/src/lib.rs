@@ -14,7 +14,8 @@
 //!
 //! Modules, one per concept: [`identity`] (keys and peer ids), [`noise`] (our Noise
 //! XX/XXpsk3/IK state machine), [`wire`] (records, framing, packets, Hello), [`replay`]
-//! (datagram replay window), [`quality`] (RTT, jitter, loss, bandwidth, score),
+//! (datagram replay window), [`cookie`] (mac1/mac2 and Cookie replies for datagram Inits
+//! under load), [`quality`] (RTT, jitter, loss, bandwidth, score),
 //! [`session`] (one peer), [`node`] (many peers), [`config`] (every limit, named).
 //! `docs/PROTOCOL.md` in the repository is the normative wire specification.
 //!
@@ -67,6 +68,7 @@ extern crate std;
 
 pub mod buffers;
 pub mod config;
+pub mod cookie;
 pub mod error;
 pub mod identity;
 #[cfg(feature = "messaging")]

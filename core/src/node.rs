@@ -238,6 +238,14 @@ pub struct NodeStats {
     pub bytes_out: u64,
     pub msgs_in: u64,
     pub msgs_out: u64,
+    /// Cookie replies queued for datagram Inits under load (PROTOCOL.md §5.12).
+    pub cookies_sent: u64,
+    /// Datagram Inits dropped for a wrong `mac1`.
+    pub bad_mac1: u64,
+    /// Datagram Inits under load whose non-zero `mac2` did not verify (each got a Cookie).
+    pub bad_mac2: u64,
+    /// Datagram Inits admitted under load on a valid `mac2` (a cookie round trip).
+    pub inits_admitted: u64,
 }
 
 const EV_CONNECTED: u8 = 1;
@@ -250,8 +258,16 @@ const EV_DISCONNECTED: u8 = 16;
 const C_CONNECTED: u8 = 1;
 const C_HALF_OPEN: u8 = 2;
 
-/// Stateless replies (Reject records) waiting to go out; more are dropped, never queued.
+/// Stateless replies (Reject and Cookie records) waiting to go out; more are dropped,
+/// never queued.
 const REPLY_QUEUE: usize = 8;
+
+/// A stateless reply, kept small: a Cookie record is sealed when it is sent.
+#[derive(Debug, Clone, Copy)]
+enum Reply {
+    Reject([u8; 8]),
+    Cookie { receiver: u32, mac1: [u8; crate::cookie::MAC_LEN], cookie: [u8; crate::cookie::COOKIE_LEN] },
+}
 
 /// A meshlink node over a slot table `S` and a buffer pool `P` (see the module docs).
 pub struct Node<P: BufferPool, S> {
@@ -277,7 +293,13 @@ pub struct Node<P: BufferPool, S> {
     /// The slot whose message the last `poll_event` lent out: re-examined (and its buffer
     /// handed back if now idle) at the next `poll_event`.
     lent_msg: u32,
-    replies: Deque<(SocketAddr, [u8; 8]), REPLY_QUEUE>,
+    replies: Deque<(SocketAddr, Reply), REPLY_QUEUE>,
+    /// Inbound half-open datagram sessions: the load that turns cookies on (§5.12).
+    half_open_dg: usize,
+    /// mac1 and Cookie-reply keys (from the network id), and the rotating cookie secret.
+    mac1_key: [u8; 32],
+    reply_key: [u8; 32],
+    cookies: crate::cookie::Checker,
     stats: NodeStats,
     last_now: Instant,
 }
@@ -363,6 +385,10 @@ where
         let prologue_len = prologue(&config, &mut pro);
         Ok(Node {
             psk: derive_psk(&config),
+            mac1_key: crate::cookie::mac1_key(&config.network_id),
+            reply_key: crate::cookie::reply_key(&config.network_id),
+            cookies: crate::cookie::Checker::new(),
+            half_open_dg: 0,
             config,
             keypair,
             rng: ChaCha20Rng::from_seed(seed),
@@ -864,21 +890,26 @@ where
         let header = Header::parse(bytes)?;
         let slot = match header {
             Header::Init { version, min_version, sender, network_tag: tag, .. } => {
-                // Shorter than every initiator must pad to (PROTOCOL.md §5.1): answering
-                // it could amplify, and no honest node sends it. Dropped, counted, unanswered.
-                if bytes.len() < crate::session::INIT_MIN_DATAGRAM {
-                    return Err(
-                        WireError::Truncated { needed: crate::session::INIT_MIN_DATAGRAM, got: bytes.len() }.into()
-                    );
+                // Shorter than every initiator must pad to (PROTOCOL.md §5.1), with its
+                // mac tail (§5.12): answering it could amplify, and no honest node sends
+                // it. Dropped, counted, unanswered.
+                let min = crate::session::DATAGRAM_INIT_MIN;
+                if bytes.len() < min {
+                    return Err(WireError::Truncated { needed: min, got: bytes.len() }.into());
                 }
                 let theirs = crate::wire::VersionRange { min: min_version, max: version };
                 if let Err((code, e)) = check_init(&self.config, theirs, tag) {
                     self.reply_reject(from, code, sender);
                     return Err(e);
                 }
+                if !crate::cookie::check_mac1(&self.mac1_key, bytes) {
+                    self.stats.bad_mac1 += 1;
+                    return Err(Error::BadMac1);
+                }
                 if let Some(slot) = self.dg_slot(&from, sender) {
-                    slot // a retransmitted Init
+                    slot // a retransmitted Init: no new state, no DH, so no cookie needed
                 } else {
+                    self.check_cookie(now, from, sender, bytes)?;
                     let slot = match self.alloc(Some(from), false) {
                         Ok(s) => s,
                         Err(e) => {
@@ -898,7 +929,8 @@ where
             Header::Resp { receiver, .. }
             | Header::Final { receiver }
             | Header::Transport { receiver, .. }
-            | Header::Reject { receiver, .. } => {
+            | Header::Reject { receiver, .. }
+            | Header::Cookie { receiver, .. } => {
                 let slot = (receiver & 0xffff) as usize;
                 let ok =
                     self.sess(slot).is_some_and(|s| s.local_index == receiver && s.kind == TransportKind::Datagram);
@@ -911,11 +943,14 @@ where
         if self.sess(slot).is_some_and(|s| s.msg_ready.is_some()) {
             return Err(Error::WouldBlock);
         }
+        // The session reads a datagram Init without its mac tail (checked above).
+        let len =
+            if matches!(header, Header::Init { .. }) { bytes.len() - crate::cookie::MACS_LEN } else { bytes.len() };
         let (r, was_handshake) = match self.split(slot) {
             Ok((mut ctx, sess, buf)) => {
-                buf[..bytes.len()].copy_from_slice(bytes);
+                buf[..len].copy_from_slice(&bytes[..len]);
                 let was_handshake = sess.phase == Phase::Handshake;
-                let r = sess.on_record(&mut ctx, buf, 0..bytes.len(), now);
+                let r = sess.on_record(&mut ctx, buf, 0..len, now);
                 if r.is_ok() && matches!(header, Header::Transport { .. }) {
                     sess.addr = from; // roaming: follow the peer's authenticated address
                 }
@@ -932,7 +967,9 @@ where
             // A Resp that fails to decrypt is dropped: the initiator read it into a copy
             // of its handshake, which stays ready for the genuine Resp. Errors after
             // authentication end the session inside the session itself.
-            let stray_resp = matches!(header, Header::Resp { .. }) && matches!(e, Error::Noise(_));
+            // A Cookie reply that fails is unauthenticated noise: dropped, nothing ends.
+            let stray_resp = matches!(header, Header::Resp { .. }) && matches!(e, Error::Noise(_))
+                || matches!(header, Header::Cookie { .. });
             let fatal = refused
                 || was_handshake
                     && !stray_resp
@@ -949,10 +986,36 @@ where
         let mut rec = [0u8; 8];
         let ours = self.config.versions();
         if (Header::Reject { code, version: ours.max, min_version: ours.min, receiver }).encode(&mut rec).is_ok()
-            && self.replies.push_back((to, rec)).is_ok()
+            && self.replies.push_back((to, Reply::Reject(rec))).is_ok()
         {
             self.stats.rejects_sent += 1;
         }
+    }
+
+    /// Cookies (PROTOCOL.md §5.12): under load (`cookie_half_open` inbound half-open
+    /// datagram handshakes), a new Init needs a valid mac2, else it gets a Cookie reply
+    /// and no session. Costs two BLAKE2s, never a Diffie-Hellman.
+    fn check_cookie(&mut self, now: Instant, from: SocketAddr, sender: u32, init: &[u8]) -> Result<(), Error> {
+        if self.half_open_dg < self.config.cookie_half_open {
+            return Ok(());
+        }
+        let (verdict, cookie) = self.cookies.check_mac2(&mut self.rng, now, &from, init);
+        let e = match verdict {
+            crate::cookie::Mac2::Valid => {
+                self.stats.inits_admitted += 1;
+                return Ok(());
+            }
+            crate::cookie::Mac2::Missing => Error::CookieRequired,
+            _ => {
+                self.stats.bad_mac2 += 1;
+                Error::BadMac2
+            }
+        };
+        let mac1 = *crate::cookie::mac1_of(init);
+        if self.replies.push_back((from, Reply::Cookie { receiver: sender, mac1, cookie })).is_ok() {
+            self.stats.cookies_sent += 1;
+        }
+        Err(e)
     }
 
     /// Runs every timer that is due: pings, retransmissions, dead-peer and handshake
@@ -999,10 +1062,26 @@ where
     /// frames. `buf` should be at least `max_frame + 2` (streams) or `max_datagram` bytes.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let now = self.tick(now);
-        if let Some((addr, rec)) = self.replies.pop_front() {
-            if let Some(dst) = buf.get_mut(..rec.len()) {
-                dst.copy_from_slice(&rec);
-                return Some(Transmit { conn: None, kind: TransportKind::Datagram, addr, len: rec.len() });
+        if let Some((addr, reply)) = self.replies.pop_front() {
+            let len = match reply {
+                Reply::Reject(rec) => buf.get_mut(..rec.len()).map(|dst| {
+                    dst.copy_from_slice(&rec);
+                    rec.len()
+                }),
+                Reply::Cookie { receiver, mac1, cookie } => {
+                    // Sealed now, so that a queued reply costs 36 bytes, not 64.
+                    let mut nonce = [0u8; crate::cookie::NONCE_LEN];
+                    self.rng.fill_bytes(&mut nonce);
+                    let mut rec = [0u8; crate::cookie::COOKIE_REPLY_LEN];
+                    crate::cookie::seal_reply(&self.reply_key, receiver, &nonce, &cookie, &mac1, &mut rec);
+                    buf.get_mut(..rec.len()).map(|dst| {
+                        dst.copy_from_slice(&rec);
+                        rec.len()
+                    })
+                }
+            };
+            if let Some(len) = len {
+                return Some(Transmit { conn: None, kind: TransportKind::Datagram, addr, len });
             }
         }
         // Each queued session is asked once per call, so one that cannot produce anything
@@ -1105,9 +1184,12 @@ where
             index::map_remove(t, Map::Dg, b, slot as u32);
             t[slot].ix.dg_key = None;
         }
-        let Node { slots, heap_len, half_open_in, pool, free, stats, .. } = self;
+        let Node { slots, heap_len, half_open_in, pool, free, stats, half_open_dg, .. } = self;
         let t = slots.as_mut();
         index::heap_set(t, heap_len, slot as u32, Instant::FAR_FUTURE);
+        if t[slot].ix.ho_in && t[slot].sess.as_ref().is_some_and(|x| x.kind == TransportKind::Datagram) {
+            *half_open_dg -= 1;
+        }
         half_open_in.unlink(t, slot as u32);
         let s = &mut t[slot];
         let sess = s.sess.take()?;
@@ -1281,6 +1363,7 @@ where
         let counted =
             if sess.is_connected() { C_CONNECTED } else { 0 } | if sess.is_half_open() { C_HALF_OPEN } else { 0 };
         let inbound_half_open = sess.is_half_open() && sess.role == Role::Responder;
+        let dg = sess.kind == TransportKind::Datagram;
         let drop_peer_index = !sess.is_connected() || sess.phase == Phase::Closed;
         let deadline = sess.next_timeout(&self.config);
         let idle = sess.buffer_idle();
@@ -1289,11 +1372,17 @@ where
         if drop_peer_index {
             self.unindex_peer(slot);
         }
-        let Node { slots, tx_queue, ev_queue, heap_len, half_open_in, pool, .. } = self;
+        let Node { slots, tx_queue, ev_queue, heap_len, half_open_in, pool, half_open_dg, .. } = self;
         let t = slots.as_mut();
         match (inbound_half_open, t[slot].ix.ho_in) {
-            (true, false) => half_open_in.push_back(t, slot as u32),
-            (false, true) => half_open_in.unlink(t, slot as u32),
+            (true, false) => {
+                half_open_in.push_back(t, slot as u32);
+                *half_open_dg += usize::from(dg);
+            }
+            (false, true) => {
+                half_open_in.unlink(t, slot as u32);
+                *half_open_dg -= usize::from(dg);
+            }
             _ => {}
         }
         index::heap_set(t, heap_len, slot as u32, deadline);

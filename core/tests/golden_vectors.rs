@@ -9,10 +9,13 @@
 //! - `records.json`: headers and packets built from the decoded fields encode to the
 //!   recorded bytes, and the recorded bytes parse back to those fields.
 //! - `malformed.json`: every input gives exactly the recorded error (Debug and Display).
+//! - A datagram Init ends with its `macs` tail (PROTOCOL.md §5.12), checked here with
+//!   mac2 zeros; `core/tests/cookie.rs` checks `cookie.json` and the cookie exchange.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
+use meshlink_core::cookie::{check_mac1, mac1_key, MACS_LEN};
 use meshlink_core::noise::symmetric::hash;
 use meshlink_core::noise::{CipherState, HandshakeParams, HandshakeState, NoiseError, Pattern, Role, TAG_LEN};
 use meshlink_core::session::{AMPLIFICATION_FACTOR, HANDSHAKE_RECORD_MAX, INIT_MIN_DATAGRAM};
@@ -90,6 +93,11 @@ fn header_from(h: &Value) -> Header {
                 receiver: n("receiver") as u32,
             }
         }
+        "Cookie" => Header::Cookie {
+            receiver: n("receiver") as u32,
+            nonce: bytes(&h["nonce"]).try_into().unwrap(),
+            sealed: bytes(&h["sealed"]).try_into().unwrap(),
+        },
         t => panic!("unknown record type {t}"),
     }
 }
@@ -283,7 +291,18 @@ fn replay_noise(v: &Value, t: &Value, what: &str) {
         let n = hs[1 - from].read_message(&msg, &mut pl).unwrap();
         assert_eq!(pl[..n], payload[..], "{what} record {i}: payload");
         let rec = bytes(&r["record"]);
-        assert_eq!(rec[Header::parse(&rec).unwrap().len()..], msg[..], "{what} record {i}: body is the Noise message");
+        // A datagram Init's mac tail follows the Noise message (§5.12): mac1 over the rest.
+        let macs = r.get("macs").map(bytes).unwrap_or_default();
+        assert!(macs.is_empty() || (i == 0 && macs.len() == MACS_LEN && macs[16..] == [0; 16]), "{what}: macs");
+        if !macs.is_empty() {
+            // handshake.json names each side's config; spec_examples.json uses "meshlink".
+            let c = &v["initiator"]["config"];
+            let key = if c.is_null() { mac1_key(b"meshlink") } else { mac1_key(&config(c).network_id) };
+            assert!(check_mac1(&key, &rec), "{what}: mac1");
+        }
+        let body = &rec[Header::parse(&rec).unwrap().len()..rec.len() - macs.len()];
+        assert_eq!(body, &msg[..], "{what} record {i}: body is the Noise message");
+        assert_eq!(rec[rec.len() - macs.len()..], macs[..], "{what} record {i}: the tail is `macs`");
     }
     assert!(transport.is_some(), "{what}: no transport records");
 }
@@ -364,7 +383,7 @@ fn handshake_vectors() {
             assert_eq!(bytes(&records[0]["payload"]), expected_init_payload(v, kind), "{what}: message 1 payload");
             if kind == TransportKind::Datagram {
                 // Every vector's initiator Hello is short, so its datagram Init is padded.
-                assert_eq!(want[0].1.len(), INIT_MIN_DATAGRAM, "{what}: padded Init");
+                assert_eq!(want[0].1.len(), INIT_MIN_DATAGRAM + MACS_LEN, "{what}: padded Init and mac tail");
             }
             replay_noise(v, t, &what);
             check_derived(v, records, &what);
@@ -486,7 +505,7 @@ fn record_vectors() {
         }
     }
     let want: HashSet<String> =
-        ["Init", "Resp", "Final", "Transport0", "Transport1", "Reject"].map(String::from).into();
+        ["Init", "Resp", "Final", "Transport0", "Transport1", "Reject", "Cookie"].map(String::from).into();
     assert_eq!(types, want, "every record type");
     let want: HashSet<String> = ["Ping", "Pong", "Data", "Error", "Close", "Unknown"].map(String::from).into();
     assert_eq!(kinds, want, "every packet kind");

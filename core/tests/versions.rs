@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use meshlink_core::noise::symmetric::hash;
 use meshlink_core::noise::{CipherState, HandshakeParams, HandshakeState, Pattern, Role, TAG_LEN};
-use meshlink_core::session::INIT_MIN_DATAGRAM;
+use meshlink_core::session::{DATAGRAM_INIT_MIN, INIT_MIN_DATAGRAM};
 use meshlink_core::wire::{ErrorCode, Header, Hello, Packet, VersionRange, WireError, WIRE_VERSION};
 use meshlink_core::{Config, ConnId, DisconnectReason, Error, Event, Instant, Keypair, PeerId, TransportKind};
 use TransportKind::{Datagram, Stream};
@@ -319,7 +319,13 @@ impl Scripted {
         let pad = if kind == Datagram { INIT_MIN_DATAGRAM - 12 - 32 } else { 0 };
         let mut rec = vec![0u8; 2048];
         let h = init.encode(&mut rec).unwrap();
-        let n = hs.write_message(&vec![0; pad], &mut rec[h..]).unwrap();
+        let mut n = hs.write_message(&vec![0; pad], &mut rec[h..]).unwrap();
+        if kind == Datagram {
+            // The mac tail of a datagram Init (PROTOCOL.md §5.12).
+            n += meshlink_core::cookie::MACS_LEN;
+            let key = meshlink_core::cookie::mac1_key(b"meshlink");
+            meshlink_core::cookie::seal_init(&key, None, &mut rec[..h + n]);
+        }
         s.feed(&rec[..h + n]).unwrap();
         let resp = s.take_records().remove(0);
         let Header::Resp { sender, .. } = Header::parse(&resp).unwrap() else { panic!("not a Resp") };
@@ -427,17 +433,18 @@ fn a_datagram_init_below_the_minimum_is_dropped_unanswered() {
     let mut buf = vec![0u8; 2048];
     let t = a.poll_transmit(NOW, &mut buf).unwrap();
     let init = buf[..t.len].to_vec();
-    assert_eq!(init.len(), INIT_MIN_DATAGRAM);
-    for len in [12 + 32, INIT_MIN_DATAGRAM - 1] {
+    assert_eq!(init.len(), DATAGRAM_INIT_MIN);
+    // The stream form, the padded record without its mac tail (§5.12), one byte short.
+    for len in [12 + 32, INIT_MIN_DATAGRAM, DATAGRAM_INIT_MIN - 1] {
         let dropped = b.stats().records_dropped;
         let r = b.handle_datagram(NOW, from, &init[..len]);
-        assert_eq!(r, Err(Error::Wire(WireError::Truncated { needed: INIT_MIN_DATAGRAM, got: len })));
+        assert_eq!(r, Err(Error::Wire(WireError::Truncated { needed: DATAGRAM_INIT_MIN, got: len })));
         assert!(b.poll_transmit(NOW, &mut buf).is_none(), "{len}-byte Init answered");
         assert_eq!(b.stats().records_dropped, dropped + 1);
         assert_eq!(b.stats().sessions, 0);
     }
     // Even one with a wrong version: refused unanswered, before the version is looked at.
-    let mut v9 = init[..INIT_MIN_DATAGRAM - 1].to_vec();
+    let mut v9 = init[..DATAGRAM_INIT_MIN - 1].to_vec();
     (v9[1], v9[3]) = (9, 9);
     assert!(matches!(b.handle_datagram(NOW, from, &v9), Err(Error::Wire(WireError::Truncated { .. }))));
     assert!(b.poll_transmit(NOW, &mut buf).is_none());

@@ -77,6 +77,9 @@ pub struct Limits {
     pub max_half_open: usize,
     /// Inbound handshakes in progress from one IP address.
     pub max_half_open_per_ip: usize,
+    /// Inbound UDP handshakes in progress from which a new UDP Init must first prove its
+    /// source address with a cookie (PROTOCOL.md §5.12); 0 = always.
+    pub cookie_half_open: usize,
     /// Open stream sockets (TCP and WebSocket, in and out).
     pub max_connections: usize,
     /// Inbound stream sockets from one IP address.
@@ -231,6 +234,7 @@ impl Default for Limits {
             max_peers: DEFAULT_MAX_PEERS,
             max_half_open: core.max_half_open,
             max_half_open_per_ip: core.max_half_open_per_ip,
+            cookie_half_open: core.cookie_half_open,
             max_connections: 512,
             max_connections_per_ip: 32,
             max_message: core.max_message,
@@ -354,6 +358,7 @@ impl HostConfig {
         c.max_peers = l.max_peers;
         c.max_half_open = l.max_half_open;
         c.max_half_open_per_ip = l.max_half_open_per_ip;
+        c.cookie_half_open = l.cookie_half_open;
         c.max_message = l.max_message;
         c.send_queue = l.send_queue;
         let t = &self.timers;

@@ -52,11 +52,60 @@ impl Session {
             len = len.max(INIT_MIN_DATAGRAM.saturating_sub(INIT_HEADER_LEN + overhead));
         }
         self.write_handshake(&mut hs, header, &payload[..len])?;
+        if self.kind == TransportKind::Datagram {
+            // The cookie tail (§5.12): mac1 over the Init, then mac2 (zeros without a
+            // fresh cookie). They are not part of the Noise message.
+            let n = self.hs_out.len() + crate::cookie::MACS_LEN;
+            self.hs_out.resize(n, 0).map_err(|_| Error::BufferTooSmall { required: n })?;
+            let key = crate::cookie::mac1_key(&ctx.config.network_id);
+            crate::cookie::seal_init(&key, self.cookie.as_ref().and_then(|j| j.fresh(now)), &mut self.hs_out);
+        }
+        self.cookie_resent = false;
         self.hs = Some(hs);
         self.hs_sent_at = now;
         self.hs_retransmitted = false;
         self.hs_retry_delay = ctx.config.handshake_retry;
         self.schedule_retry(ctx, now);
+        Ok(())
+    }
+
+    /// Whether the pending handshake record is our datagram Init (with its mac tail).
+    fn holds_datagram_init(&self) -> bool {
+        self.kind == TransportKind::Datagram
+            && self.role == Role::Initiator
+            && self.phase == Phase::Handshake
+            && self.hs_out.first() == Some(&(crate::wire::RecordType::Init as u8))
+            && self.hs_out.len() >= INIT_MIN_DATAGRAM + crate::cookie::MACS_LEN
+    }
+
+    /// Before a timed retransmission of the Init: mac2 under the cookie if it is still
+    /// fresh, else zeros again (the responder may have rotated its secret).
+    pub(super) fn refresh_mac2(&mut self, now: Instant) {
+        if self.holds_datagram_init() {
+            crate::cookie::set_mac2(self.cookie.as_ref().and_then(|j| j.fresh(now)), &mut self.hs_out);
+        }
+        self.cookie_resent = false;
+    }
+
+    /// A Cookie reply (§5.12) to our pending datagram Init: keep the cookie and send the
+    /// Init again at once with mac2 (once per timed send; later cookies wait for the timer).
+    pub(super) fn on_cookie(&mut self, ctx: &Ctx<'_>, record: &[u8], receiver: u32, now: Instant) -> Result<(), Error> {
+        if receiver != self.local_index || !self.holds_datagram_init() {
+            return Err(Error::UnexpectedRecord);
+        }
+        let key = crate::cookie::reply_key(&ctx.config.network_id);
+        let mac1 = *crate::cookie::mac1_of(&self.hs_out);
+        let cookie = crate::cookie::open_reply(&key, record, &mac1)
+            .map_err(|_| Error::Noise(crate::noise::NoiseError::Decrypt))?;
+        let jar = crate::cookie::Jar::new(cookie, now);
+        crate::cookie::set_mac2(jar.fresh(now), &mut self.hs_out);
+        self.cookie = Some(jar);
+        if !self.cookie_resent {
+            self.cookie_resent = true;
+            self.hs_out_pending = true;
+            // The exchange is no longer one round trip: no RTT sample (Karn's rule).
+            self.hs_retransmitted = true;
+        }
         Ok(())
     }
 

@@ -36,9 +36,15 @@ use crate::wire::{CloseReason, ErrorCode, FrameDecoder, Hello, HELLO_MAX_LEN};
 /// Largest handshake record: header + e + encrypted s + encrypted Hello.
 pub const HANDSHAKE_RECORD_MAX: usize = INIT_HEADER_LEN + 32 + 48 + HELLO_MAX_LEN + TAG_LEN;
 
+/// The largest datagram Init: the largest Init record and its `mac1 || mac2` tail.
+pub const INIT_MAX_DATAGRAM: usize = HANDSHAKE_RECORD_MAX + crate::cookie::MACS_LEN;
+
 /// Datagram Init records are padded to at least this many bytes, so that the largest
 /// Resp (HANDSHAKE_RECORD_MAX) fits the responder's 3x anti-amplification budget.
 pub const INIT_MIN_DATAGRAM: usize = HANDSHAKE_RECORD_MAX.div_ceil(AMPLIFICATION_FACTOR);
+/// The smallest datagram Init a responder reads: the padded record and its
+/// `mac1 || mac2` tail (PROTOCOL.md §5.12).
+pub const DATAGRAM_INIT_MIN: usize = INIT_MIN_DATAGRAM + crate::cookie::MACS_LEN;
 /// Before an address is verified, a responder sends at most this many times the bytes it
 /// received from it (QUIC's rule, RFC 9000 §8.1).
 pub const AMPLIFICATION_FACTOR: usize = 3;
@@ -151,7 +157,13 @@ pub(crate) struct Session {
     close_pending: Option<CloseReason>,
 
     hs: Option<HandshakeState>,
-    hs_out: Vec<u8, HANDSHAKE_RECORD_MAX>,
+    /// The handshake record to (re)send; a datagram Init with its mac tail.
+    hs_out: Vec<u8, INIT_MAX_DATAGRAM>,
+    /// The last cookie a responder gave this initiator (datagrams, §5.12).
+    cookie: Option<crate::cookie::Jar>,
+    /// The Init already went out again at once for a cookie since its last timed send:
+    /// further cookies wait for the retransmission timer (no Init/Cookie ping-pong).
+    cookie_resent: bool,
     pub hs_out_pending: bool,
     hs_sent_at: Instant,
     /// The handshake record was sent more than once (no RTT sample then: Karn's rule).
@@ -225,6 +237,8 @@ impl Session {
             close_pending: None,
             hs: None,
             hs_out: Vec::new(),
+            cookie: None,
+            cookie_resent: false,
             hs_out_pending: false,
             hs_sent_at: now,
             hs_retransmitted: false,

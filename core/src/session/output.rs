@@ -224,6 +224,7 @@ impl Session {
                     return Err(Error::HandshakeTimeout);
                 }
                 if now >= self.hs_next_retry && !self.hs_out.is_empty() {
+                    self.refresh_mac2(now);
                     self.hs_out_pending = true;
                     self.hs_retransmitted = true;
                     self.schedule_retry(ctx, now);

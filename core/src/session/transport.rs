@@ -90,6 +90,10 @@ impl Session {
                 hdr.copy_from_slice(&buf[range.start..range.start + TRANSPORT_HEADER_LEN]);
                 self.on_transport(ctx, buf, body, &hdr, phase, counter, now)
             }
+            Header::Cookie { receiver, .. } => {
+                let record = buf.get(range).ok_or(Error::UnexpectedRecord)?;
+                self.on_cookie(ctx, record, receiver, now)
+            }
             Header::Reject { code, version, min_version, receiver } => {
                 // Only a handshake in progress (or an unconfirmed one: Final can be refused)
                 // listens to a Reject; it is unauthenticated, so it is a hint, bound to our index.

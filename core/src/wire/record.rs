@@ -6,7 +6,10 @@
 //! Final     | 0x03 | 0 0 0 | receiver u32le | noise msg 3
 //! Transport | 0x04 (key phase 0) or 0x05 (phase 1) | 0 0 0 | receiver u32le | counter u64le | AEAD(packet)
 //! Reject    | 0x06 | code | max_version | min_version | receiver u32le
+//! Cookie    | 0x07 | 0 0 0 | receiver u32le | nonce (24) | encrypted cookie (16) | tag (16)
 //! ```
+//! A datagram Init also ends with `mac1 || mac2` (32 bytes, [`crate::cookie`]), which the
+//! header does not describe: the node strips them before the Noise message is read.
 //! The transport header (16 bytes) is the AEAD associated data. Reserved bytes are sent
 //! as zero and ignored on receipt. A `min_version` byte of 0 (a version-1 sender, where
 //! the byte was reserved) means "the same as the max": the range of one version.
@@ -24,6 +27,8 @@ pub enum RecordType {
     Transport0 = 0x04,
     Transport1 = 0x05,
     Reject = 0x06,
+    /// A stateless cookie reply to a datagram Init (PROTOCOL.md §5.12).
+    Cookie = 0x07,
 }
 
 pub const INIT_HEADER_LEN: usize = 12;
@@ -31,6 +36,8 @@ pub const RESP_HEADER_LEN: usize = 12;
 pub const FINAL_HEADER_LEN: usize = 8;
 pub const TRANSPORT_HEADER_LEN: usize = 16;
 pub const REJECT_LEN: usize = 8;
+/// A Cookie record is always this long (bytes after it are ignored).
+pub const COOKIE_LEN: usize = crate::cookie::COOKIE_REPLY_LEN;
 
 /// Why a responder refused an initiation (sent in clear, so only a hint to the initiator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +104,13 @@ pub enum Header {
         min_version: u8,
         receiver: u32,
     },
+    /// A cookie reply (datagrams only): `receiver` is the Init's `sender`; `nonce` and
+    /// `sealed` (the encrypted cookie and its tag) are read by [`crate::cookie::open_reply`].
+    Cookie {
+        receiver: u32,
+        nonce: [u8; crate::cookie::NONCE_LEN],
+        sealed: [u8; 32],
+    },
 }
 
 /// Byte 3 of Init and Reject: 0 (reserved in version 1) means the range of one version.
@@ -124,6 +138,7 @@ impl Header {
             0x03 => FINAL_HEADER_LEN,
             0x04 | 0x05 => TRANSPORT_HEADER_LEN,
             0x06 => REJECT_LEN,
+            0x07 => COOKIE_LEN,
             t => return Err(WireError::UnknownRecordType(t)),
         };
         if b.len() < need {
@@ -145,6 +160,13 @@ impl Header {
                 min_version: min_or(b[3], b[2]),
                 receiver: u32_at(b, 4),
             },
+            0x07 => {
+                let mut nonce = [0u8; crate::cookie::NONCE_LEN];
+                nonce.copy_from_slice(&b[8..32]);
+                let mut sealed = [0u8; 32];
+                sealed.copy_from_slice(&b[32..64]);
+                Header::Cookie { receiver: u32_at(b, 4), nonce, sealed }
+            }
             _ => {
                 let mut c = [0u8; 8];
                 c.copy_from_slice(&b[8..16]);
@@ -161,6 +183,7 @@ impl Header {
             Header::Final { .. } => FINAL_HEADER_LEN,
             Header::Transport { .. } => TRANSPORT_HEADER_LEN,
             Header::Reject { .. } => REJECT_LEN,
+            Header::Cookie { .. } => COOKIE_LEN,
         }
     }
 
@@ -203,6 +226,12 @@ impl Header {
                 out[2] = version;
                 out[3] = min_version;
                 out[4..8].copy_from_slice(&receiver.to_le_bytes());
+            }
+            Header::Cookie { receiver, nonce, sealed } => {
+                out[0] = RecordType::Cookie as u8;
+                out[4..8].copy_from_slice(&receiver.to_le_bytes());
+                out[8..32].copy_from_slice(&nonce);
+                out[32..64].copy_from_slice(&sealed);
             }
         }
         Ok(n)

@@ -269,6 +269,10 @@ fn prometheus(stats: &HostStats, peers: &[PeerSummary], control: &ControlStatsJs
     metric("bytes_out_total", "counter", "Application bytes sent.", n.bytes_out);
     metric("messages_in_total", "counter", "Messages received.", n.msgs_in);
     metric("messages_out_total", "counter", "Messages sent.", n.msgs_out);
+    metric("cookies_sent_total", "counter", "Cookie replies sent to datagram Inits under load.", n.cookies_sent);
+    metric("bad_mac1_total", "counter", "Datagram Inits dropped for a bad mac1.", n.bad_mac1);
+    metric("bad_mac2_total", "counter", "Datagram Inits under load with a bad mac2.", n.bad_mac2);
+    metric("inits_admitted_total", "counter", "Datagram Inits admitted under load on a cookie.", n.inits_admitted);
     metric("stream_connections", "gauge", "Open TCP and WebSocket connections.", stats.stream_connections as u64);
     metric("udp_send_errors_total", "counter", "Datagrams the kernel did not take.", stats.udp_send_errors);
     metric("control_requests_total", "counter", "Control API requests.", control.requests);
