@@ -176,6 +176,7 @@ impl Session {
             self.recv_phase_start = counter;
         }
         self.replay.mark(counter);
+        self.flow.on_record(counter);
         self.recv_next = counter.saturating_add(1);
         self.last_recv = now;
         self.quality.on_bytes_in(now, len + TRANSPORT_HEADER_LEN);
@@ -194,7 +195,10 @@ impl Session {
             }
         }
         let start = body.start;
-        self.on_packet(ctx, buf, start..start + plain_len, now)
+        let r = self.on_packet(ctx, buf, start..start + plain_len, now);
+        // The record was handed on unless its message waits for `poll_event` (§8.8).
+        self.on_consumed();
+        r
     }
 
     pub(super) fn on_packet(
@@ -252,6 +256,18 @@ impl Session {
             }
             Packet::Error { code, .. } => {
                 self.remote_error = Some(code);
+            }
+            Packet::Credit { limit } => {
+                if !self.flow.is_on() {
+                    self.dropped += 1; // not negotiated: meaningless, ignored
+                }
+                self.flow.on_credit(limit, self.send_counter);
+            }
+            Packet::Blocked { at } => {
+                if !self.flow.is_on() {
+                    self.dropped += 1;
+                }
+                self.flow.on_blocked(at);
             }
             Packet::Close { reason } => {
                 self.phase = Phase::Closed;
