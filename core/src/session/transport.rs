@@ -176,7 +176,9 @@ impl Session {
             self.recv_phase_start = counter;
         }
         self.replay.mark(counter);
-        self.flow.on_record(counter);
+        // Only data earns credit back (§8.8); the kind byte leads the plaintext.
+        let is_data = plain_len > 0 && buf.get(body.start).is_some_and(|k| crate::wire::kind::is_message(*k));
+        self.flow.on_record(counter, is_data);
         self.recv_next = counter.saturating_add(1);
         self.last_recv = now;
         self.quality.on_bytes_in(now, len + TRANSPORT_HEADER_LEN);

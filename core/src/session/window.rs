@@ -98,6 +98,9 @@ pub struct FlowWindow {
     processed: u64,
     /// The last limit we granted (the initial window counts as granted).
     granted: u64,
+    /// A data record arrived since the last Credit: only data earns a re-grant, so that
+    /// two receivers' Credits (records too) cannot keep answering each other.
+    data_since_grant: bool,
     credit_pending: bool,
     credits_sent: u64,
 }
@@ -125,6 +128,7 @@ impl FlowWindow {
             highest: 0,
             processed: 0,
             granted: 0,
+            data_since_grant: false,
             credit_pending: false,
             credits_sent: 0,
         }
@@ -228,10 +232,12 @@ impl FlowWindow {
 
     // ------------------------------------------------------------ receiver
 
-    /// An authenticated record with counter `counter` arrived from the peer.
-    pub fn on_record(&mut self, counter: u64) {
+    /// An authenticated record with counter `counter` arrived from the peer; `data`: it
+    /// carried a message chunk.
+    pub fn on_record(&mut self, counter: u64, data: bool) {
         if self.on {
             self.highest = self.highest.max(counter.saturating_add(1));
+            self.data_since_grant |= data;
         }
     }
 
@@ -245,7 +251,7 @@ impl FlowWindow {
         self.processed = self.processed.max(self.highest);
         let grant = self.processed.saturating_add(u64::from(self.window));
         let half = u64::from(self.window / 2).max(1);
-        if grant >= self.granted.saturating_add(half) {
+        if self.data_since_grant && grant >= self.granted.saturating_add(half) {
             self.credit_pending = true;
         }
     }
@@ -270,6 +276,7 @@ impl FlowWindow {
         }
         let grant = self.processed.saturating_add(u64::from(self.window));
         self.granted = self.granted.max(grant);
+        self.data_since_grant = false;
         self.credits_sent += 1;
         Some(self.granted)
     }
@@ -308,7 +315,7 @@ mod tests {
         w.on_sealed(1 << 40, Instant::ZERO, RTO);
         assert_eq!(w.deadline(true), Instant::FAR_FUTURE);
         assert!(!w.on_credit(10, 0));
-        w.on_record(5);
+        w.on_record(5, true);
         w.on_consumed();
         assert!(!w.ctrl_pending());
         assert!(!FlowWindow::negotiate(0, Some(64)).is_on());
@@ -344,16 +351,16 @@ mod tests {
     fn receiver_grants_after_half_the_window_is_consumed() {
         let mut w = FlowWindow::new(8, 8);
         for c in 0..3 {
-            w.on_record(c);
+            w.on_record(c, true);
             w.on_consumed();
         }
         assert!(!w.ctrl_pending());
-        w.on_record(3);
+        w.on_record(3, true);
         assert!(!w.ctrl_pending(), "received is not consumed");
         w.on_consumed();
         assert_eq!(w.take_credit(), Some(12));
         // A loss: counter 4..9 never arrive, 10 does; their credit is free.
-        w.on_record(10);
+        w.on_record(10, true);
         w.on_consumed();
         assert_eq!(w.take_credit(), Some(19));
     }
@@ -363,17 +370,29 @@ mod tests {
         let mut w = FlowWindow::new(4, 4);
         w.on_blocked(4);
         assert!(!w.ctrl_pending(), "nothing consumed: the sender stays stalled");
-        w.on_record(4); // the Blocked record itself
+        w.on_record(4, false); // the Blocked record itself
         w.on_consumed();
         w.on_blocked(4);
         assert_eq!(w.take_credit(), Some(9));
     }
 
     #[test]
+    fn control_records_alone_earn_no_credit() {
+        let mut w = FlowWindow::new(1, 1);
+        for c in 0..10 {
+            w.on_record(c, false); // Credits, Pongs...
+            w.on_consumed();
+            assert!(!w.ctrl_pending(), "a Credit answered a control record");
+        }
+        w.on_blocked(1);
+        assert_eq!(w.take_credit(), Some(11), "Blocked is always answered when it opens");
+    }
+
+    #[test]
     fn window_edges() {
         let mut w = FlowWindow::new(1, 1);
         assert!(w.may_send(0) && !w.may_send(1));
-        w.on_record(0);
+        w.on_record(0, true);
         w.on_consumed();
         assert_eq!(w.take_credit(), Some(2));
         let w = FlowWindow::new(u32::MAX, u32::MAX);
