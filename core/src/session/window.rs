@@ -263,6 +263,10 @@ impl FlowWindow {
         if !self.on {
             return;
         }
+        // A Blocked is only read while no message waits for the application (the node
+        // refuses datagrams then), so everything up to it, itself included, is handed on:
+        // even if every record since the last grant was lost, this opens the window.
+        self.processed = self.processed.max(self.highest);
         let grant = self.processed.saturating_add(u64::from(self.window));
         if grant > at {
             self.credit_pending = true;
@@ -386,6 +390,20 @@ mod tests {
         }
         w.on_blocked(1);
         assert_eq!(w.take_credit(), Some(11), "Blocked is always answered when it opens");
+    }
+
+    #[test]
+    fn blocked_after_the_tail_was_lost_is_answered_at_once() {
+        let mut w = FlowWindow::new(4, 4);
+        for c in 0..4 {
+            w.on_record(c, true);
+            w.on_consumed();
+        }
+        assert_eq!(w.take_credit(), Some(8));
+        // Records 4..8 are all lost; the sender's Blocked { at: 8 } has counter 8.
+        w.on_record(8, false);
+        w.on_blocked(8);
+        assert_eq!(w.take_credit(), Some(13));
     }
 
     #[test]
