@@ -27,7 +27,7 @@ impl Session {
                     || !self.ctrl.is_empty()
                     || self.flow.ctrl_pending()
                     || data
-                    || (self.close_pending.is_some() && (data || self.out.is_empty()))
+                    || (self.close_pending.is_some() && self.out.is_empty())
             }
         }
     }
