@@ -76,6 +76,20 @@ fn hello_bytes(c: &Config) -> Vec<u8> {
     h.max_frame = c.max_frame as u32;
     h.max_datagram = c.max_datagram as u32;
     h.max_message = c.max_message as u32;
+    // The datagram window extension (PROTOCOL.md §8.8): type 0x02, a postcard varint.
+    if c.datagram_window > 0 && h.extensions.get(0x02).is_none() {
+        let mut v = Vec::new();
+        let mut w = c.datagram_window;
+        loop {
+            let b = (w & 0x7f) as u8;
+            w >>= 7;
+            v.push(if w > 0 { b | 0x80 } else { b });
+            if w == 0 {
+                break;
+            }
+        }
+        h = h.with_extension(0x02, &v).unwrap();
+    }
     let mut out = [0u8; 1024];
     let n = h.encode(&mut out).unwrap();
     out[..n].to_vec()
@@ -119,6 +133,8 @@ fn packet_json(p: &Packet<'_>) -> Value {
         Packet::Close { reason } => json!({"kind": "Close", "kind_byte": 5, "reason": reason.to_u8(),
             "reason_name": format!("{reason:?}")}),
         Packet::Unknown { kind, body } => json!({"kind": "Unknown", "kind_byte": kind, "body": hx(body)}),
+        Packet::Credit { limit } => json!({"kind": "Credit", "kind_byte": 7, "limit": limit}),
+        Packet::Blocked { at } => json!({"kind": "Blocked", "kind_byte": 8, "at": at}),
         other => panic!("no vector form for {other:?}"),
     }
 }
@@ -796,6 +812,8 @@ fn records_file() -> Value {
             json!({}),
         ),
         sealed("ping-key-phase-1", "PROTOCOL.md §Rekey", 1, 14, Packet::Ping { seq: 5 }, json!({})),
+        sealed("credit-1000", "PROTOCOL.md §8.8", 0, 16, Packet::Credit { limit: 1000 }, json!({})),
+        sealed("blocked-64", "PROTOCOL.md §8.8", 0, 17, Packet::Blocked { at: 64 }, json!({})),
     ];
     // A 2500-byte message in three chunks, as a 1200-byte datagram path would carry it.
     for (i, (off, len)) in [(0usize, 1000usize), (1000, 1000), (2000, 500)].into_iter().enumerate() {

@@ -123,6 +123,11 @@ pub struct Config {
     /// the version-2 format under every number of its range; other ranges exist to test
     /// negotiation and for a later implementation. `1 <= min_version <= max_version`.
     pub max_version: u8,
+    /// Datagram flow control (PROTOCOL.md §8.8): how many records this node lets a peer
+    /// have in flight towards it, advertised in the Hello. Default 64; at most
+    /// [`crate::session::DATAGRAM_WINDOW_MAX`]; 0 turns it off (as with a peer that does
+    /// not advertise it). Streams are not affected.
+    pub datagram_window: u32,
 }
 
 impl Config {
@@ -167,6 +172,7 @@ impl Default for Config {
             threat_policy: ThreatPolicy::Drop,
             min_version: WIRE_VERSION,
             max_version: WIRE_VERSION,
+            datagram_window: 64,
         }
     }
 }
@@ -328,6 +334,9 @@ impl Config {
         }
         if self.class_caps()[1] < self.max_message.min(1024) + crate::buffers::ENTRY_PREFIX {
             return err("send_queue", "its normal share must hold at least one message");
+        }
+        if self.datagram_window > crate::session::DATAGRAM_WINDOW_MAX {
+            return err("datagram_window", "must be at most 16384 records (0 = off)");
         }
         if self.max_chunk == 0 {
             return err("max_chunk", "must be at least 1");

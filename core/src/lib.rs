@@ -90,6 +90,6 @@ pub use identity::{Keypair, PeerId};
 pub use node::HeapNode;
 pub use node::{BufferPool, ConnId, Event, Node, NodeStats, PeerInfo, Slot, SlotBound, Transmit};
 pub use quality::Quality;
-pub use session::{DisconnectReason, TransportKind};
+pub use session::{DisconnectReason, FlowInfo, TransportKind, DATAGRAM_WINDOW_MAX};
 pub use time::Instant;
 pub use wire::{CloseReason, ErrorCode, Hello, VersionRange};

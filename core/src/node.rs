@@ -354,6 +354,12 @@ where
         config.hello.max_frame = config.max_frame as u32;
         config.hello.max_datagram = config.max_datagram as u32;
         config.hello.max_message = config.max_message as u32;
+        if config.datagram_window > 0 && config.hello.extensions.get(crate::session::EXT_DATAGRAM_WINDOW).is_none() {
+            // Our datagram receive window (§8.8); validated above.
+            let mut v = [0u8; 5];
+            let n = crate::session::window_ext(config.datagram_window, &mut v);
+            config.hello.extensions.insert(crate::session::EXT_DATAGRAM_WINDOW, &v[..n])?;
+        }
         let mut hello_buf = [0u8; HELLO_MAX_LEN];
         let len = config.hello.encode(&mut hello_buf)?;
         let hello = Vec::from_slice(&hello_buf[..len]).map_err(|_| Error::Config("hello too long"))?;
@@ -1155,6 +1161,7 @@ where
             }
             EV_MESSAGE => {
                 let range = sess.msg_ready.take()?;
+                sess.on_consumed();
                 self.stats.msgs_in += 1;
                 self.lent_msg = slot as u32;
                 let kind = sess.msg_kind;
@@ -1459,6 +1466,15 @@ where
     pub fn hello(&self, peer: &PeerId) -> Option<&Hello> {
         let slot = self.primary_slot(peer)?;
         self.sess(slot)?.hello.as_ref()
+    }
+
+    /// Datagram flow control of the session with `peer` (PROTOCOL.md §8.8): its window,
+    /// what is in flight, how often it stalled. `enabled` is false on streams and with
+    /// peers that do not advertise a window.
+    pub fn flow(&self, peer: &PeerId) -> Option<crate::session::FlowInfo> {
+        let slot = self.primary_slot(peer)?;
+        let s = self.sess(slot)?;
+        Some(s.flow.info(s.send_counter()))
     }
 
     /// Node-wide figures, maintained as sessions change (no scan).

@@ -128,6 +128,8 @@ fn check_packet(p: &Value, plaintext: &[u8], what: &str) {
             Packet::Close { reason }
         }
         "Unknown" => Packet::Unknown { kind: n("kind_byte") as u8, body: &unknown },
+        "Credit" => Packet::Credit { limit: n("limit") },
+        "Blocked" => Packet::Blocked { at: n("at") },
         k => panic!("{what}: unknown packet kind {k}"),
     };
     assert_eq!(decoded, want, "{what}: decoded packet");
@@ -408,9 +410,16 @@ fn check_derived(v: &Value, records: &[Value], what: &str) {
         assert_eq!(e.as_bytes(), &b32(&s["ephemeral_public"]), "{what}: ephemeral public");
         assert_eq!(&e.as_bytes()[..], e_at, "{what}: ephemeral in the record");
         let hello = Hello::decode(&bytes(&s["hello"])).unwrap();
+        // The node appends its datagram window (PROTOCOL.md §8.8) to the configured ones.
+        let mut ext = c.hello.extensions.clone();
+        if c.datagram_window > 0 {
+            let mut v = [0u8; 5];
+            let n = meshlink_core::session::window_ext(c.datagram_window, &mut v);
+            ext.insert(meshlink_core::session::EXT_DATAGRAM_WINDOW, &v[..n]).unwrap();
+        }
         assert_eq!(
             (hello.name.as_str(), hello.version, hello.max_message as usize, &hello.extensions),
-            (c.hello.name.as_str(), WIRE_VERSION, c.max_message, &c.hello.extensions)
+            (c.hello.name.as_str(), WIRE_VERSION, c.max_message, &ext)
         );
         let id = &c.network_id;
         assert_eq!(
@@ -507,7 +516,8 @@ fn record_vectors() {
     let want: HashSet<String> =
         ["Init", "Resp", "Final", "Transport0", "Transport1", "Reject", "Cookie"].map(String::from).into();
     assert_eq!(types, want, "every record type");
-    let want: HashSet<String> = ["Ping", "Pong", "Data", "Error", "Close", "Unknown"].map(String::from).into();
+    let want: HashSet<String> =
+        ["Ping", "Pong", "Data", "Error", "Close", "Credit", "Blocked", "Unknown"].map(String::from).into();
     assert_eq!(kinds, want, "every packet kind");
     // The multi-chunk Data vectors reassemble to their message.
     let message = chunks.first().map(|c| c.0.clone()).expect("multi-chunk vectors");

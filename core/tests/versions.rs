@@ -515,9 +515,10 @@ fn a_hello_with_extensions_never_exceeds_hello_max_len() {
     wire[base + 1] += 1; // lengthen the TLV by the one byte appended below
     wire.push(1);
     assert_eq!(Hello::decode(&wire), Err(WireError::FieldTooLong { limit: HELLO_MAX_LEN }));
-    // A node starts with the Hello at the bound, and refuses the one over it.
-    let c = cfg("x", 2, 2).with(|c| c.hello = at);
+    // A node starts with the Hello at the bound, and refuses the one over it (without
+    // its own datagram window extension, §8.8, which would not fit beside these).
+    let c = cfg("x", 2, 2).with(|c| (c.hello, c.datagram_window) = (at, 0));
     assert!(N::with_capacity(c, Keypair::from_secret([1; 32]), [2; 32], 4).is_ok());
-    let c = cfg("x", 2, 2).with(|c| c.hello = over);
+    let c = cfg("x", 2, 2).with(|c| (c.hello, c.datagram_window) = (over, 0));
     assert!(N::with_capacity(c, Keypair::from_secret([1; 32]), [2; 32], 4).is_err());
 }

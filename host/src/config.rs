@@ -99,6 +99,9 @@ pub struct Limits {
     /// Application sends waiting in the host for one peer's queue or socket to drain;
     /// beyond it `send` fails with `QueueFull` at once.
     pub max_parked_sends: usize,
+    /// Datagram flow control (PROTOCOL.md §8.8): records a UDP peer may have in flight
+    /// towards this node (the core's `datagram_window`; 0 = off, at most 16384).
+    pub datagram_window: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -242,6 +245,7 @@ impl Default for Limits {
             udp_recv_buffer: 2 << 20,
             max_write_queue: 4 << 20,
             max_parked_sends: 256,
+            datagram_window: core.datagram_window,
         }
     }
 }
@@ -361,6 +365,7 @@ impl HostConfig {
         c.cookie_half_open = l.cookie_half_open;
         c.max_message = l.max_message;
         c.send_queue = l.send_queue;
+        c.datagram_window = l.datagram_window;
         let t = &self.timers;
         for (name, v) in [
             ("ping_interval_ms", t.ping_interval_ms),

@@ -91,6 +91,29 @@ impl<M: Machine> Sim<M> {
         self.schedule(at, Action::Datagram { src, dst, bytes });
     }
 
+    /// A datagram reaches the far end: into its bounded receive buffer if the link has
+    /// one (dropped when full), else straight to the node.
+    pub(crate) fn arrive_datagram(&mut self, src: usize, dst: usize, bytes: Vec<u8>) {
+        let now = self.now;
+        let link = self.link(src, dst);
+        let Some((cap, per)) = link.config.rx_buffer else { return self.deliver_datagram(src, dst, bytes) };
+        if link.rx_held >= cap {
+            link.stats.dropped += 1;
+            link.stats.rx_overflow += 1;
+            return;
+        }
+        link.rx_held += 1;
+        link.rx_free_at = link.rx_free_at.max(now) + per;
+        let at = link.rx_free_at;
+        self.schedule(at, Action::DatagramRead { src, dst, bytes });
+    }
+
+    pub(crate) fn read_datagram(&mut self, src: usize, dst: usize, bytes: Vec<u8>) {
+        let link = self.link(src, dst);
+        link.rx_held = link.rx_held.saturating_sub(1);
+        self.deliver_datagram(src, dst, bytes);
+    }
+
     pub(crate) fn deliver_datagram(&mut self, src: usize, dst: usize, bytes: Vec<u8>) {
         let up = self.hosts[dst].up;
         let link = self.link(src, dst);

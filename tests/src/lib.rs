@@ -173,6 +173,12 @@ enum Action {
         dst: usize,
         bytes: Vec<u8>,
     },
+    /// A datagram leaves the link's bounded receive buffer for the node.
+    DatagramRead {
+        src: usize,
+        dst: usize,
+        bytes: Vec<u8>,
+    },
     /// Deliver what has arrived at the front of a pipe direction.
     Stream {
         pipe: usize,
@@ -553,7 +559,8 @@ impl<M: Machine> Sim<M> {
             let Some(((at, _), action)) = self.queue.pop_first() else { return false };
             self.advance(at);
             match action {
-                Action::Datagram { src, dst, bytes } => self.deliver_datagram(src, dst, bytes),
+                Action::Datagram { src, dst, bytes } => self.arrive_datagram(src, dst, bytes),
+                Action::DatagramRead { src, dst, bytes } => self.read_datagram(src, dst, bytes),
                 Action::Stream { pipe, dir } => self.deliver_stream(pipe, dir),
             }
         } else if let Some(t) = timer {

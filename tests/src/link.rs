@@ -69,6 +69,11 @@ pub struct LinkConfig {
     /// see partial frames as they would from TCP.
     pub mss: usize,
     pub on_partition: StreamPartition,
+    /// A bounded receive buffer at the far end (a UDP socket's, read by a slow reader):
+    /// `Some((capacity, per_datagram))` holds at most `capacity` arrived datagrams, hands
+    /// one to the node every `per_datagram`, and drops what arrives when it is full (what
+    /// the kernel does). `None`: every datagram reaches the node on arrival.
+    pub rx_buffer: Option<(usize, Duration)>,
 }
 
 impl Default for LinkConfig {
@@ -83,6 +88,7 @@ impl Default for LinkConfig {
             bandwidth: None,
             mss: 1460,
             on_partition: StreamPartition::Stall,
+            rx_buffer: None,
         }
     }
 }
@@ -123,6 +129,12 @@ impl LinkConfig {
         self.bandwidth = Some(bytes_per_sec);
         self
     }
+    /// A bounded receive buffer of `capacity` datagrams, drained one per `per_datagram`
+    /// (see [`LinkConfig::rx_buffer`]).
+    pub fn with_rx_buffer(mut self, capacity: usize, per_datagram: Duration) -> Self {
+        self.rx_buffer = Some((capacity, per_datagram));
+        self
+    }
     pub fn with_mss(mut self, mss: usize) -> Self {
         self.mss = mss;
         self
@@ -147,6 +159,8 @@ pub struct LinkStats {
     pub duplicated: u64,
     /// Datagrams held back by the reordering knob.
     pub reordered: u64,
+    /// Of `dropped`: datagrams that found the bounded receive buffer full.
+    pub rx_overflow: u64,
     pub bytes_sent: u64,
     pub bytes_delivered: u64,
 }
@@ -157,6 +171,9 @@ pub(crate) struct LinkState {
     rng: ChaCha20Rng,
     ge_bad: bool,
     busy_until: Instant,
+    /// The receive buffer: datagrams in it, and when its reader is next free.
+    pub rx_held: usize,
+    pub rx_free_at: Instant,
     pub blocked: bool,
     pub stats: LinkStats,
 }
@@ -168,6 +185,8 @@ impl LinkState {
             rng: ChaCha20Rng::from_seed(seed),
             ge_bad: false,
             busy_until: Instant::ZERO,
+            rx_held: 0,
+            rx_free_at: Instant::ZERO,
             blocked: false,
             stats: LinkStats::default(),
         }

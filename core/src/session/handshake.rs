@@ -351,6 +351,7 @@ impl Session {
         self.send = Some(Keys { cipher: t.send, phase: 0, since: now });
         self.recv = Some(Keys { cipher: t.recv, phase: 0, since: now });
         self.phase = Phase::Established;
+        self.negotiate_flow(ctx);
         self.connected_at = Some(now);
         self.last_recv = now;
         // The first transport record confirms the keys to the peer, so whoever the peer

@@ -11,6 +11,10 @@
 mod handshake;
 mod output;
 mod transport;
+mod window;
+
+pub use window::{decode_ext as window_from_ext, encode_ext as window_ext};
+pub use window::{FlowInfo, FlowWindow, DATAGRAM_WINDOW_MAX, EXT_DATAGRAM_WINDOW};
 
 pub(crate) use handshake::{check_init, derive_psk, prologue};
 
@@ -213,6 +217,8 @@ pub(crate) struct Session {
     pub version: u8,
     /// The Noise handshake hash, once established (channel binding).
     pub handshake_hash: Option<[u8; 32]>,
+    /// Datagram flow control (§8.8); off on streams and with peers that do not advertise it.
+    pub flow: FlowWindow,
 }
 
 impl Session {
@@ -271,6 +277,7 @@ impl Session {
             remote_error: None,
             version: 0,
             handshake_hash: None,
+            flow: FlowWindow::off(),
         }
     }
 
@@ -331,6 +338,38 @@ impl Session {
     /// The largest message the peer accepts.
     pub fn peer_max_message(&self) -> usize {
         self.hello.as_ref().map_or(0, |h| h.max_message as usize)
+    }
+
+    /// The interval between two Blocked packets of a stalled sender: the RTO (RFC 6298).
+    pub(super) fn blocked_interval(&self) -> Duration {
+        use window::{BLOCKED_INTERVAL_INITIAL, BLOCKED_INTERVAL_MAX, BLOCKED_INTERVAL_MIN};
+        self.quality.rtt.rto(
+            Duration::from_millis(1),
+            BLOCKED_INTERVAL_MIN,
+            BLOCKED_INTERVAL_MAX,
+            BLOCKED_INTERVAL_INITIAL,
+        )
+    }
+
+    /// Turns datagram flow control on if both Hellos advertised a window (§8.8).
+    pub(super) fn negotiate_flow(&mut self, ctx: &Ctx<'_>) {
+        let theirs = self.hello.as_ref().and_then(|h| window::decode_ext(h.extensions.get(EXT_DATAGRAM_WINDOW)));
+        self.flow = match self.kind {
+            TransportKind::Datagram => FlowWindow::negotiate(ctx.config.datagram_window, theirs),
+            TransportKind::Stream => FlowWindow::off(),
+        };
+    }
+
+    /// The next transport counter this session seals with.
+    pub fn send_counter(&self) -> u64 {
+        self.send_counter
+    }
+
+    /// The application took the waiting message: its records' credit is free (§8.8).
+    pub fn on_consumed(&mut self) {
+        if self.msg_ready.is_none() {
+            self.flow.on_consumed();
+        }
     }
 
     pub fn queue_ctrl(&mut self, c: Ctrl) {

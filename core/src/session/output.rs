@@ -20,7 +20,14 @@ impl Session {
             // A Reject still goes out after the session failed.
             Phase::Closed | Phase::Handshake => self.hs_out_pending,
             Phase::Established => {
-                self.hs_out_pending || !self.ctrl.is_empty() || !self.out.is_empty() || self.close_pending.is_some()
+                // Queued data waits while the peer's window is closed (§8.8); the Close
+                // goes after it.
+                let data = !self.out.is_empty() && self.flow.may_send(self.send_counter);
+                self.hs_out_pending
+                    || !self.ctrl.is_empty()
+                    || self.flow.ctrl_pending()
+                    || data
+                    || (self.close_pending.is_some() && self.out.is_empty())
             }
         }
     }
@@ -82,7 +89,14 @@ impl Session {
                     Ctrl::Error(code) => Packet::Error { code, detail: "" },
                 };
                 self.seal(ctx, &pkt, dst, now)?
+            } else if let Some(limit) = self.flow.take_credit() {
+                self.seal(ctx, &Packet::Credit { limit }, dst, now)?
+            } else if let Some(at) = self.flow.take_blocked() {
+                self.seal(ctx, &Packet::Blocked { at }, dst, now)?
             } else if !self.out.is_empty() {
+                if !self.flow.may_send(self.send_counter) {
+                    break; // the peer's window is closed: the data waits for Credit
+                }
                 match self.next_chunk(ctx, buf, dst, at > 0, now)? {
                     Some(n) => n,
                     None => break,
@@ -187,6 +201,8 @@ impl Session {
 
     pub(super) fn after_seal(&mut self, ctx: &mut Ctx<'_>, n: usize, now: Instant) {
         self.quality.on_bytes_out(now, n);
+        let rto = self.blocked_interval();
+        self.flow.on_sealed(self.send_counter, now, rto);
         self.send_since_rekey += 1;
         // Key rotation by time or count (PROTOCOL.md §Rekey): the next record uses the next phase.
         if let Some(k) = self.send.as_mut() {
@@ -207,6 +223,7 @@ impl Session {
             Phase::Handshake => (self.created + config.handshake_timeout).min(self.hs_next_retry),
             Phase::Established => {
                 let mut t = self.next_ping.min(self.last_recv + config.dead_peer_timeout).min(self.hs_next_retry);
+                t = t.min(self.flow.deadline(!self.out.is_empty()));
                 if !self.confirmed {
                     t = t.min(self.created + config.handshake_timeout);
                 }
@@ -249,6 +266,8 @@ impl Session {
                     }
                     self.schedule_retry(ctx, now);
                 }
+                let rto = self.blocked_interval();
+                self.flow.on_timeout(!self.out.is_empty(), now, rto);
                 // Periodic pings only once the peer proved it holds the keys: an unconfirmed
                 // session (possibly from a replayed IK Init) sends nothing of its own.
                 if now >= self.next_ping {

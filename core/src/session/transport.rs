@@ -180,6 +180,9 @@ impl Session {
             self.recv_phase_start = counter;
         }
         self.replay.mark(counter);
+        // Only data earns credit back (§8.8); the kind byte leads the plaintext.
+        let is_data = plain_len > 0 && buf.get(body.start).is_some_and(|k| crate::wire::kind::is_message(*k));
+        self.flow.on_record(counter, is_data);
         self.recv_next = counter.saturating_add(1);
         self.last_recv = now;
         self.quality.on_bytes_in(now, len + TRANSPORT_HEADER_LEN);
@@ -198,7 +201,10 @@ impl Session {
             }
         }
         let start = body.start;
-        self.on_packet(ctx, buf, start..start + plain_len, now)
+        let r = self.on_packet(ctx, buf, start..start + plain_len, now);
+        // The record was handed on unless its message waits for `poll_event` (§8.8).
+        self.on_consumed();
+        r
     }
 
     pub(super) fn on_packet(
@@ -256,6 +262,18 @@ impl Session {
             }
             Packet::Error { code, .. } => {
                 self.remote_error = Some(code);
+            }
+            Packet::Credit { limit } => {
+                if !self.flow.is_on() {
+                    self.dropped += 1; // not negotiated: meaningless, ignored
+                }
+                self.flow.on_credit(limit, self.send_counter);
+            }
+            Packet::Blocked { at } => {
+                if !self.flow.is_on() {
+                    self.dropped += 1;
+                }
+                self.flow.on_blocked(at);
             }
             Packet::Close { reason } => {
                 self.phase = Phase::Closed;

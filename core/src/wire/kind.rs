@@ -3,7 +3,7 @@
 //! | Range | Class | A receiver... |
 //! |---|---|---|
 //! | `0x00` | reserved | answers `Error { UnknownKind }` |
-//! | `0x01..=0x0f` | core | handles Ping, Pong, Data, Error, Close; answers the others `UnknownKind` |
+//! | `0x01..=0x0f` | core | handles Ping, Pong, Data, Error, Close, Credit, Blocked; answers the others `UnknownKind` |
 //! | `0x10..=0x3f` | messaging | hands the kinds in [`MESSAGING`] to the messaging handler; answers the others `UnknownKind` |
 //! | `0x40..=0x7f` | application (F30) | delivers the message to the application as `Event::Message { kind }` |
 //! | `0x80..=0xff` | reserved | answers `Error { UnknownKind }` |
@@ -39,6 +39,10 @@ pub const PONG: u8 = 0x02;
 pub const DATA: u8 = 0x03;
 pub const ERROR: u8 = 0x04;
 pub const CLOSE: u8 = 0x05;
+/// Datagram flow control (PROTOCOL.md §8.8): the receiver's cumulative record limit.
+pub const CREDIT: u8 = 0x07;
+/// Datagram flow control: the sender is stalled at its limit.
+pub const BLOCKED: u8 = 0x08;
 
 /// Kinds of the core protocol.
 pub const CORE_RANGE: RangeInclusive<u8> = 0x01..=0x0f;

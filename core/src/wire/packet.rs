@@ -21,6 +21,8 @@ pub enum PacketKind {
     Data = kind::DATA,
     Error = kind::ERROR,
     Close = kind::CLOSE,
+    Credit = kind::CREDIT,
+    Blocked = kind::BLOCKED,
 }
 
 /// Longest error detail string.
@@ -135,6 +137,16 @@ pub enum Packet<'a> {
     Close {
         reason: CloseReason,
     },
+    /// Datagram flow control (§8.8): the sender may seal data records whose counter is
+    /// below `limit`. Body: a postcard varint u64.
+    Credit {
+        limit: u64,
+    },
+    /// Datagram flow control (§8.8): the sender is stalled at its limit `at`. Body: a
+    /// postcard varint u64.
+    Blocked {
+        at: u64,
+    },
     /// A kind this node does not implement (never a message kind); answered `UnknownKind`.
     Unknown {
         kind: u8,
@@ -173,6 +185,8 @@ impl<'a> Packet<'a> {
             Packet::Data { kind, .. } => *kind,
             Packet::Error { .. } => PacketKind::Error as u8,
             Packet::Close { .. } => PacketKind::Close as u8,
+            Packet::Credit { .. } => PacketKind::Credit as u8,
+            Packet::Blocked { .. } => PacketKind::Blocked as u8,
             Packet::Unknown { kind, .. } => *kind,
         }
     }
@@ -202,6 +216,8 @@ impl<'a> Packet<'a> {
             kind::CLOSE => {
                 Packet::Close { reason: CloseReason::from_u8(finish(postcard::take_from_bytes::<u8>(body))?) }
             }
+            kind::CREDIT => Packet::Credit { limit: finish(postcard::take_from_bytes::<u64>(body))? },
+            kind::BLOCKED => Packet::Blocked { at: finish(postcard::take_from_bytes::<u64>(body))? },
             k => Packet::Unknown { kind: k, body },
         })
     }
@@ -212,7 +228,9 @@ impl<'a> Packet<'a> {
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let misfit = match *self {
             Packet::Data { kind: k, .. } => !kind::is_message(k),
-            Packet::Unknown { kind: k, .. } => kind::is_message(k) || matches!(k, kind::PING..=kind::CLOSE),
+            Packet::Unknown { kind: k, .. } => {
+                kind::is_message(k) || matches!(k, kind::PING..=kind::CLOSE | kind::CREDIT | kind::BLOCKED)
+            }
             _ => false,
         };
         if misfit {
@@ -233,6 +251,9 @@ impl<'a> Packet<'a> {
                 postcard::to_slice(&ErrorBody { code: code.to_u16(), detail }, body).map_err(too_small)?.len()
             }
             Packet::Close { reason } => postcard::to_slice(&reason.to_u8(), body).map_err(too_small)?.len(),
+            Packet::Credit { limit: v } | Packet::Blocked { at: v } => {
+                postcard::to_slice(&v, body).map_err(too_small)?.len()
+            }
             Packet::Unknown { body: b, .. } => {
                 let dst = body.get_mut(..b.len()).ok_or(WireError::BufferTooSmall { required: b.len() + 1 })?;
                 dst.copy_from_slice(b);
