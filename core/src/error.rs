@@ -72,6 +72,9 @@ pub enum Error {
     SelfConnect,
     /// The half-open table was full and a newer inbound handshake took this one's place.
     HandshakeEvicted,
+    /// The call needs a crate feature this build leaves out (for example
+    /// `connect(TransportKind::Datagram, ..)` without `datagram`); `feature` names it.
+    Unsupported { feature: &'static str },
 }
 
 impl From<ConfigError> for Error {
@@ -130,6 +133,7 @@ impl fmt::Display for Error {
             Error::NoBuffer => f.write_str("no slot buffer available for the session"),
             Error::SelfConnect => f.write_str("the peer is this node itself"),
             Error::HandshakeEvicted => f.write_str("handshake evicted by a newer one (half-open table full)"),
+            Error::Unsupported { feature } => write!(f, "not in this build: needs the `{feature}` feature"),
         }
     }
 }

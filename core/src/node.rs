@@ -128,7 +128,9 @@ mod storage;
 
 use core::net::SocketAddr;
 
-use heapless::{Deque, Vec};
+#[cfg(feature = "datagram")]
+use heapless::Deque;
+use heapless::Vec;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -138,9 +140,15 @@ use crate::error::Error;
 use crate::identity::{Keypair, PeerId};
 use crate::noise::Role;
 use crate::quality::Quality;
-use crate::session::{check_init, derive_psk, prologue, Ctx, DisconnectReason, Phase, Session, TransportKind};
+use crate::session::{derive_psk, prologue, Ctx, DisconnectReason, Phase, Session, TransportKind};
 use crate::time::Instant;
-use crate::wire::{CloseReason, ErrorCode, Header, Hello, RejectCode, WireError, HELLO_MAX_LEN, WIRE_VERSION};
+use crate::wire::{CloseReason, ErrorCode, Hello, HELLO_MAX_LEN, WIRE_VERSION};
+// Datagram routing only (the `datagram` feature).
+#[cfg(feature = "datagram")]
+use crate::{
+    session::check_init,
+    wire::{Header, RejectCode, WireError},
+};
 
 use index::{Fifo, HalfOpenList, Keyed, Map, Queue};
 use storage::NIL;
@@ -249,6 +257,7 @@ const C_CONNECTED: u8 = 1;
 const C_HALF_OPEN: u8 = 2;
 
 /// Stateless replies (Reject records) waiting to go out; more are dropped, never queued.
+#[cfg(feature = "datagram")]
 const REPLY_QUEUE: usize = 8;
 
 /// A meshlink node over a slot table `S` and a buffer pool `P` (see the module docs).
@@ -275,6 +284,7 @@ pub struct Node<P: BufferPool, S> {
     /// The slot whose message the last `poll_event` lent out: re-examined (and its buffer
     /// handed back if now idle) at the next `poll_event`.
     lent_msg: u32,
+    #[cfg(feature = "datagram")]
     replies: Deque<(SocketAddr, [u8; 8]), REPLY_QUEUE>,
     stats: NodeStats,
     last_now: Instant,
@@ -379,6 +389,7 @@ where
             half_open_in: HalfOpenList::new(),
             threat_len: 0,
             lent_msg: NIL,
+            #[cfg(feature = "datagram")]
             replies: Deque::new(),
             stats: NodeStats::default(),
             last_now: Instant::ZERO,
@@ -470,6 +481,7 @@ where
 
     /// The inbound datagram session that `sender` at `from` already started (a
     /// retransmitted Init), if any.
+    #[cfg(feature = "datagram")]
     fn dg_slot(&self, from: &SocketAddr, sender: u32) -> Option<usize> {
         let b = self.bucket_dg(from, sender);
         index::map_find(self.sl(), Map::Dg, b, |s| {
@@ -603,6 +615,7 @@ where
     /// Starts a handshake to `addr` over `kind` (F06). For streams, call it once the
     /// socket is connected. With `expected`, the peer must prove that key (F04), and the
     /// IK fast path is used when allowed. Naming our own key is [`Error::SelfConnect`].
+    /// Without the `datagram` feature, `TransportKind::Datagram` is [`Error::Unsupported`].
     pub fn connect(
         &mut self,
         now: Instant,
@@ -611,6 +624,9 @@ where
         expected: Option<PeerId>,
     ) -> Result<ConnId, Error> {
         let now = self.tick(now);
+        if kind == TransportKind::Datagram && !cfg!(feature = "datagram") {
+            return Err(Error::Unsupported { feature: "datagram" });
+        }
         if let Some(p) = expected {
             if p == self.keypair.peer_id() {
                 return Err(Error::SelfConnect);
@@ -844,7 +860,8 @@ where
     }
 
     /// Feeds one received datagram. A bad datagram is dropped with a typed error; no
-    /// other session is affected.
+    /// other session is affected. Needs the `datagram` feature.
+    #[cfg(feature = "datagram")]
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), Error> {
         let now = self.tick(now);
         let r = self.route_datagram(now, from, bytes);
@@ -854,6 +871,7 @@ where
         r
     }
 
+    #[cfg(feature = "datagram")]
     fn route_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), Error> {
         let max = self.config.max_datagram.min(self.layout.rx);
         if bytes.len() > max {
@@ -943,6 +961,7 @@ where
         r
     }
 
+    #[cfg(feature = "datagram")]
     fn reply_reject(&mut self, to: SocketAddr, code: RejectCode, receiver: u32) {
         let mut rec = [0u8; 8];
         let ours = self.config.versions();
@@ -997,6 +1016,7 @@ where
     /// frames. `buf` should be at least `max_frame + 2` (streams) or `max_datagram` bytes.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let now = self.tick(now);
+        #[cfg(feature = "datagram")]
         if let Some((addr, rec)) = self.replies.pop_front() {
             if let Some(dst) = buf.get_mut(..rec.len()) {
                 dst.copy_from_slice(&rec);
