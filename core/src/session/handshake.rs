@@ -127,6 +127,14 @@ impl Session {
         let Some(pattern) = pattern_from_id(pattern) else {
             // A pattern the specification defines but this build leaves out (features
             // `ik`, `psk`) is refused like any known pattern this node does not accept.
+            // IK left out (PROTOCOL.md §3.1): this node cannot read message 1, exactly as
+            // an IK responder without the expected key, so it answers the same way:
+            // Reject(Auth), which every IK initiator answers with its XX fallback Init
+            // (a stream stays open for it). Any other left-out pattern: Reject(Pattern).
+            if pattern == PATTERN_ID_IK {
+                self.queue_reject(ours, RejectCode::Auth, sender);
+                return if self.kind.is_datagram() { Err(Error::PatternMismatch) } else { Ok(()) };
+            }
             if pattern < PATTERN_IDS {
                 self.queue_reject(ours, RejectCode::Pattern, sender);
                 return Err(Error::PatternMismatch);

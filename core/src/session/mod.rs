@@ -88,8 +88,12 @@ pub(crate) fn pattern_from_id(b: u8) -> Option<Pattern> {
 }
 
 /// Pattern ids the specification defines (§5.1): 0 XX, 1 XXpsk3, 2 IK. A build without
-/// one of them refuses its Init as a known pattern it does not accept (Reject(Pattern)).
+/// one of them refuses its Init (PROTOCOL.md §3.1) instead of treating it as unknown.
 pub(crate) const PATTERN_IDS: u8 = 3;
+/// The IK pattern id: a build without `ik` answers it with Reject(Auth), as an IK
+/// responder that cannot decrypt message 1.
+#[cfg_attr(feature = "ik", allow(dead_code))]
+pub(crate) const PATTERN_ID_IK: u8 = 2;
 
 /// The initiator's pattern (PROTOCOL.md §5.1): XXpsk3 under a network key, IK when the
 /// peer's key is known and `ik_fast_path` is on, else XX. Without the `psk` and `ik`
