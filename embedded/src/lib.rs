@@ -31,7 +31,9 @@ use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
 use embassy_time::{Instant, Timer};
 
-pub use link::{Link, LinkError, MemLink, Packet, Pipe, TcpLink, UdpLink};
+#[cfg(feature = "datagram")]
+pub use link::UdpLink;
+pub use link::{Link, LinkError, MemLink, Packet, Pipe, TcpLink};
 pub use meshlink_core::{Config, Error, NodeStats, PeerId, Quality, TransportKind};
 use node::NodeEvent;
 pub use node::{slot_len, MeshNode, NodeStorage};
