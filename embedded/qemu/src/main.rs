@@ -235,16 +235,18 @@ fn main() -> ! {
                 .unwrap_or_else(|| cha.status());
             let q = s.quality.unwrap_or_default();
             hprintln!(
-                "{}: quality rtt_us={} rtt_min_us={} loss={} pings={} pongs={}",
+                "{}: quality rtt_us={} rtt_min_us={} loss_ppm={} pings={} pongs={}",
                 name,
                 q.rtt_us.unwrap_or(0),
                 q.rtt_min_us.unwrap_or(0),
-                q.loss,
+                // Integers only: formatting an f32 links core's float printing (~14 KB with
+                // its tables), which a firmware showing figures would not need either.
+                (q.loss * 1e6) as u32,
                 q.pings_sent,
                 q.pongs_received
             );
             #[cfg(feature = "quality-extras")]
-            hprintln!("{}: quality extras jitter_us={} score={}", name, q.jitter_us, q.score);
+            hprintln!("{}: quality extras jitter_us={} score_ppm={}", name, q.jitter_us, (q.score * 1e6) as u32);
             // Two link latencies, 10 ms; the core measures it from its own timestamps.
             check(q.rtt_us.is_some_and(|r| (9_000..=12_000).contains(&r)) && q.loss == 0.0, "quality");
             // A forged copy of the next frame A sends (last byte of the AEAD tag flipped), sent
