@@ -300,20 +300,13 @@ impl Session {
         }
     }
 
-    /// A session that starts a handshake: the Init record is queued at once.
-    pub fn initiator(
-        ctx: &mut Ctx<'_>,
-        kind: TransportKind,
-        addr: SocketAddr,
-        expected: Option<PeerId>,
-        local_index: u32,
-        now: Instant,
-    ) -> Result<Self, Error> {
-        let mut s = Session::blank(kind, addr, Role::Initiator, local_index, now);
-        s.expected = expected;
+    /// A blank initiator session, already in its slot, starts its handshake: the Init
+    /// record is queued at once. (The node installs the blank session first and starts it
+    /// there, so the ~4.8 KB session is not built on the stack and then moved.)
+    pub fn start_initiator(&mut self, ctx: &mut Ctx<'_>, expected: Option<PeerId>, now: Instant) -> Result<(), Error> {
+        self.expected = expected;
         let pattern = initiator_pattern(ctx, expected);
-        s.start_handshake(ctx, pattern, now)?;
-        Ok(s)
+        self.start_handshake(ctx, pattern, now)
     }
 
     /// A session for an accepted stream connection, waiting for the peer's Init.
