@@ -67,6 +67,7 @@ fn respond(id: u8) -> (Result<usize, Error>, Option<Header>, u32) {
     (r, reply, sender)
 }
 
+#[cfg(not(all(feature = "ik", feature = "psk")))]
 fn assert_reject(reply: Option<Header>, code: RejectCode, sender: u32) {
     match reply {
         Some(Header::Reject { code: c, receiver, .. }) if c == code => assert_eq!(receiver, sender),
