@@ -645,7 +645,7 @@ where
         };
         if let Err(e) = r {
             // Never reported: the slot goes back as if the connect had not happened.
-            drop(self.remove(slot));
+            let _ = self.remove(slot);
             return Err(e);
         }
         self.after(slot, now);
@@ -1075,14 +1075,13 @@ where
         let conn = self.conn_of(slot);
         let timeout = self.config.pong_timeout;
         if bit == EV_DISCONNECTED {
-            let sess = self.remove(slot)?;
-            return Some(Event::Disconnected {
-                conn,
-                peer: sess.peer,
-                addr: sess.addr,
-                was_connected: sess.announced,
-                reason: sess.close_reason.unwrap_or(DisconnectReason::Local(CloseReason::Normal)),
-            });
+            // The few fields the event needs are read in place: the ~4.8 KB session is
+            // dropped (and zeroised) in its slot, never moved onto this frame.
+            let sess = self.sess(slot)?;
+            let (peer, addr, was_connected) = (sess.peer, sess.addr, sess.announced);
+            let reason = sess.close_reason.unwrap_or(DisconnectReason::Local(CloseReason::Normal));
+            self.remove(slot)?;
+            return Some(Event::Disconnected { conn, peer, addr, was_connected, reason });
         }
         let s = &mut self.slots.as_mut()[slot];
         let sess = s.sess.as_mut()?;
@@ -1113,8 +1112,9 @@ where
     }
 
     /// Takes a reported session out of its slot: out of every index, its last counts
-    /// folded in, its buffer back to the pool, the slot on the free list.
-    fn remove(&mut self, slot: usize) -> Option<Session> {
+    /// folded in, its buffer back to the pool, the slot on the free list. The session is
+    /// dropped in place (`None` if the slot had none).
+    fn remove(&mut self, slot: usize) -> Option<()> {
         self.fold(slot);
         self.set_counted(slot, 0);
         self.unindex_peer(slot);
@@ -1129,7 +1129,8 @@ where
         index::heap_set(t, heap_len, slot as u32, Instant::FAR_FUTURE);
         half_open_in.unlink(t, slot as u32);
         let s = &mut t[slot];
-        let sess = s.sess.take()?;
+        s.sess.as_ref()?;
+        s.sess = None;
         s.gen = s.gen.wrapping_add(1);
         s.ev = 0;
         s.ix.folded_bytes_in = 0;
@@ -1140,7 +1141,7 @@ where
         }
         stats.sessions -= 1;
         free.push_back(t, Queue::Free, slot as u32);
-        Some(sess)
+        Some(())
     }
 
     /// Picks the next (slot, event bit) whose data is present, in flag order per slot:
