@@ -160,7 +160,7 @@ if mode == "enforce":
         sys.exit(1)
     print("budget: met (EMBEDDED_BUDGET=enforce)")
 else:
-    print("budget: not enforced (set EMBEDDED_BUDGET=enforce; it fails until the items of embedded/SIZE.md §0 "what remains" land)")
+    print("budget: not enforced (set EMBEDDED_BUDGET=enforce; it fails until the items of embedded/SIZE.md §0, what remains, land)")
 EOF
 if [ "$budget" -ne 0 ]; then
   summary FAILED 1
