@@ -3,6 +3,11 @@
 # running one two-peer node, opt-level "s" + LTO) and prints its flash and static RAM use,
 # plus the node's static storage (state, slot table, slot buffers) on the target and on
 # the host.
+#
+# Profiles (core feature sets, embedded/SIZE.md §0): SIZE_PROFILES is a space-separated
+# list, "-" meaning no feature (the budget node: streams, XX, direct messages). The first
+# is reported in detail, every one as a row of the closing table. The default, "- full",
+# builds the budget node and everything; SIZE_PROFILES=all also builds each feature alone.
 set -euo pipefail
 cd "$(dirname "$0")/../size-report"
 
@@ -11,20 +16,34 @@ if ! rustup target list --installed | grep -qx "$target"; then
   rustup target add "$target"
 fi
 
-# The target comes from size-report/.cargo/config.toml, which is why we cd'ed here.
-cargo build -q --release
-# CARGO_TARGET_DIR, when set, moves the build output out of size-report/target.
-elf="${CARGO_TARGET_DIR:-target}/$target/release/meshlink-size-report"
-
-echo "==> $elf ($target, opt-level=\"s\", lto)"
-llvm_size="$(ls "$(rustc --print sysroot)"/lib/rustlib/*/bin/llvm-size 2>/dev/null | head -n 1 || true)"
-if [ -n "$llvm_size" ]; then
-  "$llvm_size" -A "$elf"
+profiles="${SIZE_PROFILES:-- full}"
+if [ "$profiles" = all ]; then
+  profiles="- ik psk datagram quality-extras full"
 fi
+rows="$(mktemp)"
+trap 'rm -f "$rows"' EXIT
+first=true
+for profile in $profiles; do
+  features=()
+  if [ "$profile" != - ]; then
+    features=(--features "$profile")
+  fi
+  # The target comes from size-report/.cargo/config.toml, which is why we cd'ed here.
+  cargo build -q --release "${features[@]}"
+  # CARGO_TARGET_DIR, when set, moves the build output out of size-report/target.
+  elf="${CARGO_TARGET_DIR:-target}/$target/release/meshlink-size-report"
 
-# The summary is computed from the ELF directly (standard library only), so it also
-# works where llvm-tools is missing; it also reads the NODE symbol's size.
-python3 - "$elf" <<'EOF'
+  if $first; then
+    echo "==> $elf ($target, opt-level=\"s\", lto, core features: ${profile/-/none})"
+    llvm_size="$(ls "$(rustc --print sysroot)"/lib/rustlib/*/bin/llvm-size 2>/dev/null | head -n 1 || true)"
+    if [ -n "$llvm_size" ]; then
+      "$llvm_size" -A "$elf"
+    fi
+  fi
+
+  # The summary is computed from the ELF directly (standard library only), so it also
+  # works where llvm-tools is missing; it also reads the NODE symbol's size.
+  python3 - "$elf" "$profile" "$first" "$rows" <<'EOF'
 import struct, sys
 
 data = open(sys.argv[1], "rb").read()
@@ -51,16 +70,27 @@ for s in secs:
 get = lambda n: size.get(n, 0)
 flash = get(".vector_table") + get(".text") + get(".rodata") + get(".data")
 ram = get(".data") + get(".bss") + get(".uninit")
-print()
-print("section           bytes")
-for n in (".vector_table", ".text", ".rodata", ".data", ".bss"):
-    print(f"{n:<14} {get(n):>8}")
-print(f"{'flash total':<14} {flash:>8}   (.vector_table + .text + .rodata + .data)")
-print(f"{'static RAM':<14} {ram:>8}   (.data + .bss; the stack comes on top)")
-if sym:
-    print(f"node on the target: state {sym.get('NODE', 0)} (NODE) + slot table {sym.get('SLOTS', 0)} (SLOTS) "
-          f"+ slot buffers {sym.get('BUFS', 0)} (BUFS) = {sum(sym.values())} bytes")
+profile, first, rows = sys.argv[2], sys.argv[3] == "true", sys.argv[4]
+if first:
+    print()
+    print("section           bytes")
+    for n in (".vector_table", ".text", ".rodata", ".data", ".bss"):
+        print(f"{n:<14} {get(n):>8}")
+    print(f"{'flash total':<14} {flash:>8}   (.vector_table + .text + .rodata + .data)")
+    print(f"{'static RAM':<14} {ram:>8}   (.data + .bss; the stack comes on top)")
+    if sym:
+        print(f"node on the target: state {sym.get('NODE', 0)} (NODE) + slot table {sym.get('SLOTS', 0)} (SLOTS) "
+              f"+ slot buffers {sym.get('BUFS', 0)} (BUFS) = {sum(sym.values())} bytes")
+with open(rows, "a") as f:
+    name = "none (budget node)" if profile == "-" else profile
+    f.write(f"{name:<20}{get('.text'):>9}{get('.rodata'):>9}{flash:>9}{ram:>9}{sym.get('NODE', 0):>7}{sym.get('SLOTS', 0):>7}\n")
 EOF
+  first=false
+done
+echo
+echo "==> profiles (core features; bytes; flash includes .vector_table and .data)"
+printf '%-20s%9s%9s%9s%9s%7s%7s\n' profile .text .rodata flash RAM NODE SLOTS
+cat "$rows"
 
 host="$(rustc -vV | sed -n 's/^host: //p')"
 cargo test -q --lib --target "$host" -- --nocapture 2>&1 | grep -E "size_of|test result" || {

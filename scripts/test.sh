@@ -55,6 +55,9 @@ cargo fmt --all -- --check
 # pipefail: a failing cargo test fails the pipeline (and, with -e, the script) through tee.
 step "workspace tests (unit, integration, golden vectors, simulator)"
 cargo test --workspace --all-targets 2>&1 | tee -a "$testlog"
+# The minimal core profile (no ik, no datagram): what such a node refuses, and how
+# (core/tests/profiles.rs, PROTOCOL.md §3.1).
+cargo test -p meshlink-core --no-default-features --features std,psk --test profiles 2>&1 | tee -a "$testlog"
 
 step "doc tests"
 cargo test --workspace --doc 2>&1 | tee -a "$testlog"
@@ -76,6 +79,13 @@ done
 # One cargo run for the three: their crates build in parallel rather than one after another.
 cargo build -q -p meshlink-core --no-default-features "${target_args[@]}"
 printf 'ok: %s\n' "${no_std_targets[@]}"
+# Every feature alone and all of them (`full`) on the firmware target: a cfg that only
+# compiles in some combination fails here. Short builds over the same target dir (the
+# dependencies are built once).
+for features in ik psk datagram quality-extras messaging full; do
+  cargo build -q -p meshlink-core --no-default-features --features "$features" --target thumbv7em-none-eabihf
+  echo "ok: thumbv7em-none-eabihf --features $features"
+done
 
 if [ -x scripts/size-report.sh ]; then
   step "firmware size report"

@@ -56,6 +56,8 @@ pub struct Config {
     /// Network id, bound into the prologue: nodes of different networks cannot connect (F03).
     pub network_id: Vec<u8, NETWORK_ID_MAX>,
     /// Optional pre-shared network key: outsiders cannot even complete a handshake (F03).
+    /// Needs the `psk` feature (XXpsk3).
+    #[cfg(feature = "psk")]
     pub network_key: Option<[u8; 32]>,
     /// Our node information, sent in the handshake (F15). `max_frame`, `max_datagram` and `max_message` are
     /// filled in by the node from the limits below.
@@ -105,6 +107,8 @@ pub struct Config {
     /// Random jitter added to each retransmission: WireGuard's 334 ms.
     pub handshake_jitter: Duration,
     /// Use the IK pattern when `connect` names the peer's key and no network key is set.
+    /// Needs the `ik` feature.
+    #[cfg(feature = "ik")]
     pub ik_fast_path: bool,
     /// Rotate the sending key after this long: WireGuard's REKEY_AFTER_TIME (120 s).
     pub rekey_after_time: Duration,
@@ -145,6 +149,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             network_id: Vec::from_slice(b"meshlink").unwrap_or_default(),
+            #[cfg(feature = "psk")]
             network_key: None,
             hello: Hello::default(),
             max_peers: usize::MAX,
@@ -164,6 +169,7 @@ impl Default for Config {
             handshake_retry: Duration::from_secs(1),
             handshake_retry_max: Duration::from_secs(5),
             handshake_jitter: Duration::from_millis(334),
+            #[cfg(feature = "ik")]
             ik_fast_path: true,
             rekey_after_time: Duration::from_secs(120),
             reject_after_time: Duration::from_secs(180),
@@ -213,33 +219,35 @@ impl std::error::Error for ConfigError {}
 
 impl core::fmt::Debug for Config {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Config")
-            .field("network_id", &self.network_id)
-            // The key is a secret: say only whether there is one.
-            .field("network_key", &self.network_key.as_ref().map(|_| "<redacted>"))
-            .field("hello", &self.hello)
-            .field("max_peers", &self.max_peers)
-            .field("max_half_open", &self.max_half_open)
-            .field("max_half_open_per_ip", &self.max_half_open_per_ip)
-            .field("cookie_half_open", &self.cookie_half_open)
-            .field("max_frame", &self.max_frame)
-            .field("max_datagram", &self.max_datagram)
-            .field("max_message", &self.max_message)
-            .field("send_queue", &self.send_queue)
-            .field("ping_interval", &self.ping_interval)
-            .field("pong_timeout", &self.pong_timeout)
-            .field("dead_peer_timeout", &self.dead_peer_timeout)
-            .field("handshake_timeout", &self.handshake_timeout)
-            .field("handshake_retry", &self.handshake_retry)
-            .field("handshake_retry_max", &self.handshake_retry_max)
-            .field("handshake_jitter", &self.handshake_jitter)
-            .field("ik_fast_path", &self.ik_fast_path)
-            .field("rekey_after_time", &self.rekey_after_time)
-            .field("reject_after_time", &self.reject_after_time)
-            .field("rekey_after_messages", &self.rekey_after_messages)
-            .field("threat_threshold", &self.threat_threshold)
-            .field("threat_policy", &self.threat_policy)
-            .finish()
+        let mut d = f.debug_struct("Config");
+        d.field("network_id", &self.network_id);
+        // The key is a secret: say only whether there is one.
+        #[cfg(feature = "psk")]
+        d.field("network_key", &self.network_key.as_ref().map(|_| "<redacted>"));
+        d.field("hello", &self.hello);
+        d.field("max_peers", &self.max_peers);
+        d.field("max_half_open", &self.max_half_open);
+        d.field("max_half_open_per_ip", &self.max_half_open_per_ip);
+        d.field("cookie_half_open", &self.cookie_half_open);
+        d.field("max_frame", &self.max_frame);
+        d.field("max_datagram", &self.max_datagram);
+        d.field("max_message", &self.max_message);
+        d.field("send_queue", &self.send_queue);
+        d.field("ping_interval", &self.ping_interval);
+        d.field("pong_timeout", &self.pong_timeout);
+        d.field("dead_peer_timeout", &self.dead_peer_timeout);
+        d.field("handshake_timeout", &self.handshake_timeout);
+        d.field("handshake_retry", &self.handshake_retry);
+        d.field("handshake_retry_max", &self.handshake_retry_max);
+        d.field("handshake_jitter", &self.handshake_jitter);
+        #[cfg(feature = "ik")]
+        d.field("ik_fast_path", &self.ik_fast_path);
+        d.field("rekey_after_time", &self.rekey_after_time);
+        d.field("reject_after_time", &self.reject_after_time);
+        d.field("rekey_after_messages", &self.rekey_after_messages);
+        d.field("threat_threshold", &self.threat_threshold);
+        d.field("threat_policy", &self.threat_policy);
+        d.finish()
     }
 }
 

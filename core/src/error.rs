@@ -80,6 +80,9 @@ pub enum Error {
     /// A datagram Init under load without a cookie (zero `mac2`): answered with a Cookie
     /// reply, no session created.
     CookieRequired,
+    /// The call needs a crate feature this build leaves out (for example
+    /// `connect(TransportKind::Datagram, ..)` without `datagram`); `feature` names it.
+    Unsupported { feature: &'static str },
 }
 
 impl From<ConfigError> for Error {
@@ -141,6 +144,7 @@ impl fmt::Display for Error {
             Error::BadMac1 => f.write_str("datagram Init with a bad mac1"),
             Error::BadMac2 => f.write_str("datagram Init under load with a bad mac2 (cookie reply sent)"),
             Error::CookieRequired => f.write_str("datagram Init under load without a cookie (cookie reply sent)"),
+            Error::Unsupported { feature } => write!(f, "not in this build: needs the `{feature}` feature"),
         }
     }
 }

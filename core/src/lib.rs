@@ -23,9 +23,20 @@
 //! - `std` (default): `std::error::Error` for [`Error`] and [`Instant::since`]. Nothing in
 //!   the protocol depends on it; build with `default-features = false` for firmware.
 //! - `alloc` (in `std`): [`HeapNode`], a heap slot table and the [`node::HeapPool`].
-//! - `messaging` (default): the messaging layer, [`messaging`] (subjects,
-//!   request/response, send-to-many), over the node. Off, the messaging kinds are
-//!   answered `UnknownKind` and nothing else changes.
+//! - `full` (default) = `ik` + `psk` + `datagram` + `quality-extras` + `messaging`. A
+//!   firmware names only what it uses; with none of them a node still has streams, XX and
+//!   every security property (authentication, replay protection, every limit). What a
+//!   build without a feature does, when a caller or a peer asks for it:
+//!
+//! | feature | what it adds | without it: the API | without it: a peer sees |
+//! | --- | --- | --- | --- |
+//! | `ik` | the IK pattern (one round trip when `connect` names the key) | [`noise::Pattern::Ik`] and [`Config::ik_fast_path`] are absent; `connect` uses XX | an IK Init is answered `Reject(Auth)`, as by an IK responder that cannot decrypt message 1, so the initiator falls back to XX once (a stream stays open for it) and connects |
+//! | `psk` | XXpsk3 under a network key | [`noise::Pattern::XxPsk3`] and [`Config::network_key`] are absent | an XXpsk3 Init is answered `Reject(Pattern)` (as for a node without a network key) |
+//! | `datagram` | datagram sessions, [`Node::handle_datagram`], handshake retransmission, anti-amplification, stateless Rejects | `handle_datagram` is absent; `connect(TransportKind::Datagram, ..)` returns [`Error::Unsupported`] `{ feature: "datagram" }` and takes no slot | nothing: the node has no datagram socket |
+//! | `quality-extras` | jitter, bandwidth windows and the score (see [`quality`]) | [`quality::Jitter`], [`quality::Bandwidth`], [`quality::score`] and the `jitter_us`, `bw_in_bps`, `bw_out_bps`, `score` fields of [`Quality`] are absent; RTT, loss and counters stay | nothing (local figures only) |
+//! | `messaging` | the messaging layer, [`messaging`] (subjects, request/response, send-to-many) over the node | [`messaging`] is absent | the messaging kinds are answered `UnknownKind` |
+//!
+//! No feature changes the wire format; `docs/PROTOCOL.md` §3.1 "Implementation profiles".
 //!
 //! ## API stability
 //! Types that will grow are `#[non_exhaustive]`, so that a variant or a field can be added

@@ -128,7 +128,9 @@ mod storage;
 
 use core::net::SocketAddr;
 
-use heapless::{Deque, Vec};
+#[cfg(feature = "datagram")]
+use heapless::Deque;
+use heapless::Vec;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -138,9 +140,15 @@ use crate::error::Error;
 use crate::identity::{Keypair, PeerId};
 use crate::noise::Role;
 use crate::quality::Quality;
-use crate::session::{check_init, derive_psk, prologue, Ctx, DisconnectReason, Phase, Session, TransportKind};
+use crate::session::{derive_psk, prologue, Ctx, DisconnectReason, Phase, Session, TransportKind};
 use crate::time::Instant;
-use crate::wire::{CloseReason, ErrorCode, Header, Hello, RejectCode, WireError, HELLO_MAX_LEN, WIRE_VERSION};
+use crate::wire::{CloseReason, ErrorCode, Hello, HELLO_MAX_LEN, WIRE_VERSION};
+// Datagram routing only (the `datagram` feature).
+#[cfg(feature = "datagram")]
+use crate::{
+    session::check_init,
+    wire::{Header, RejectCode, WireError},
+};
 
 use index::{Fifo, HalfOpenList, Keyed, Map, Queue};
 use storage::NIL;
@@ -260,9 +268,11 @@ const C_HALF_OPEN: u8 = 2;
 
 /// Stateless replies (Reject and Cookie records) waiting to go out; more are dropped,
 /// never queued.
+#[cfg(feature = "datagram")]
 const REPLY_QUEUE: usize = 8;
 
 /// A stateless reply, kept small: a Cookie record is sealed when it is sent.
+#[cfg(feature = "datagram")]
 #[derive(Debug, Clone, Copy)]
 enum Reply {
     Reject([u8; 8]),
@@ -293,12 +303,16 @@ pub struct Node<P: BufferPool, S> {
     /// The slot whose message the last `poll_event` lent out: re-examined (and its buffer
     /// handed back if now idle) at the next `poll_event`.
     lent_msg: u32,
+    #[cfg(feature = "datagram")]
     replies: Deque<(SocketAddr, Reply), REPLY_QUEUE>,
     /// Inbound half-open datagram sessions: the load that turns cookies on (§5.12).
     half_open_dg: usize,
     /// mac1 and Cookie-reply keys (from the network id), and the rotating cookie secret.
+    #[cfg(feature = "datagram")]
     mac1_key: [u8; 32],
+    #[cfg(feature = "datagram")]
     reply_key: [u8; 32],
+    #[cfg(feature = "datagram")]
     cookies: crate::cookie::Checker,
     stats: NodeStats,
     last_now: Instant,
@@ -391,8 +405,11 @@ where
         let prologue_len = prologue(&config, &mut pro);
         Ok(Node {
             psk: derive_psk(&config),
+            #[cfg(feature = "datagram")]
             mac1_key: crate::cookie::mac1_key(&config.network_id),
+            #[cfg(feature = "datagram")]
             reply_key: crate::cookie::reply_key(&config.network_id),
+            #[cfg(feature = "datagram")]
             cookies: crate::cookie::Checker::new(),
             half_open_dg: 0,
             config,
@@ -413,6 +430,7 @@ where
             half_open_in: HalfOpenList::new(),
             threat_len: 0,
             lent_msg: NIL,
+            #[cfg(feature = "datagram")]
             replies: Deque::new(),
             stats: NodeStats::default(),
             last_now: Instant::ZERO,
@@ -504,6 +522,7 @@ where
 
     /// The inbound datagram session that `sender` at `from` already started (a
     /// retransmitted Init), if any.
+    #[cfg(feature = "datagram")]
     fn dg_slot(&self, from: &SocketAddr, sender: u32) -> Option<usize> {
         let b = self.bucket_dg(from, sender);
         index::map_find(self.sl(), Map::Dg, b, |s| {
@@ -637,6 +656,7 @@ where
     /// Starts a handshake to `addr` over `kind` (F06). For streams, call it once the
     /// socket is connected. With `expected`, the peer must prove that key (F04), and the
     /// IK fast path is used when allowed. Naming our own key is [`Error::SelfConnect`].
+    /// Without the `datagram` feature, `TransportKind::Datagram` is [`Error::Unsupported`].
     pub fn connect(
         &mut self,
         now: Instant,
@@ -645,6 +665,9 @@ where
         expected: Option<PeerId>,
     ) -> Result<ConnId, Error> {
         let now = self.tick(now);
+        if kind == TransportKind::Datagram && !cfg!(feature = "datagram") {
+            return Err(Error::Unsupported { feature: "datagram" });
+        }
         if let Some(p) = expected {
             if p == self.keypair.peer_id() {
                 return Err(Error::SelfConnect);
@@ -655,16 +678,17 @@ where
         }
         let slot = self.alloc(None, false)?;
         let index = self.local_index(slot);
-        let (mut ctx, _) = self.parts();
-        let sess = match Session::initiator(&mut ctx, kind, addr, expected, index, now) {
-            Ok(s) => s,
-            Err(e) => {
-                let Node { free, slots, .. } = self;
-                free.push_back(slots.as_mut(), Queue::Free, slot as u32);
-                return Err(e);
-            }
+        // Built in place (a Session is ~4.8 KB): installed blank, then started in its slot.
+        self.install(slot, Session::blank(kind, addr, Role::Initiator, index, now))?;
+        let r = match self.split(slot) {
+            Ok((mut ctx, sess, _)) => sess.start_initiator(&mut ctx, expected, now),
+            Err(e) => Err(e),
         };
-        self.install(slot, sess)?;
+        if let Err(e) = r {
+            // Never reported: the slot goes back as if the connect had not happened.
+            let _ = self.remove(slot);
+            return Err(e);
+        }
         self.after(slot, now);
         Ok(self.conn_of(slot))
     }
@@ -878,7 +902,8 @@ where
     }
 
     /// Feeds one received datagram. A bad datagram is dropped with a typed error; no
-    /// other session is affected.
+    /// other session is affected. Needs the `datagram` feature.
+    #[cfg(feature = "datagram")]
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), Error> {
         let now = self.tick(now);
         let r = self.route_datagram(now, from, bytes);
@@ -888,6 +913,7 @@ where
         r
     }
 
+    #[cfg(feature = "datagram")]
     fn route_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), Error> {
         let max = self.config.max_datagram.min(self.layout.rx);
         if bytes.len() > max {
@@ -988,6 +1014,7 @@ where
         r
     }
 
+    #[cfg(feature = "datagram")]
     fn reply_reject(&mut self, to: SocketAddr, code: RejectCode, receiver: u32) {
         let mut rec = [0u8; 8];
         let ours = self.config.versions();
@@ -1001,6 +1028,7 @@ where
     /// Cookies (PROTOCOL.md §5.12): under load (`cookie_half_open` inbound half-open
     /// datagram handshakes), a new Init needs a valid mac2, else it gets a Cookie reply
     /// and no session. Costs two BLAKE2s, never a Diffie-Hellman.
+    #[cfg(feature = "datagram")]
     fn check_cookie(&mut self, now: Instant, from: SocketAddr, sender: u32, init: &[u8]) -> Result<(), Error> {
         if self.half_open_dg < self.config.cookie_half_open {
             return Ok(());
@@ -1068,6 +1096,7 @@ where
     /// frames. `buf` should be at least `max_frame + 2` (streams) or `max_datagram` bytes.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let now = self.tick(now);
+        #[cfg(feature = "datagram")]
         if let Some((addr, reply)) = self.replies.pop_front() {
             let len = match reply {
                 Reply::Reject(rec) => buf.get_mut(..rec.len()).map(|dst| {
@@ -1141,14 +1170,13 @@ where
         let conn = self.conn_of(slot);
         let timeout = self.config.pong_timeout;
         if bit == EV_DISCONNECTED {
-            let sess = self.remove(slot)?;
-            return Some(Event::Disconnected {
-                conn,
-                peer: sess.peer,
-                addr: sess.addr,
-                was_connected: sess.announced,
-                reason: sess.close_reason.unwrap_or(DisconnectReason::Local(CloseReason::Normal)),
-            });
+            // The few fields the event needs are read in place: the ~4.8 KB session is
+            // dropped (and zeroised) in its slot, never moved onto this frame.
+            let sess = self.sess(slot)?;
+            let (peer, addr, was_connected) = (sess.peer, sess.addr, sess.announced);
+            let reason = sess.close_reason.unwrap_or(DisconnectReason::Local(CloseReason::Normal));
+            self.remove(slot)?;
+            return Some(Event::Disconnected { conn, peer, addr, was_connected, reason });
         }
         let s = &mut self.slots.as_mut()[slot];
         let sess = s.sess.as_mut()?;
@@ -1180,8 +1208,9 @@ where
     }
 
     /// Takes a reported session out of its slot: out of every index, its last counts
-    /// folded in, its buffer back to the pool, the slot on the free list.
-    fn remove(&mut self, slot: usize) -> Option<Session> {
+    /// folded in, its buffer back to the pool, the slot on the free list. The session is
+    /// dropped in place (`None` if the slot had none).
+    fn remove(&mut self, slot: usize) -> Option<()> {
         self.fold(slot);
         self.set_counted(slot, 0);
         self.unindex_peer(slot);
@@ -1199,7 +1228,8 @@ where
         }
         half_open_in.unlink(t, slot as u32);
         let s = &mut t[slot];
-        let sess = s.sess.take()?;
+        s.sess.as_ref()?;
+        s.sess = None;
         s.gen = s.gen.wrapping_add(1);
         s.ev = 0;
         s.ix.folded_bytes_in = 0;
@@ -1210,7 +1240,7 @@ where
         }
         stats.sessions -= 1;
         free.push_back(t, Queue::Free, slot as u32);
-        Some(sess)
+        Some(())
     }
 
     /// Picks the next (slot, event bit) whose data is present, in flag order per slot:

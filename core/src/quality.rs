@@ -4,6 +4,12 @@
 //! quinn's `RttEstimator`); [`QualityTracker`] bundles them per peer and produces a plain
 //! [`Quality`] snapshot. Everything is integer or `+ - * /` float arithmetic, because
 //! `no_std` core has no `sqrt`/`powf`/`abs` for floats without libm.
+//!
+//! RTT ([`Rtt`]), loss ([`Loss`]) and the [`Counters`] are always there: keepalive,
+//! dead-peer detection and the RTO need them. The costlier figures, [`Jitter`],
+//! [`Bandwidth`] (two windows per peer, rolled on every record) and the [`score`], and the
+//! matching [`Quality`] fields (`jitter_us`, `bw_in_bps`, `bw_out_bps`, `score`), exist
+//! only with the `quality-extras` feature (in `full`).
 
 use core::time::Duration;
 
@@ -94,6 +100,7 @@ impl Rtt {
     }
 }
 
+#[cfg(feature = "quality-extras")]
 /// RFC 3550 §6.4.1 interarrival jitter applied to successive RTT samples:
 /// D = r_i - r_{i-1}; J += (|D| - J)/16.
 #[derive(Debug, Clone, Copy, Default)]
@@ -102,6 +109,7 @@ pub struct Jitter {
     jitter: Duration,
 }
 
+#[cfg(feature = "quality-extras")]
 impl Jitter {
     /// Feeds one RTT sample; the first only primes the difference.
     pub fn update(&mut self, rtt_sample: Duration) {
@@ -269,14 +277,19 @@ impl Default for Loss {
 
 /// EWMA weight of each 1-second bucket: a = 1/4 (as a fraction NUM/DEN), so the rate
 /// follows a step change within ~10 s ((3/4)^10 ~ 6 %).
+#[cfg(feature = "quality-extras")]
 const BW_A_NUM: u128 = 1;
+#[cfg(feature = "quality-extras")]
 const BW_A_DEN: u128 = 4;
+#[cfg(feature = "quality-extras")]
 const BUCKET: Duration = Duration::from_secs(1);
 /// Idle buckets decayed one by one at most, so a long idle gap costs O(1). After 64 idle
 /// seconds only (3/4)^64 ~ 1e-8 of the rate remains (10 GB/s -> ~100 B/s), so a longer gap
 /// sets it to zero outright: a negligible jump for a link idle over a minute.
+#[cfg(feature = "quality-extras")]
 const BW_MAX_IDLE_STEPS: u64 = 64;
 
+#[cfg(feature = "quality-extras")]
 /// Exponential moving average of a byte rate, in bytes per second, over 1-second
 /// buckets: bytes accumulate in the current bucket; when `now` passes the bucket end,
 /// rate = rate*(1-a) + bucket*a with a = 1/4 per elapsed second (idle seconds decay the
@@ -290,6 +303,7 @@ pub struct Bandwidth {
     rate: u64,
 }
 
+#[cfg(feature = "quality-extras")]
 impl Bandwidth {
     /// The state after closing every bucket that ended by `now` (pure, so that
     /// [`Self::bytes_per_sec`] can decay an idle rate without `&mut`).
@@ -354,25 +368,32 @@ pub struct Quality {
     pub rtt_us: Option<u64>,
     pub rtt_min_us: Option<u64>,
     pub rtt_var_us: u64,
+    /// RFC 3550 jitter of the ping RTTs (`quality-extras`).
+    #[cfg(feature = "quality-extras")]
     pub jitter_us: u64,
     /// 0..=1 over the last 64 pings.
     pub loss: f32,
     pub pings_sent: u64,
     pub pongs_received: u64,
     pub pings_lost: u64,
-    /// Bytes per second.
+    /// Bytes per second (`quality-extras`).
+    #[cfg(feature = "quality-extras")]
     pub bw_in_bps: u64,
+    #[cfg(feature = "quality-extras")]
     pub bw_out_bps: u64,
     pub counters: Counters,
-    /// 0..=1, see [`score`].
+    /// 0..=1, see [`score`] (`quality-extras`).
+    #[cfg(feature = "quality-extras")]
     pub score: f32,
 }
 
 /// RTT at which the score's latency factor halves: the project's documented scale.
 /// 300 ms RTT is twice ITU-T G.114's 150 ms one-way bound for transparent interactivity.
+#[cfg(feature = "quality-extras")]
 const SCORE_RTT_HALF_US: f32 = 300_000.0;
 /// Jitter at which the score's jitter factor halves (project's documented scale; a
 /// typical real-time playout buffer is well below 100 ms).
+#[cfg(feature = "quality-extras")]
 const SCORE_JITTER_HALF_US: f32 = 100_000.0;
 
 /// The quality score in 0..=1:
@@ -388,6 +409,7 @@ const SCORE_JITTER_HALF_US: f32 = 100_000.0;
 ///
 /// Always finite and in [0, 1]: loss is clamped to [0, 1], and a NaN loss counts as total
 /// loss (a broken figure must not make a path look good).
+#[cfg(feature = "quality-extras")]
 pub fn score(rtt: Option<Duration>, jitter: Duration, loss: f32) -> f32 {
     // f32::clamp passes NaN through, so NaN is handled first.
     let loss = if loss.is_nan() { 1.0 } else { loss.clamp(0.0, 1.0) };
@@ -412,9 +434,12 @@ pub fn score(rtt: Option<Duration>, jitter: Duration, loss: f32) -> f32 {
 #[derive(Debug, Clone)]
 pub struct QualityTracker {
     pub rtt: Rtt,
+    #[cfg(feature = "quality-extras")]
     pub jitter: Jitter,
     pub loss: Loss,
+    #[cfg(feature = "quality-extras")]
     pub bw_in: Bandwidth,
+    #[cfg(feature = "quality-extras")]
     pub bw_out: Bandwidth,
     pub counters: Counters,
 }
@@ -423,9 +448,12 @@ impl QualityTracker {
     pub fn new() -> Self {
         QualityTracker {
             rtt: Rtt::default(),
+            #[cfg(feature = "quality-extras")]
             jitter: Jitter::default(),
             loss: Loss::new(),
+            #[cfg(feature = "quality-extras")]
             bw_in: Bandwidth::default(),
+            #[cfg(feature = "quality-extras")]
             bw_out: Bandwidth::default(),
             counters: Counters::default(),
         }
@@ -437,6 +465,7 @@ impl QualityTracker {
     pub fn on_pong(&mut self, seq: u32, now: Instant, deadline: Duration) -> Option<Duration> {
         let sample = self.loss.on_pong(seq, now, deadline)?;
         self.rtt.update(sample);
+        #[cfg(feature = "quality-extras")]
         self.jitter.update(sample);
         Some(sample)
     }
@@ -449,10 +478,14 @@ impl QualityTracker {
         self.rtt.update(sample);
     }
     pub fn on_bytes_in(&mut self, now: Instant, bytes: usize) {
+        let _ = now; // only the bandwidth window (`quality-extras`) needs the time
+        #[cfg(feature = "quality-extras")]
         self.bw_in.record(now, bytes);
         self.counters.bytes_in = self.counters.bytes_in.saturating_add(bytes as u64);
     }
     pub fn on_bytes_out(&mut self, now: Instant, bytes: usize) {
+        let _ = now;
+        #[cfg(feature = "quality-extras")]
         self.bw_out.record(now, bytes);
         self.counters.bytes_out = self.counters.bytes_out.saturating_add(bytes as u64);
     }
@@ -470,14 +503,18 @@ impl QualityTracker {
             rtt_us: self.rtt.smoothed().map(duration_micros),
             rtt_min_us: self.rtt.min().map(duration_micros),
             rtt_var_us: duration_micros(self.rtt.var()),
+            #[cfg(feature = "quality-extras")]
             jitter_us: duration_micros(self.jitter.get()),
             loss,
             pings_sent: self.loss.pings_sent(),
             pongs_received: self.loss.pongs_received(),
             pings_lost: self.loss.pings_lost().saturating_add(self.loss.pending_lost(now, deadline)),
+            #[cfg(feature = "quality-extras")]
             bw_in_bps: self.bw_in.bytes_per_sec(now),
+            #[cfg(feature = "quality-extras")]
             bw_out_bps: self.bw_out.bytes_per_sec(now),
             counters: self.counters,
+            #[cfg(feature = "quality-extras")]
             score: score(self.rtt.smoothed(), self.jitter.get(), loss),
         }
     }
@@ -535,6 +572,7 @@ mod tests {
         assert_eq!(r.min(), Some(ms(50)));
     }
 
+    #[cfg(feature = "quality-extras")]
     #[test]
     fn jitter_converges_on_alternating_rtt() {
         let mut j = Jitter::default();
@@ -693,6 +731,7 @@ mod tests {
         assert_eq!(l.pings_sent(), l.pongs_received() + l.pings_lost());
     }
 
+    #[cfg(feature = "quality-extras")]
     #[test]
     fn bandwidth_converges_and_decays() {
         let mut b = Bandwidth::default();
@@ -722,6 +761,7 @@ mod tests {
         b.record(Instant::FAR_FUTURE, 1);
     }
 
+    #[cfg(feature = "quality-extras")]
     #[test]
     fn score_worked_examples_and_bounds() {
         let close = |a: f32, b: f32| {
@@ -754,6 +794,7 @@ mod tests {
         assert!(score(Some(ms(20)), ms(2), 0.0) > score(Some(ms(20)), ms(2), 0.01));
     }
 
+    #[cfg(feature = "quality-extras")]
     #[test]
     fn tracker_snapshot() {
         let mut q = QualityTracker::new();

@@ -13,6 +13,15 @@
 //! - [`run`]: the task body that joins them; it returns when the link closes.
 //!
 //! See README.md for wiring, memory sizing and the RNG.
+//!
+//! ## Features
+//! The default is the budget node: TCP stream mode, the XX handshake, direct messages, and
+//! no optional core feature. `datagram` adds UDP ([`UdpLink`] and the core's datagram
+//! sessions); `ik`, `psk` and `quality-extras` forward to the core's features of the same
+//! name; `full` is all of them. Their cost in bytes is in SIZE.md §0. Without `datagram`,
+//! [`run`] in `Mode::Connect` over a datagram link returns
+//! `RunError::Node(Error::Unsupported { feature: "datagram" })` at once, and in
+//! `Mode::Accept` every datagram is refused (counted in `Status::rejected`).
 
 #![no_std]
 // One audited `unsafe` block, in node.rs: the slot table is written in place in its static.
@@ -31,7 +40,9 @@ use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
 use embassy_time::{Instant, Timer};
 
-pub use link::{Link, LinkError, MemLink, Packet, Pipe, TcpLink, UdpLink};
+#[cfg(feature = "datagram")]
+pub use link::UdpLink;
+pub use link::{Link, LinkError, MemLink, Packet, Pipe, TcpLink};
 pub use meshlink_core::{Config, Error, NodeStats, PeerId, Quality, TransportKind};
 use node::NodeEvent;
 pub use node::{slot_len, MeshNode, NodeStorage};

@@ -6,6 +6,7 @@ use core::cell::{Cell, RefCell};
 use core::net::SocketAddr;
 
 use embassy_net::tcp::{TcpReader, TcpSocket, TcpWriter};
+#[cfg(feature = "datagram")]
 use embassy_net::udp::UdpSocket;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::channel::Channel;
@@ -86,11 +87,13 @@ impl Link for TcpLink<'_> {
     }
 }
 
-/// Datagram mode over a bound embassy-net UDP socket.
+/// Datagram mode over a bound embassy-net UDP socket (feature `datagram`).
+#[cfg(feature = "datagram")]
 pub struct UdpLink<'s, 'a> {
     socket: &'s UdpSocket<'a>,
 }
 
+#[cfg(feature = "datagram")]
 impl<'s, 'a> UdpLink<'s, 'a> {
     /// Wraps a bound socket.
     pub fn new(socket: &'s UdpSocket<'a>) -> Self {
@@ -98,6 +101,7 @@ impl<'s, 'a> UdpLink<'s, 'a> {
     }
 }
 
+#[cfg(feature = "datagram")]
 impl Link for UdpLink<'_, '_> {
     fn kind(&self) -> TransportKind {
         TransportKind::Datagram

@@ -165,8 +165,16 @@ impl MeshNode {
         self.inner.handle_stream_closed(conn, Instant::from_micros(now))
     }
 
+    #[cfg(feature = "datagram")]
     pub(crate) fn input_datagram(&mut self, now: u64, from: SocketAddr, bytes: &[u8]) -> Result<(), Error> {
         self.inner.handle_datagram(Instant::from_micros(now), from, bytes)
+    }
+
+    /// Without the `datagram` feature a datagram link's input is refused (and counted in
+    /// `Status::rejected`); `run` over such a link already fails at `connect`.
+    #[cfg(not(feature = "datagram"))]
+    pub(crate) fn input_datagram(&mut self, _now: u64, _from: SocketAddr, _bytes: &[u8]) -> Result<(), Error> {
+        Err(Error::Unsupported { feature: "datagram" })
     }
 
     pub(crate) fn timeout(&mut self, now: u64) {

@@ -5,6 +5,10 @@
 //! buffers go *by reference* through `black_box`. A volatile access to a whole array
 //! cannot be merged, so it compiles to one load/store sequence per byte: 52 KB of the
 //! image, measuring the harness instead of the node (embedded/SIZE.md §1).
+//!
+//! Without the `datagram` feature (the budget node) the node runs over one stream: bytes
+//! in through `handle_stream`. With it, over datagrams through `handle_datagram`. Either
+//! way it also reads the peer's quality, as a firmware showing link figures would.
 #![no_std]
 #![no_main]
 
@@ -45,6 +49,7 @@ static mut TX_TO: (u32, u16) = (0, 0);
 static mut DELIVERED: usize = 0;
 static mut OUTBOX_LEN: usize = 0;
 static mut WAKE_AT_US: u64 = 0;
+static mut RTT_US: u64 = 0;
 
 fn v4(a: (u32, u16)) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(a.0), a.1))
@@ -78,7 +83,11 @@ fn main() -> ! {
     let node: &mut FirmwareNode = unsafe { (*addr_of_mut!(NODE)).write(node) };
     let peer = PeerId::from_bytes(peer);
     let server = v4(unsafe { read_volatile(addr_of!(RX_FROM)) });
-    let _ = node.connect(Instant::from_micros(now), TransportKind::Datagram, server, Some(peer));
+    #[cfg(feature = "datagram")]
+    let kind = TransportKind::Datagram;
+    #[cfg(not(feature = "datagram"))]
+    let kind = TransportKind::Stream;
+    let Ok(conn) = node.connect(Instant::from_micros(now), kind, server, Some(peer)) else { panic!() };
 
     let mut tx = [0u8; MTU];
     loop {
@@ -88,7 +97,10 @@ fn main() -> ! {
             let len = read_volatile(addr_of!(RX_LEN)).min(MTU);
             if len > 0 {
                 let rx: &[u8; MTU] = black_box(&*addr_of!(RX));
-                let _ = node.handle_datagram(now, v4(read_volatile(addr_of!(RX_FROM))), &rx[..len]);
+                #[cfg(feature = "datagram")]
+                let _ = (conn, node.handle_datagram(now, v4(read_volatile(addr_of!(RX_FROM))), &rx[..len]));
+                #[cfg(not(feature = "datagram"))]
+                let _ = node.handle_stream(conn, now, &rx[..len]);
                 write_volatile(addr_of_mut!(RX_LEN), 0);
             }
             node.handle_timeout(now);
@@ -108,6 +120,9 @@ fn main() -> ! {
                 if let Event::Message { data, .. } = ev {
                     write_volatile(addr_of_mut!(DELIVERED), data.len());
                 }
+            }
+            if let Some(q) = node.quality(&peer) {
+                write_volatile(addr_of_mut!(RTT_US), q.rtt_us.unwrap_or(0));
             }
             write_volatile(addr_of_mut!(WAKE_AT_US), node.poll_timeout().map_or(u64::MAX, |t| t.as_micros()));
         }

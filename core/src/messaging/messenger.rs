@@ -1,5 +1,6 @@
 //! The [`Messenger`]: a [`Node`] plus the messaging tables, behind the same sans-IO calls.
 
+#[cfg(feature = "datagram")]
 use core::net::SocketAddr;
 
 use super::pending::{ConnEntry, Ended, Pending, RequestSlot};
@@ -345,6 +346,7 @@ where
     pub fn handle_stream_closed(&mut self, conn: ConnId, now: Instant) {
         self.node.handle_stream_closed(conn, now)
     }
+    #[cfg(feature = "datagram")]
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), Error> {
         self.node.handle_datagram(now, from, bytes)
     }

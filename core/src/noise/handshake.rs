@@ -28,9 +28,11 @@ pub const PSK_LEN: usize = 32;
 pub enum Pattern {
     /// Mutual authentication, identities exchanged in the handshake (3 messages).
     Xx,
-    /// XX with a pre-shared key mixed in after the third message's tokens.
+    /// XX with a pre-shared key mixed in after the third message's tokens (feature `psk`).
+    #[cfg(feature = "psk")]
     XxPsk3,
-    /// The initiator already knows the responder's static key (2 messages).
+    /// The initiator already knows the responder's static key (2 messages; feature `ik`).
+    #[cfg(feature = "ik")]
     Ik,
 }
 
@@ -41,14 +43,18 @@ enum Token {
     Ee,
     Es,
     Se,
+    #[cfg(feature = "ik")]
     Ss,
+    #[cfg(feature = "psk")]
     Psk,
 }
 
 use Token::*;
 
 const XX: &[&[Token]] = &[&[E], &[E, Ee, S, Es], &[S, Se]];
+#[cfg(feature = "psk")]
 const XX_PSK3: &[&[Token]] = &[&[E], &[E, Ee, S, Es], &[S, Se, Psk]];
+#[cfg(feature = "ik")]
 const IK: &[&[Token]] = &[&[E, Es, S, Ss], &[E, Ee, Se]];
 
 impl Pattern {
@@ -56,14 +62,18 @@ impl Pattern {
     pub fn protocol_name(self) -> &'static str {
         match self {
             Pattern::Xx => "Noise_XX_25519_ChaChaPoly_BLAKE2s",
+            #[cfg(feature = "psk")]
             Pattern::XxPsk3 => "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s",
+            #[cfg(feature = "ik")]
             Pattern::Ik => "Noise_IK_25519_ChaChaPoly_BLAKE2s",
         }
     }
     fn messages(self) -> &'static [&'static [Token]] {
         match self {
             Pattern::Xx => XX,
+            #[cfg(feature = "psk")]
             Pattern::XxPsk3 => XX_PSK3,
+            #[cfg(feature = "ik")]
             Pattern::Ik => IK,
         }
     }
@@ -72,8 +82,19 @@ impl Pattern {
     pub fn len(self) -> usize {
         self.messages().len()
     }
-    fn is_psk(self) -> bool {
-        matches!(self, Pattern::XxPsk3)
+    /// XXpsk3; always false without the `psk` feature.
+    pub(crate) fn is_psk(self) -> bool {
+        #[cfg(feature = "psk")]
+        return matches!(self, Pattern::XxPsk3);
+        #[cfg(not(feature = "psk"))]
+        false
+    }
+    /// IK; always false without the `ik` feature, so IK-only branches compile away.
+    pub(crate) fn is_ik(self) -> bool {
+        #[cfg(feature = "ik")]
+        return matches!(self, Pattern::Ik);
+        #[cfg(not(feature = "ik"))]
+        false
     }
     /// Largest overhead a message of this pattern adds to its payload.
     pub fn max_overhead(self) -> usize {
@@ -160,6 +181,13 @@ impl HandshakeState {
         let s = StaticSecret::from(local_static);
         let mut ss = SymmetricState::new(pattern.protocol_name().as_bytes());
         ss.mix_hash(prologue);
+        // Without `ik` no pattern has a pre-message, so there is nothing to mix here.
+        #[cfg(not(feature = "ik"))]
+        let rs = {
+            let _ = remote_static;
+            None
+        };
+        #[cfg(feature = "ik")]
         let rs = match (pattern, role) {
             (Pattern::Ik, Role::Initiator) => {
                 let rs = remote_static.ok_or(NoiseError::MissingRemoteStatic)?;
@@ -234,6 +262,7 @@ impl HandshakeState {
         let initiator = self.role == Role::Initiator;
         let (local, remote) = match (token, initiator) {
             (Ee, _) => (self.e.as_ref(), self.re.as_ref()),
+            #[cfg(feature = "ik")]
             (Ss, _) => (Some(&self.s), self.rs.as_ref()),
             (Es, true) | (Se, false) => (self.e.as_ref(), self.rs.as_ref()),
             (Es, false) | (Se, true) => (Some(&self.s), self.re.as_ref()),
@@ -292,6 +321,7 @@ impl HandshakeState {
                     let dst = out.get_mut(at..).ok_or(NoiseError::BufferTooSmall { required: at })?;
                     at += self.ss.encrypt_and_hash(pub_s.as_bytes(), dst)?;
                 }
+                #[cfg(feature = "psk")]
                 Psk => self.mix_psk()?,
                 dh => self.mix_dh(dh)?,
             }
@@ -320,6 +350,7 @@ impl HandshakeState {
         Ok(n + payload_len + if keyed { TAG_LEN } else { 0 })
     }
 
+    #[cfg(feature = "psk")]
     fn mix_psk(&mut self) -> Result<(), NoiseError> {
         let psk = self.psk.ok_or(NoiseError::MissingPsk)?;
         self.ss.mix_key_and_hash(&psk);
@@ -363,6 +394,7 @@ impl HandshakeState {
                     self.rs = Some(key);
                     at += len;
                 }
+                #[cfg(feature = "psk")]
                 Psk => self.mix_psk()?,
                 dh => self.mix_dh(dh)?,
             }

@@ -43,11 +43,11 @@ impl Session {
         // budget whatever its Hello.
         let mut payload = [0u8; HELLO_MAX_LEN];
         let mut len = 0;
-        if pattern == Pattern::Ik {
+        if pattern.is_ik() {
             // No version is agreed yet: our Hello says the highest we speak.
             len = hello_with_version(ctx.hello, ours.max, &mut payload);
         }
-        if self.kind == TransportKind::Datagram {
+        if self.kind.is_datagram() {
             let overhead = hs.next_message_len(0)?;
             len = len.max(INIT_MIN_DATAGRAM.saturating_sub(INIT_HEADER_LEN + overhead));
         }
@@ -125,7 +125,7 @@ impl Session {
     }
 
     pub(super) fn schedule_retry(&mut self, ctx: &mut Ctx<'_>, now: Instant) {
-        if self.kind != TransportKind::Datagram {
+        if !self.kind.is_datagram() {
             return;
         }
         let jitter_max = crate::time::duration_micros(ctx.config.handshake_jitter);
@@ -137,7 +137,7 @@ impl Session {
     /// A datagram responder that has not yet verified the peer's address may send at
     /// most `AMPLIFICATION_FACTOR` times what it received from it.
     pub(super) fn over_amplification_budget(&self) -> bool {
-        self.kind == TransportKind::Datagram
+        self.kind.is_datagram()
             && self.role == Role::Responder
             && !self.confirmed
             && self.amp_out.saturating_add(self.hs_out.len()) > self.amp_in.saturating_mul(AMPLIFICATION_FACTOR)
@@ -172,12 +172,26 @@ impl Session {
         if self.hs.is_some() || self.phase != Phase::Handshake {
             return Err(Error::UnexpectedRecord);
         }
-        let pattern = pattern_from_id(pattern).ok_or(crate::wire::WireError::UnknownPattern(pattern))?;
-        let acceptable = matches!(
-            (ctx.psk.is_some(), pattern),
-            (true, Pattern::XxPsk3) | (false, Pattern::Xx) | (false, Pattern::Ik)
-        );
         let ours = ctx.config.versions();
+        let Some(pattern) = pattern_from_id(pattern) else {
+            // A pattern the specification defines but this build leaves out (features
+            // `ik`, `psk`) is refused like any known pattern this node does not accept.
+            // IK left out (PROTOCOL.md §3.1): this node cannot read message 1, exactly as
+            // an IK responder without the expected key, so it answers the same way:
+            // Reject(Auth), which every IK initiator answers with its XX fallback Init
+            // (a stream stays open for it). Any other left-out pattern: Reject(Pattern).
+            if pattern == PATTERN_ID_IK {
+                self.queue_reject(ours, RejectCode::Auth, sender);
+                return if self.kind.is_datagram() { Err(Error::PatternMismatch) } else { Ok(()) };
+            }
+            if pattern < PATTERN_IDS {
+                self.queue_reject(ours, RejectCode::Pattern, sender);
+                return Err(Error::PatternMismatch);
+            }
+            return Err(crate::wire::WireError::UnknownPattern(pattern).into());
+        };
+        // With a network key only XXpsk3; without one XX or IK.
+        let acceptable = pattern.is_psk() == ctx.psk.is_some();
         if !acceptable {
             self.queue_reject(ours, RejectCode::Pattern, sender);
             return Err(Error::PatternMismatch);
@@ -201,7 +215,7 @@ impl Session {
         let mut payload = [0u8; HELLO_MAX_LEN + TAG_LEN];
         let n = match hs.read_message(&buf[body], &mut payload) {
             Ok(n) => n,
-            Err(crate::noise::NoiseError::Decrypt) if pattern == Pattern::Ik => {
+            Err(crate::noise::NoiseError::Decrypt) if pattern.is_ik() => {
                 // Encrypted to a key we do not hold: tell the initiator, which falls back
                 // to XX. A stream stays open for that second Init; a datagram slot ends.
                 self.queue_reject(ours, RejectCode::Auth, sender);
@@ -213,7 +227,7 @@ impl Session {
             Err(e) => return Err(e.into()),
         };
         self.remote_index = sender;
-        if pattern == Pattern::Ik {
+        if pattern.is_ik() {
             self.hello = Some(checked_hello(Hello::decode_padded(&payload[..n])).map_err(|e| self.fail_with(e))?);
         }
         // Our Hello, authenticated by message 2, tells the initiator the chosen version.
@@ -360,8 +374,8 @@ impl Session {
         // for it). The others ping once confirmed, so no record can overtake the
         // handshake on a reordering path and be refused.
         let peer_waits = match self.role {
-            Role::Responder => pattern != Pattern::Ik,
-            Role::Initiator => pattern == Pattern::Ik,
+            Role::Responder => !pattern.is_ik(),
+            Role::Initiator => pattern.is_ik(),
         };
         if peer_waits {
             self.queue_ctrl(Ctrl::Ping);
@@ -369,7 +383,7 @@ impl Session {
         self.next_ping = now + ctx.config.ping_interval;
         // On datagrams the initiator retransmits until the responder's first record: the
         // Final (XX), or for IK the confirming Ping.
-        if self.role == Role::Initiator && self.kind == TransportKind::Datagram {
+        if self.role == Role::Initiator && self.kind.is_datagram() {
             self.schedule_retry(ctx, now);
         } else {
             self.hs_next_retry = Instant::FAR_FUTURE;
@@ -414,7 +428,14 @@ pub(crate) fn prologue_for(id: &[u8], range: VersionRange, out: &mut [u8; 64]) -
 
 /// The pre-shared key used in XXpsk3: BLAKE2s("meshlink psk" || key || network_id).
 pub(crate) fn derive_psk(config: &Config) -> Option<[u8; 32]> {
-    config.network_key.map(|k| crate::noise::symmetric::hash(&[b"meshlink psk", &k, &config.network_id]))
+    #[cfg(feature = "psk")]
+    return config.network_key.map(|k| crate::noise::symmetric::hash(&[b"meshlink psk", &k, &config.network_id]));
+    // Without `psk` there is no network key, so no handshake ever mixes one in.
+    #[cfg(not(feature = "psk"))]
+    {
+        let _ = config;
+        None
+    }
 }
 
 /// The checks an Init must pass before any state is created: a version both speak (the

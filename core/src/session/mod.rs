@@ -63,22 +63,62 @@ pub enum TransportKind {
     Datagram,
 }
 
+impl TransportKind {
+    /// A datagram session. Always false without the `datagram` feature (no datagram
+    /// session can exist then), so datagram-only branches compile away.
+    #[inline]
+    pub(crate) fn is_datagram(self) -> bool {
+        cfg!(feature = "datagram") && self == TransportKind::Datagram
+    }
+}
+
 /// Pattern ids carried in the Init record.
 pub(crate) fn pattern_id(p: Pattern) -> u8 {
     match p {
         Pattern::Xx => 0,
+        #[cfg(feature = "psk")]
         Pattern::XxPsk3 => 1,
+        #[cfg(feature = "ik")]
         Pattern::Ik => 2,
     }
 }
 
+/// The pattern of a pattern id, if this build implements it. Ids the specification
+/// defines but this build leaves out (`psk`, `ik` features off) give `None` here and are
+/// told apart from unknown ids by [`PATTERN_IDS`].
 pub(crate) fn pattern_from_id(b: u8) -> Option<Pattern> {
     match b {
         0 => Some(Pattern::Xx),
+        #[cfg(feature = "psk")]
         1 => Some(Pattern::XxPsk3),
+        #[cfg(feature = "ik")]
         2 => Some(Pattern::Ik),
         _ => None,
     }
+}
+
+/// Pattern ids the specification defines (§5.1): 0 XX, 1 XXpsk3, 2 IK. A build without
+/// one of them refuses its Init (PROTOCOL.md §3.1) instead of treating it as unknown.
+pub(crate) const PATTERN_IDS: u8 = 3;
+/// The IK pattern id: a build without `ik` answers it with Reject(Auth), as an IK
+/// responder that cannot decrypt message 1.
+#[cfg_attr(feature = "ik", allow(dead_code))]
+pub(crate) const PATTERN_ID_IK: u8 = 2;
+
+/// The initiator's pattern (PROTOCOL.md §5.1): XXpsk3 under a network key, IK when the
+/// peer's key is known and `ik_fast_path` is on, else XX. Without the `psk` and `ik`
+/// features the first two cannot occur (no network key, no IK).
+fn initiator_pattern(ctx: &Ctx<'_>, expected: Option<PeerId>) -> Pattern {
+    #[cfg(feature = "psk")]
+    if ctx.psk.is_some() {
+        return Pattern::XxPsk3;
+    }
+    #[cfg(feature = "ik")]
+    if expected.is_some() && ctx.config.ik_fast_path {
+        return Pattern::Ik;
+    }
+    let _ = (ctx, expected);
+    Pattern::Xx
 }
 
 /// What the node's shared state lends a session for one call.
@@ -281,24 +321,13 @@ impl Session {
         }
     }
 
-    /// A session that starts a handshake: the Init record is queued at once.
-    pub fn initiator(
-        ctx: &mut Ctx<'_>,
-        kind: TransportKind,
-        addr: SocketAddr,
-        expected: Option<PeerId>,
-        local_index: u32,
-        now: Instant,
-    ) -> Result<Self, Error> {
-        let mut s = Session::blank(kind, addr, Role::Initiator, local_index, now);
-        s.expected = expected;
-        let pattern = match (ctx.psk.is_some(), expected) {
-            (true, _) => Pattern::XxPsk3,
-            (false, Some(_)) if ctx.config.ik_fast_path => Pattern::Ik,
-            _ => Pattern::Xx,
-        };
-        s.start_handshake(ctx, pattern, now)?;
-        Ok(s)
+    /// A blank initiator session, already in its slot, starts its handshake: the Init
+    /// record is queued at once. (The node installs the blank session first and starts it
+    /// there, so the ~4.8 KB session is not built on the stack and then moved.)
+    pub fn start_initiator(&mut self, ctx: &mut Ctx<'_>, expected: Option<PeerId>, now: Instant) -> Result<(), Error> {
+        self.expected = expected;
+        let pattern = initiator_pattern(ctx, expected);
+        self.start_handshake(ctx, pattern, now)
     }
 
     /// A session for an accepted stream connection, waiting for the peer's Init.

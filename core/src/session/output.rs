@@ -62,7 +62,7 @@ impl Session {
             dst[prefix..].copy_from_slice(&self.hs_out);
             self.hs_out_pending = false;
             at += prefix + n;
-            if self.kind == TransportKind::Datagram || self.phase != Phase::Established {
+            if self.kind.is_datagram() || self.phase != Phase::Established {
                 return Ok(at);
             }
         }
@@ -113,7 +113,7 @@ impl Session {
                 write_prefix(&mut out[at..], n)?;
             }
             at += prefix + n;
-            if self.kind == TransportKind::Datagram || self.phase == Phase::Closed {
+            if self.kind.is_datagram() || self.phase == Phase::Closed {
                 break;
             }
         }

@@ -104,10 +104,11 @@ impl Session {
                 {
                     return Err(Error::UnexpectedRecord);
                 }
-                // IK failed at the responder: the key we expected is not the one it holds.
-                // Fall back to XX once, so the responder's real key is learnt and reported
-                // as `PeerKeyMismatch` (F04) instead of a bare refusal.
-                let in_ik = self.hs.as_ref().is_some_and(|h| h.pattern() == Pattern::Ik);
+                // IK failed at the responder: the key we expected is not the one it holds,
+                // or it is a build without IK (PROTOCOL.md §3.1). Fall back to XX once, so
+                // the responder's real key is learnt and reported as `PeerKeyMismatch`
+                // (F04) instead of a bare refusal.
+                let in_ik = self.hs.as_ref().is_some_and(|h| h.pattern().is_ik());
                 if code == RejectCode::Auth && in_ik && self.phase == Phase::Handshake {
                     self.start_handshake(ctx, Pattern::Xx, now)?;
                     return Ok(());
