@@ -28,6 +28,7 @@ mod fanout;
 mod handle;
 pub mod identity;
 pub mod lock;
+pub mod messaging;
 mod net;
 pub mod reconnect;
 pub mod table;
