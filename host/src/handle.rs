@@ -278,13 +278,13 @@ impl HostHandle {
         &self,
         peers: &[PeerId],
         data: impl Into<Bytes>,
-    ) -> Result<Vec<(PeerId, Result<(), HostError>)>, HostError> {
+    ) -> Result<crate::messaging::SendResults, HostError> {
         let (peers, data) = (Some(peers.to_vec()), data.into());
         self.ask(|reply| Command::Messaging(crate::messaging::MsgCommand::SendMany { peers, data, reply })).await?
     }
 
     /// Queues `data` for every connected peer; one result per peer.
-    pub async fn send_all(&self, data: impl Into<Bytes>) -> Result<Vec<(PeerId, Result<(), HostError>)>, HostError> {
+    pub async fn send_all(&self, data: impl Into<Bytes>) -> Result<crate::messaging::SendResults, HostError> {
         let data = data.into();
         self.ask(|reply| Command::Messaging(crate::messaging::MsgCommand::SendMany { peers: None, data, reply }))
             .await?

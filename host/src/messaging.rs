@@ -194,6 +194,9 @@ pub(crate) struct Incoming {
     body: Bytes,
 }
 
+/// One result per peer of a send-to-many, in order.
+pub type SendResults = Vec<(PeerId, Result<(), HostError>)>;
+
 /// Messaging commands for the driver.
 pub(crate) enum MsgCommand {
     Request {
@@ -227,7 +230,7 @@ pub(crate) enum MsgCommand {
     SendMany {
         peers: Option<Vec<PeerId>>,
         data: Bytes,
-        reply: oneshot::Sender<Result<Vec<(PeerId, Result<(), HostError>)>, HostError>>,
+        reply: oneshot::Sender<Result<SendResults, HostError>>,
     },
 }
 
