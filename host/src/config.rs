@@ -50,6 +50,61 @@ pub struct HostConfig {
     pub reconnect: Reconnect,
     /// The local control API (F42): `meshlink up` serves it; the library does not.
     pub control: crate::control::ControlConfig,
+    /// Request/response limits (see [`Messaging`]).
+    pub messaging: Messaging,
+}
+
+/// Request/response limits (`[messaging]`): the core's `MessagingConfig` caps plus the
+/// host's per-service queue. Every table and queue they size is bounded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Messaging {
+    /// Requests in flight from this node, 1..=65535; one more fails at once (`pending_limit`).
+    pub max_pending: usize,
+    /// Requests in flight to one peer, 1..=max_pending.
+    pub max_pending_per_peer: usize,
+    /// Registered request handlers (`serve`), 1..=1024.
+    pub max_handlers: usize,
+    /// Requests waiting for one service's reader, 1..=65536; a request that finds its
+    /// queue full is refused with `Busy` (and counted) instead of waiting.
+    pub serve_queue: usize,
+    /// The timeout of a request that names none.
+    pub default_timeout_ms: u64,
+}
+
+impl Default for Messaging {
+    fn default() -> Self {
+        let d = meshlink_core::messaging::MessagingConfig::default();
+        Messaging {
+            max_pending: d.max_pending,
+            max_pending_per_peer: d.max_pending_per_peer,
+            max_handlers: d.max_handlers,
+            serve_queue: 64,
+            default_timeout_ms: d.default_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl Messaging {
+    /// The core's messaging configuration for these settings, validated.
+    pub fn core_config(&self) -> Result<meshlink_core::messaging::MessagingConfig, HostError> {
+        let bad = |s: String| HostError::Config(s);
+        if self.max_handlers == 0 || self.max_handlers > 1024 {
+            return Err(bad("messaging.max_handlers must be 1..=1024".into()));
+        }
+        if self.serve_queue == 0 || self.serve_queue > 65_536 {
+            return Err(bad("messaging.serve_queue must be 1..=65536".into()));
+        }
+        let c = meshlink_core::messaging::MessagingConfig::default().with(|c| {
+            c.max_pending = self.max_pending;
+            c.max_pending_per_peer = self.max_pending_per_peer;
+            c.max_handlers = self.max_handlers;
+            c.default_timeout = Duration::from_millis(self.default_timeout_ms);
+        });
+        c.validate().map_err(|e| bad(format!("messaging.{}: {}", e.field, e.problem)))?;
+        Ok(c)
+    }
 }
 
 /// Addresses to listen on, per transport. An empty list disables that transport.
@@ -177,7 +232,7 @@ macro_rules! impl_with {
 }
 pub(crate) use impl_with;
 
-impl_with!(HostConfig, Listen, Limits, Timers, Reconnect, Threat);
+impl_with!(HostConfig, Listen, Limits, Timers, Reconnect, Threat, Messaging);
 
 impl PeerEntry {
     /// A peer to dial at `url`, which must prove `expect` if given (the struct is
@@ -201,6 +256,7 @@ impl Default for HostConfig {
             peers: Vec::new(),
             reconnect: Reconnect::default(),
             control: crate::control::ControlConfig::default(),
+            messaging: Messaging::default(),
         }
     }
 }
@@ -440,6 +496,7 @@ mod tests {
         assert_eq!(format!("{:?}", ex.timers), format!("{:?}", d.timers));
         assert_eq!(format!("{:?}", ex.threat), format!("{:?}", d.threat));
         assert_eq!(format!("{:?}", ex.reconnect), format!("{:?}", d.reconnect));
+        assert_eq!(format!("{:?}", ex.messaging), format!("{:?}", d.messaging));
         // And the commented-out lines are valid too.
         let uncommented: String = text
             .lines()
@@ -482,5 +539,26 @@ mod tests {
         c.listen.ws_tls_cert = None;
         c.reconnect.max_ms = 1;
         assert!(c.core_config().unwrap_err().to_string().contains("reconnect"));
+    }
+
+    #[test]
+    fn messaging_limits_are_validated_and_named() {
+        HostConfig::default().messaging.core_config().unwrap();
+        let c = HostConfig::from_toml("[messaging]\nmax_pending = 8\nmax_pending_per_peer = 2\n").unwrap();
+        let m = c.messaging.core_config().unwrap();
+        assert_eq!((m.max_pending, m.max_pending_per_peer), (8, 2));
+        for (toml, field) in [
+            ("max_pending = 0", "max_pending"),
+            ("max_pending = 70000", "max_pending"),
+            ("max_pending_per_peer = 2000", "max_pending_per_peer"),
+            ("max_handlers = 0", "max_handlers"),
+            ("serve_queue = 0", "serve_queue"),
+            ("default_timeout_ms = 0", "default_timeout"),
+        ] {
+            let c = HostConfig::from_toml(&format!("[messaging]\n{toml}\n")).unwrap();
+            let e = c.messaging.core_config().unwrap_err().to_string();
+            assert!(e.contains(field), "{toml}: {e}");
+        }
+        assert!(HostConfig::from_toml("[messaging]\nmax_pendin = 1\n").is_err());
     }
 }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use meshlink_core::messaging::MessengerEvent;
 use meshlink_core::{ConnId, DisconnectReason, Event, Instant, NodeStats, PeerId, PeerInfo, Quality, TransportKind};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -36,7 +37,7 @@ use crate::net::{self, ConnGuard, ConnTaskSets, ConnTasks, Dialed, Dialer, NetIn
 use crate::reconnect::{Policy, ReconnectTarget, Targets};
 use crate::types::{HostEvent, PeerSummary, PeerUrl, Transport};
 
-pub(crate) type CoreNode = meshlink_core::HeapNode;
+pub(crate) type CoreNode = meshlink_core::messaging::HeapMessenger;
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, HostError>>;
 
 /// Socket inputs handled per driver turn after the first (commands and the timer are
@@ -113,6 +114,8 @@ pub(crate) enum Command {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// Request/response and send-to-many (see [`crate::messaging`]).
+    Messaging(crate::messaging::MsgCommand),
 }
 
 /// Node counters (F13) plus the host's own.
@@ -136,6 +139,10 @@ pub struct HostStats {
     pub handshakes_evicted: u64,
     /// Dial attempts of reconnect targets (configured and persistent peers), first ones included.
     pub reconnect_attempts: u64,
+    /// The core's request/response counters.
+    pub messaging: meshlink_core::messaging::MessagingStats,
+    /// Requests refused with `Busy` because their service's queue was full.
+    pub requests_busy: u64,
 }
 
 /// Driver settings beyond its channels and sockets.
@@ -146,6 +153,8 @@ pub(crate) struct DriverOpts {
     pub reconnect: Policy,
     pub max_write_queue: usize,
     pub max_parked_sends: usize,
+    /// Requests queued per service before more are refused `Busy`.
+    pub serve_queue: usize,
 }
 
 /// One UDP socket and the datagrams waiting for room in it, in order.
@@ -241,6 +250,7 @@ pub(crate) struct Driver {
     events: Fanout,
     txbuf: Vec<u8>,
     stats: HostStats,
+    msg: crate::messaging::MsgState,
 }
 
 impl Driver {
@@ -254,7 +264,7 @@ impl Driver {
         opts: DriverOpts,
     ) -> Self {
         Driver {
-            half_open_per_ip: node.config().max_half_open_per_ip,
+            half_open_per_ip: node.node().config().max_half_open_per_ip,
             node,
             epoch,
             cmd_rx,
@@ -279,6 +289,7 @@ impl Driver {
             events: Fanout::default(),
             txbuf: vec![0; TX_BUF],
             stats: HostStats::default(),
+            msg: crate::messaging::MsgState::new(opts.serve_queue),
         }
     }
 
@@ -447,6 +458,17 @@ impl Driver {
         loop {
             let mut ev = {
                 let Some(ev) = self.node.poll_event() else { break };
+                let ev = match ev {
+                    MessengerEvent::Node(ev) => ev,
+                    other => {
+                        // Request/response: owned first, then acted on (it may answer).
+                        let owned = crate::messaging::Owned::from_event(other);
+                        let now = self.now();
+                        self.msg.on_event(&mut self.node, now, owned);
+                        n += 1;
+                        continue;
+                    }
+                };
                 // An event kind newer than this host: nothing here acts on it.
                 let Some(ev) = own_event(ev, &self.conns) else { continue };
                 ev
@@ -538,7 +560,7 @@ impl Driver {
     /// handshake (from the same IP, if that IP's cap is the one reached) is closed. A
     /// flood of Inits then cannot lock out a peer that completes its handshake promptly.
     fn accept_evicting(&mut self, now: Instant, addr: SocketAddr) -> Result<ConnId, meshlink_core::Error> {
-        match self.node.accept(now, addr) {
+        match self.node.node_mut().accept(now, addr) {
             Err(meshlink_core::Error::HalfOpenLimit { .. }) => {
                 let same_ip = self.inbound.iter().filter(|(_, ip)| *ip == addr.ip()).count();
                 let victim = if same_ip >= self.half_open_per_ip {
@@ -547,12 +569,12 @@ impl Driver {
                     (!self.inbound.is_empty()).then_some(0)
                 };
                 let Some((old, _)) = victim.and_then(|i| self.inbound.remove(i)) else {
-                    return self.node.accept(now, addr);
+                    return self.node.node_mut().accept(now, addr);
                 };
                 tracing::debug!("half-open cap reached: closing the oldest inbound handshake {old:?} for {addr}");
                 self.stats.handshakes_evicted += 1;
-                let _ = self.node.close(now, old);
-                self.node.accept(now, addr)
+                let _ = self.node.node_mut().close(now, old);
+                self.node.node_mut().accept(now, addr)
             }
             r => r,
         }
@@ -560,7 +582,7 @@ impl Driver {
 
     fn summary(&self, conn: ConnId) -> Option<PeerSummary> {
         let now = self.now();
-        self.node.peers().find(|p| p.conn == conn).map(|p| summarize(&p, now, &self.conns))
+        self.node.node().peers().find(|p| p.conn == conn).map(|p| summarize(&p, now, &self.conns))
     }
 
     // ------------------------------------------------------------------ input
@@ -581,7 +603,7 @@ impl Driver {
                 if let Some(w) = self.waiters.remove(&conn) {
                     let e = std::io::Error::from(ErrorKind::ConnectionRefused);
                     let _ = w.send(Err(HostError::io(format!("udp://{addr}: port unreachable (ICMP)"), e)));
-                    let _ = self.node.close(now, conn);
+                    let _ = self.node.node_mut().close(now, conn);
                 }
             }
             NetInput::Stream { conn, data } => {
@@ -623,13 +645,13 @@ impl Driver {
         let now = self.now();
         let r = result.and_then(|d| match d {
             Dialed::Stream { stream, transport, addr, guard } => {
-                let conn = self.node.connect(now, TransportKind::Stream, addr, expected)?;
+                let conn = self.node.node_mut().connect(now, TransportKind::Stream, addr, expected)?;
                 self.add_conn(conn, stream, transport, guard);
                 Ok(conn)
             }
             Dialed::Udp { addr } => {
                 self.ensure_udp(addr)?;
-                let conn = self.node.connect(now, TransportKind::Datagram, addr, expected)?;
+                let conn = self.node.node_mut().connect(now, TransportKind::Datagram, addr, expected)?;
                 self.probe_udp(conn, addr);
                 Ok(conn)
             }
@@ -686,7 +708,7 @@ impl Driver {
         let now = self.now();
         match c {
             Command::Dialed { stream, transport, addr, expected, guard, reply } => {
-                match self.node.connect(now, TransportKind::Stream, addr, expected) {
+                match self.node.node_mut().connect(now, TransportKind::Stream, addr, expected) {
                     Ok(conn) => {
                         self.add_conn(conn, stream, transport, guard);
                         self.waiters.insert(conn, reply);
@@ -698,7 +720,7 @@ impl Driver {
             }
             Command::ConnectUdp { addr, expected, reply } => {
                 let r = self.ensure_udp(addr).and_then(|()| {
-                    self.node.connect(now, TransportKind::Datagram, addr, expected).map_err(HostError::from)
+                    self.node.node_mut().connect(now, TransportKind::Datagram, addr, expected).map_err(HostError::from)
                 });
                 match r {
                     Ok(conn) => {
@@ -715,7 +737,7 @@ impl Driver {
                 // The user's word ends reconnecting too (before the Disconnected event,
                 // which would otherwise schedule a re-dial).
                 let stopped = self.targets.stop_peer(&peer);
-                let r = match self.node.disconnect(now, &peer) {
+                let r = match self.node.node_mut().disconnect(now, &peer) {
                     Err(meshlink_core::Error::UnknownPeer) if stopped => Ok(()),
                     r => r.map_err(HostError::from),
                 };
@@ -729,25 +751,28 @@ impl Driver {
                 let _ = reply.send(self.targets.list());
             }
             Command::Peers { reply } => {
-                let _ = reply.send(self.node.peers().map(|p| summarize(&p, now, &self.conns)).collect());
+                let _ = reply.send(self.node.node().peers().map(|p| summarize(&p, now, &self.conns)).collect());
             }
             Command::Quality { peer, reply } => {
-                let _ = reply.send(self.node.quality(&peer));
+                let _ = reply.send(self.node.node().quality(&peer));
             }
             Command::Threat { peer, score, reply } => {
-                self.node.set_threat_score(now, peer, score);
+                self.node.node_mut().set_threat_score(now, peer, score);
                 let _ = reply.send(());
             }
             Command::Stats { reply } => {
                 let mut s = self.stats;
                 s.events_unobserved = self.events.unobserved;
                 s.events_lagged = self.events.lagged;
-                s.node = self.node.stats();
+                s.node = self.node.node().stats();
                 s.stream_connections = self.conns.len();
                 s.reconnect_attempts = self.targets.attempts;
+                s.messaging = self.node.stats();
+                s.requests_busy = self.msg.busy;
                 let _ = reply.send(s);
             }
             Command::Subscribe { tx } => self.events.subscribe(tx),
+            Command::Messaging(c) => self.msg.command(&mut self.node, now, c),
             Command::Shutdown { .. } => {} // handled in run()
         }
     }
@@ -806,7 +831,7 @@ impl Driver {
                 return Err(None); // a datagram peer, and datagrams wait for socket room
             }
         }
-        match self.node.send(now, peer, data) {
+        match self.node.node_mut().send(now, peer, data) {
             Ok(()) => Ok(()),
             Err(meshlink_core::Error::QueueFull { .. }) => Err(None),
             Err(e) => Err(Some(e.into())),
@@ -848,7 +873,7 @@ impl Driver {
             let _ = w.send(Err(HostError::Stopped));
         }
         let now = self.now();
-        self.node.close_all(now);
+        self.node.node_mut().close_all(now);
         self.flush();
         // Datagrams (Closes among them) still waiting for socket room get a moment.
         let grace = tokio::time::Instant::now() + Duration::from_millis(200);
@@ -865,6 +890,7 @@ impl Driver {
         for (_, w) in self.waiters.drain() {
             let _ = w.send(Err(HostError::Stopped));
         }
+        self.msg.stop();
         // Dropping the senders lets each writer flush and send FIN; readers end when the
         // peer closes its side.
         // Closing our input makes readers stop forwarding and just drain until EOF.

@@ -37,6 +37,23 @@ pub enum HostError {
     Key(String),
     /// The node has shut down.
     Stopped,
+    /// A request: the peer has no handler for the subject (within one round trip).
+    NoResponders,
+    /// A request: no answer within its timeout.
+    Timeout,
+    /// A request: cancelled before its answer.
+    Cancelled,
+    /// A request: the session it went on ended before an answer.
+    Disconnected,
+    /// A request: the peer refused it (version mismatch, busy, expired, malformed).
+    Refused { code: meshlink_core::messaging::RefuseCode },
+    /// A request: the peer's handler answered with an error.
+    Failed { code: u16, message: String },
+    /// A request: `limit` requests are in flight already (from this node, or to this
+    /// peer with `per_peer`); nothing was sent.
+    PendingLimit { limit: usize, per_peer: bool },
+    /// Another messaging call failed (subject, version, handler table, ...).
+    Messaging(meshlink_core::messaging::MessagingError),
 }
 
 impl fmt::Display for HostError {
@@ -55,6 +72,19 @@ impl fmt::Display for HostError {
             HostError::Config(s) => write!(f, "configuration: {s}"),
             HostError::Key(s) => write!(f, "key: {s}"),
             HostError::Stopped => f.write_str("the node has stopped"),
+            HostError::NoResponders => f.write_str("no responders: the peer serves nothing for this subject"),
+            HostError::Timeout => f.write_str("request timed out"),
+            HostError::Cancelled => f.write_str("request cancelled"),
+            HostError::Disconnected => f.write_str("the peer disconnected before it answered"),
+            HostError::Refused { code } => write!(f, "request refused by the peer: {}", refuse_text(*code)),
+            HostError::Failed { code, message } => write!(f, "the handler failed (code {code}): {message}"),
+            HostError::PendingLimit { limit, per_peer: false } => {
+                write!(f, "{limit} requests are in flight already (messaging.max_pending)")
+            }
+            HostError::PendingLimit { limit, per_peer: true } => {
+                write!(f, "{limit} requests to this peer are in flight already (messaging.max_pending_per_peer)")
+            }
+            HostError::Messaging(e) => write!(f, "{e}"),
         }
     }
 }
@@ -72,6 +102,31 @@ impl std::error::Error for HostError {
 impl From<meshlink_core::Error> for HostError {
     fn from(e: meshlink_core::Error) -> Self {
         HostError::Core(e)
+    }
+}
+
+impl From<meshlink_core::messaging::MessagingError> for HostError {
+    fn from(e: meshlink_core::messaging::MessagingError) -> Self {
+        use meshlink_core::messaging::MessagingError as M;
+        match e {
+            M::Node(e) => HostError::Core(e),
+            M::PendingLimit { limit } => HostError::PendingLimit { limit, per_peer: false },
+            M::PeerPendingLimit { limit } => HostError::PendingLimit { limit, per_peer: true },
+            e => HostError::Messaging(e),
+        }
+    }
+}
+
+/// A refusal code in words.
+pub fn refuse_text(c: meshlink_core::messaging::RefuseCode) -> String {
+    use meshlink_core::messaging::RefuseCode as R;
+    match c {
+        R::NoResponders => "no responders".into(),
+        R::VersionMismatch => "version mismatch".into(),
+        R::Busy => "busy".into(),
+        R::Expired => "expired".into(),
+        R::Malformed => "malformed".into(),
+        other => format!("code {}", other.to_u16()),
     }
 }
 

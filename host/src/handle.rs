@@ -34,7 +34,9 @@ impl Host {
         // The slot table is built in place on the heap and buffers are lent per session, so
         // this is cheap at any capacity and needs no special stack.
         let capacity = core.max_peers;
-        let node = CoreNode::with_capacity(core, keypair, seed, capacity).map(Box::new)?;
+        let messaging = config.messaging.core_config()?;
+        let node = meshlink_core::HeapNode::with_capacity(core, keypair, seed, capacity)?;
+        let node = CoreNode::with_capacity(node, messaging).map(Box::new)?;
 
         let limiter = Limiter::new(config.limits.max_connections, config.limits.max_connections_per_ip);
         let unheard = Arc::new(net::Unheard::default()); // shared by the listeners: one socket limit
@@ -83,6 +85,7 @@ impl Host {
             reconnect: Policy::new(&config.reconnect),
             max_write_queue: config.limits.max_write_queue,
             max_parked_sends: config.limits.max_parked_sends,
+            serve_queue: config.messaging.serve_queue,
         };
         let driver = Driver::new(node, std::time::Instant::now(), cmd_rx, (net_rx, net_tx), udp, tasks, opts);
         tokio::spawn(driver.run());
@@ -211,6 +214,80 @@ impl HostHandle {
             Ok(()) | Err(HostError::Stopped) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    // ------------------------------------------------------------------ messaging
+
+    /// Sends a request for `subject` (a literal dot-separated subject) to a connected
+    /// `peer` and waits for its outcome: the answer's body, or one typed error per
+    /// outcome — [`HostError::NoResponders`] (the peer serves nothing for it, within one
+    /// round trip), [`HostError::Timeout`], [`HostError::Cancelled`],
+    /// [`HostError::Disconnected`], [`HostError::Refused`] (version, busy, ...),
+    /// [`HostError::Failed`] (the handler's error) — or at once
+    /// [`HostError::PendingLimit`] when `messaging.max_pending(_per_peer)` requests are in
+    /// flight. Dropping the future cancels the request.
+    ///
+    /// ```no_run
+    /// # async fn demo(a: meshlink_host::HostHandle, b: meshlink_host::HostHandle) -> Result<(), meshlink_host::HostError> {
+    /// use meshlink_host::messaging::RequestOpts;
+    /// use std::time::Duration;
+    /// let mut echo = b.serve("svc.echo", "").await?;           // b answers ...
+    /// tokio::spawn(async move {
+    ///     while let Some(req) = echo.next().await {
+    ///         let body = req.body.clone();
+    ///         let _ = req.respond(body).await;
+    ///     }
+    /// });
+    /// let opts = RequestOpts::new().timeout(Duration::from_secs(2));
+    /// let answer = a.request(b.peer_id(), "svc.echo", &b"hi"[..], opts).await?; // ... a asks
+    /// assert_eq!(&answer[..], b"hi");
+    /// # Ok(()) }
+    /// ```
+    /// `examples/request_reply.rs` runs this between two hosts on loopback.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        subject: &str,
+        body: impl Into<Bytes>,
+        opts: crate::messaging::RequestOpts,
+    ) -> Result<Bytes, HostError> {
+        crate::messaging::request(&self.cmd, peer, subject.to_string(), body.into(), opts).await
+    }
+
+    /// Registers a handler for `pattern` (wildcards `*` and `>` allowed) at `version`
+    /// (`""`: any) and returns its requests as a stream. Its queue holds
+    /// `messaging.serve_queue` requests; one more is refused `Busy` at once. Dropping the
+    /// stream unregisters the handler.
+    pub async fn serve(&self, pattern: &str, version: &str) -> Result<crate::messaging::Requests, HostError> {
+        let (pattern, version) = (pattern.to_string(), version.to_string());
+        let (handler, gen, rx) = self
+            .ask(|reply| Command::Messaging(crate::messaging::MsgCommand::Serve { pattern, version, reply }))
+            .await??;
+        Ok(crate::messaging::Requests::new(rx, handler, gen, self.cmd.clone()))
+    }
+
+    /// Answers request `id` of `peer` (what [`Request::respond`](crate::messaging::Request::respond)
+    /// does, for code that keeps requests by id).
+    pub async fn respond_to(&self, peer: PeerId, id: u64, answer: crate::messaging::Answer) -> Result<(), HostError> {
+        crate::messaging::respond(&self.cmd, peer, id, answer).await
+    }
+
+    /// Queues `data` for each of `peers` (no waiting: a congested peer reports
+    /// `QueueFull`); one result per peer, in order.
+    pub async fn send_many(
+        &self,
+        peers: &[PeerId],
+        data: impl Into<Bytes>,
+    ) -> Result<crate::messaging::SendResults, HostError> {
+        let (peers, data) = (Some(peers.to_vec()), data.into());
+        self.ask(|reply| Command::Messaging(crate::messaging::MsgCommand::SendMany { peers, data, reply })).await?
+    }
+
+    /// Queues `data` for every connected peer; one result per peer.
+    pub async fn send_all(&self, data: impl Into<Bytes>) -> Result<crate::messaging::SendResults, HostError> {
+        let data = data.into();
+        self.ask(|reply| Command::Messaging(crate::messaging::MsgCommand::SendMany { peers: None, data, reply }))
+            .await?
     }
 
     /// Stream sockets open now (for limits and tests).

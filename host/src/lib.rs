@@ -2,7 +2,9 @@
 //!
 //! One task owns a sans-IO [`meshlink_core::Node`]; sockets feed it bytes, its output goes
 //! back to the right socket, its timer runs on `tokio::time`. No protocol logic lives
-//! here: the host moves bytes, keeps time and owns sockets.
+//! here: the host moves bytes, keeps time and owns sockets. Request/response, services and
+//! send-to-many ([`HostHandle::request`], [`HostHandle::serve`], [`HostHandle::send_many`]):
+//! see [`messaging`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), meshlink_host::HostError> {
@@ -28,6 +30,7 @@ mod fanout;
 mod handle;
 pub mod identity;
 pub mod lock;
+pub mod messaging;
 mod net;
 pub mod reconnect;
 pub mod table;

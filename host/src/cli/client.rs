@@ -57,7 +57,24 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
 }
 
 impl Target {
-    fn client(&self) -> Result<Client> {
+    /// A client whose timeout also covers a request of `request_ms` (plus 5 s for the rest).
+    fn client_for(&self, request_ms: Option<u32>) -> Result<Client> {
+        let need = request_ms.map_or(0.0, |ms| f64::from(ms) / 1000.0 + 5.0);
+        let t = Target { timeout: self.timeout.max(need), ..self.clone_parts() };
+        t.client()
+    }
+
+    fn clone_parts(&self) -> Target {
+        Target {
+            control: self.control.clone(),
+            dir: DataDir { data_dir: self.dir.data_dir.clone() },
+            json: self.json,
+            allow_remote_control: self.allow_remote_control,
+            timeout: self.timeout,
+        }
+    }
+
+    pub(super) fn client(&self) -> Result<Client> {
         let dir = self.dir.path();
         if self.control.is_none() {
             // `MESHLINK_CONTROL` is where `up` listens (an address, or off); a URL there
@@ -132,16 +149,65 @@ pub enum ClientCmd {
         #[command(flatten)]
         target: Target,
     },
-    /// Send a message to a connected peer.
+    /// Send a message to a connected peer (`send PEER TEXT`), to several (`send --to
+    /// a,b,c TEXT`) or to every connected peer (`send --all TEXT`).
     Send {
+        /// PEER (id, id prefix or name) then TEXT; TEXT alone with --to or --all
+        #[arg(num_args = 0..=2, value_name = "PEER TEXT")]
+        args: Vec<String>,
+        /// Send this file's bytes instead of TEXT (`-`: standard input)
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Send to these peers (comma-separated ids, prefixes or names); prints one result each
+        #[arg(long, value_delimiter = ',', value_name = "PEERS", conflicts_with = "all")]
+        to: Vec<String>,
+        /// Send to every connected peer; prints one result each
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Send a request to a peer and print its answer; exits 1 with one line per outcome
+    /// (no_responders, timeout, disconnected, refused, handler_failed, ...).
+    Request {
         /// Peer id, id prefix or name
         peer: String,
-        /// The message text
+        /// A literal subject (`svc.echo`)
+        subject: String,
+        /// The request body (text); `--file` instead
         #[arg(required_unless_present = "file")]
-        text: Option<String>,
-        /// Send this file's bytes instead (`-`: standard input)
-        #[arg(long, conflicts_with = "text", value_name = "FILE")]
+        body: Option<String>,
+        /// Send this file's bytes as the body (`-`: standard input)
+        #[arg(long, conflicts_with = "body", value_name = "FILE")]
         file: Option<PathBuf>,
+        /// The request's timeout [default: the node's messaging.default_timeout_ms]
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..))]
+        timeout_ms: Option<u32>,
+        /// The version the caller speaks (`1`, `1.2`, `1.2.3-rc.1`)
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Serve requests for a subject pattern until stopped: answer each with its own body
+    /// (`--echo`) or with the standard output of a command given the body on standard input
+    /// (`--exec CMD`, run by `sh -c`; a failing command answers a handler error).
+    Serve {
+        /// A subject pattern (`svc.echo`, `svc.*`, `svc.>`)
+        pattern: String,
+        #[arg(long, conflicts_with = "exec", required_unless_present = "exec")]
+        echo: bool,
+        #[arg(long, value_name = "CMD")]
+        exec: Option<String>,
+        /// The handler's version (`""`: any)
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        /// Requests answered at once; more wait (and, past the node's queue, are refused busy)
+        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+        concurrency: u32,
+        /// Exit after answering this many requests
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
         #[command(flatten)]
         target: Target,
     },
@@ -273,23 +339,28 @@ pub async fn run(cmd: ClientCmd) -> Result<()> {
             }
             print!("{}", quality_table(&r.peers));
         }
-        ClientCmd::Send { peer, text, file, target } => {
-            let c = target.client()?;
+        ClientCmd::Send { args, file, to, all, target } => send(args, file, to, all, target).await?,
+        ClientCmd::Request { peer, subject, body, file, timeout_ms, version, target } => {
+            let c = target.client_for(timeout_ms)?;
             let peer = resolve(&c, &peer).await?;
-            let req = match (text, file) {
-                (Some(text), _) => SendRequest { peer, data: Some(text), data_b64: None },
-                (None, Some(path)) => {
-                    let bytes = read_input(&path)?;
-                    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-                    SendRequest { peer, data: None, data_b64: Some(b64) }
-                }
-                (None, None) => return Err("give the message text or --file".into()),
-            };
-            let r: SentJson = c.post("/v1/send", &req).await?;
+            let (data, data_b64) = payload(body, file)?;
+            let req = RequestRequest { peer, subject, data, data_b64, timeout_ms, version };
+            let r: ReplyJson = c.post("/v1/request", &req).await.map_err(outcome)?;
             if target.json {
                 return print_json(&r);
             }
-            println!("sent {} bytes to {}", r.len, r.peer);
+            use std::io::Write;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(&r.data_b64)?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)?;
+            if !bytes.ends_with(b"\n") && std::io::IsTerminal::is_terminal(&out) {
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+        }
+        ClientCmd::Serve { pattern, echo, exec, version, concurrency, count, target } => {
+            let how = if echo { None } else { exec };
+            super::serve::run(target.client()?, pattern, version, how, concurrency as usize, count).await?;
         }
         ClientCmd::Threat { peer, score, target } => {
             let c = target.client()?;
@@ -316,6 +387,76 @@ pub async fn run(cmd: ClientCmd) -> Result<()> {
             print!("{}", status_block(&r));
         }
         ClientCmd::Events { count, only, target } => events(target, count, &only).await?,
+    }
+    Ok(())
+}
+
+/// A request's failure as one line that names its outcome (`timeout: request timed out`).
+fn outcome(e: meshlink_host::control::client::ClientError) -> Box<dyn Error> {
+    match e {
+        meshlink_host::control::client::ClientError::Api { code, message, .. } => format!("{code}: {message}").into(),
+        e => e.into(),
+    }
+}
+
+/// TEXT or `--file` as the API's `data` / `data_b64`.
+fn payload(text: Option<String>, file: Option<PathBuf>) -> Result<(Option<String>, Option<String>)> {
+    match (text, file) {
+        (Some(text), None) => Ok((Some(text), None)),
+        (None, Some(path)) => {
+            let bytes = read_input(&path)?;
+            Ok((None, Some(base64::engine::general_purpose::STANDARD.encode(bytes))))
+        }
+        (Some(_), Some(_)) => Err("give the message text or --file, not both".into()),
+        (None, None) => Err("give the message text or --file".into()),
+    }
+}
+
+async fn send(args: Vec<String>, file: Option<PathBuf>, to: Vec<String>, all: bool, target: Target) -> Result<()> {
+    let c = target.client()?;
+    let many = all || !to.is_empty();
+    let mut args = args.into_iter();
+    let peer = if many { None } else { Some(args.next().ok_or("give the peer, or --to PEERS or --all")?) };
+    let text = args.next();
+    if args.next().is_some() {
+        return Err("too many arguments: give PEER TEXT, or --to PEERS TEXT, or --all TEXT".into());
+    }
+    let (data, data_b64) = payload(text, file)?;
+    let mut req = SendRequest { data, data_b64, ..SendRequest::default() };
+    if let Some(peer) = peer {
+        req.peer = Some(resolve(&c, &peer).await?);
+        let r: SentJson = c.post("/v1/send", &req).await?;
+        if target.json {
+            return print_json(&r);
+        }
+        println!("sent {} bytes to {}", r.len, r.peer);
+        return Ok(());
+    }
+    if all {
+        req.all = Some(true);
+    } else {
+        let mut ids = Vec::with_capacity(to.len());
+        for p in to.iter().filter(|p| !p.trim().is_empty()) {
+            ids.push(resolve(&c, p).await?);
+        }
+        req.to = Some(ids);
+    }
+    let r: SentManyJson = c.post("/v1/send", &req).await?;
+    if target.json {
+        return print_json(&r);
+    }
+    if r.results.is_empty() {
+        println!("no connected peers: nothing sent");
+    }
+    for p in &r.results {
+        match &p.error {
+            None => println!("queued  {} ({} bytes)", p.peer, r.len),
+            Some(e) => println!("failed  {}: {}: {}", p.peer, e.code, printable(&e.message)),
+        }
+    }
+    let failed = r.results.iter().filter(|p| !p.queued).count();
+    if failed > 0 {
+        return Err(format!("{failed} of {} peers failed", r.results.len()).into());
     }
     Ok(())
 }

@@ -274,11 +274,17 @@ pub struct DisconnectedJson {
     pub disconnected: bool,
 }
 
-/// `POST /v1/send`: exactly one of `data` (UTF-8 text) and `data_b64` (standard base64).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `POST /v1/send`: exactly one of `data` (UTF-8 text) and `data_b64` (standard base64),
+/// and exactly one of `peer`, `to` (a list of peers) and `all: true` (every connected peer).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
-    pub peer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,6 +296,118 @@ pub struct SentJson {
     pub peer: String,
     /// Message length in bytes.
     pub len: usize,
+}
+
+/// `POST /v1/send` with `to` or `all`: one result per peer, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentManyJson {
+    /// Message length in bytes.
+    pub len: usize,
+    pub results: Vec<SendResultJson>,
+}
+
+/// Whether the message was queued for one peer (no waiting: a congested peer is `queue_full`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResultJson {
+    pub peer: String,
+    pub queued: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// `POST /v1/request`: a request for `subject` to a connected peer; the body is exactly
+/// one of `data` (UTF-8 text) and `data_b64`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestRequest {
+    pub peer: String,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_b64: Option<String>,
+    /// Default: the node's `messaging.default_timeout_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u32>,
+    /// The version the caller speaks (`1`, `1.2.3-rc.1`); default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// The answer to a request (also the shape of a served request's body in SSE `request`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyJson {
+    pub peer: String,
+    pub len: usize,
+    pub data_b64: String,
+    /// Present when the bytes are valid UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+/// `POST /v1/serve`: registers a handler and streams its requests (SSE).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeRequest {
+    /// A subject pattern (`svc.echo`, `svc.*`, `svc.>`).
+    pub pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// SSE `serving`: the handler is registered; requests follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServingEvent {
+    pub node: String,
+    pub pattern: String,
+    pub version: String,
+}
+
+/// SSE `request`: answer it with `POST /v1/respond` (`peer`, `id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestEvent {
+    pub peer: String,
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
+    pub subject: String,
+    pub version: String,
+    pub timeout_ms: u32,
+    pub len: usize,
+    pub data_b64: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+/// `POST /v1/respond`: exactly one of `data`, `data_b64` and `error`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondRequest {
+    pub peer: String,
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_b64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RespondError>,
+}
+
+/// A handler error: `code` 256..=65535 (lower ones are the protocol's), `message` at
+/// most 128 printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondError {
+    pub code: u16,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RespondedJson {
+    pub peer: String,
+    pub id: u64,
+    pub responded: bool,
 }
 
 /// `POST /v1/threat` (F05): a score in 0..=1; above the node's threshold its policy applies.

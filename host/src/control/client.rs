@@ -192,7 +192,17 @@ impl Client {
     /// Opens `GET /v1/events`: the timeout covers the answer's head; the stream then
     /// runs until the node stops.
     pub async fn events(&self) -> Result<EventStream, ClientError> {
-        let resp = self.timed(self.send(Method::GET, "/v1/events", None)).await?;
+        self.stream(Method::GET, "/v1/events", None).await
+    }
+
+    /// Opens `POST /v1/serve` (a handler's requests as SSE), as [`events`](Self::events).
+    pub async fn serve(&self, body: &impl Serialize) -> Result<EventStream, ClientError> {
+        let json = serde_json::to_vec(body).map_err(protocol)?;
+        self.stream(Method::POST, "/v1/serve", Some(json)).await
+    }
+
+    async fn stream(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<EventStream, ClientError> {
+        let resp = self.timed(self.send(method, path, body)).await?;
         if !resp.status().is_success() {
             return Err(self.timed(self.body(resp)).await.err().unwrap_or_else(|| protocol("event stream refused")));
         }

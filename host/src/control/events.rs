@@ -54,7 +54,7 @@ pub(crate) async fn pump(mut events: mpsc::Receiver<HostEvent>, state: Arc<Serve
 }
 
 /// A response body fed by a channel of ready-made chunks.
-pub(crate) struct SseBody(mpsc::Receiver<Bytes>);
+pub(crate) struct SseBody(pub(crate) mpsc::Receiver<Bytes>);
 
 impl Body for SseBody {
     type Data = Bytes;
@@ -115,7 +115,7 @@ async fn stream(
 }
 
 /// One SSE event: `event: NAME`, `data: JSON` (one line: serde_json never breaks lines).
-fn frame(name: &str, data: &impl Serialize) -> Bytes {
+pub(crate) fn frame(name: &str, data: &impl Serialize) -> Bytes {
     let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".into());
     Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
 }

@@ -62,22 +62,118 @@ pub(crate) async fn dispatch(
         }
         Route::Send => {
             let r: SendRequest = parse_json(&body)?;
-            let peer = peer_id(&r.peer)?;
-            let data = match (r.data, r.data_b64) {
-                (Some(text), None) => text.into_bytes(),
-                (None, Some(b64)) => BASE64
-                    .decode(b64)
-                    .map_err(|e| ApiError::bad_request("invalid_base64", format!("data_b64 is not base64: {e}")))?,
+            let data = payload(r.data, r.data_b64, "data")?;
+            let len = data.len();
+            let many = match (r.peer, r.to, r.all) {
+                (Some(p), None, None) => {
+                    let peer = peer_id(&p)?;
+                    s.node.send(peer, data).await.map_err(|e| not_found_as_unknown(e, peer))?;
+                    return ok(&SentJson { peer: peer.to_string(), len });
+                }
+                (None, Some(to), None) => {
+                    if to.is_empty() || to.len() > SEND_TO_MAX {
+                        return Err(ApiError::bad_request(
+                            "invalid_request",
+                            format!("\"to\" must list 1..={SEND_TO_MAX} peers, not {}", to.len()),
+                        ));
+                    }
+                    let peers = to.iter().map(|p| peer_id(p)).collect::<Result<Vec<_>, _>>()?;
+                    s.node.send_many(&peers, data).await?
+                }
+                (None, None, Some(true)) => s.node.send_all(data).await?,
                 _ => {
                     return Err(ApiError::bad_request(
                         "invalid_request",
-                        "give exactly one of \"data\" (UTF-8 text) and \"data_b64\" (base64)",
+                        "give exactly one of \"peer\", \"to\" (a list of peers) and \"all\": true",
                     ))
                 }
             };
-            let len = data.len();
-            s.node.send(peer, data).await.map_err(|e| not_found_as_unknown(e, peer))?;
-            ok(&SentJson { peer: peer.to_string(), len })
+            let results = many
+                .into_iter()
+                .map(|(peer, r)| SendResultJson {
+                    peer: peer.to_string(),
+                    queued: r.is_ok(),
+                    error: r.err().map(|e| {
+                        let e = not_found_as_unknown(e, peer);
+                        ErrorBody { code: e.code.into(), message: e.message }
+                    }),
+                })
+                .collect();
+            ok(&SentManyJson { len, results })
+        }
+        Route::Request => {
+            let r: RequestRequest = parse_json(&body)?;
+            let peer = peer_id(&r.peer)?;
+            check_subject(&r.subject, false)?;
+            let version = r.version.unwrap_or_default();
+            check_version(&version)?;
+            let data = payload(r.data, r.data_b64, "data")?;
+            let mut opts = crate::messaging::RequestOpts::new().version(version);
+            if let Some(t) = r.timeout_ms {
+                if t == 0 {
+                    return Err(ApiError::bad_request("invalid_request", "timeout_ms must be at least 1"));
+                }
+                opts = opts.timeout(std::time::Duration::from_millis(u64::from(t)));
+            }
+            let answer =
+                s.node.request(peer, &r.subject, data, opts).await.map_err(|e| not_found_as_unknown(e, peer))?;
+            ok(&ReplyJson {
+                peer: peer.to_string(),
+                len: answer.len(),
+                data_b64: BASE64.encode(&answer),
+                data: std::str::from_utf8(&answer).ok().map(str::to_string),
+            })
+        }
+        Route::Serve => {
+            let r: ServeRequest = parse_json(&body)?;
+            check_subject(&r.pattern, true)?;
+            let version = r.version.unwrap_or_default();
+            check_version(&version)?;
+            let permit = s.streams.clone().try_acquire_owned().map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too_many_streams",
+                    format!("{} event streams are open already", s.limits.max_streams),
+                )
+            })?;
+            let requests = s.node.serve(&r.pattern, &version).await?;
+            let body = super::serve::open(s, permit, requests, &r.pattern, &version);
+            let mut r = Response::new(Body::Right(body));
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(r)
+        }
+        Route::Respond => {
+            let r: RespondRequest = parse_json(&body)?;
+            let peer = peer_id(&r.peer)?;
+            let answer = match (r.data, r.data_b64, r.error) {
+                (None, None, Some(e)) => {
+                    if e.code < meshlink_core::messaging::request::APP_CODE_MIN {
+                        return Err(ApiError::bad_request(
+                            "invalid_error_code",
+                            format!("error.code {} is the protocol's; handler codes are 256..=65535", e.code),
+                        ));
+                    }
+                    let max = meshlink_core::messaging::request::MESSAGE_MAX;
+                    if e.message.len() > max || !e.message.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+                        return Err(ApiError::bad_request(
+                            "invalid_request",
+                            format!("error.message must be at most {max} printable ASCII characters"),
+                        ));
+                    }
+                    crate::messaging::Answer::Error { code: e.code, message: e.message }
+                }
+                (d, b, None) => crate::messaging::Answer::Body(payload(d, b, "data")?.into()),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_request",
+                        "give exactly one of \"data\", \"data_b64\" and \"error\"",
+                    ))
+                }
+            };
+            s.node.respond_to(peer, r.id, answer).await.map_err(|e| not_found_as_unknown(e, peer))?;
+            ok(&RespondedJson { peer: peer.to_string(), id: r.id, responded: true })
         }
         Route::Threat => {
             let r: ThreatRequest = parse_json(&body)?;
@@ -129,6 +225,39 @@ pub(crate) async fn dispatch(
         }
         Route::OpenApi => Ok(respond(StatusCode::OK, "application/json", OPENAPI)),
     }
+}
+
+/// The most peers `POST /v1/send` takes in `to` (the document's `maxItems`).
+const SEND_TO_MAX: usize = 1024;
+
+/// A message body: exactly one of `data` (UTF-8 text) and `data_b64` (base64).
+fn payload(text: Option<String>, b64: Option<String>, name: &str) -> Result<Vec<u8>, ApiError> {
+    match (text, b64) {
+        (Some(text), None) => Ok(text.into_bytes()),
+        (None, Some(b64)) => BASE64
+            .decode(b64)
+            .map_err(|e| ApiError::bad_request("invalid_base64", format!("{name}_b64 is not base64: {e}"))),
+        _ => Err(ApiError::bad_request(
+            "invalid_request",
+            format!("give exactly one of \"{name}\" (UTF-8 text) and \"{name}_b64\" (base64)"),
+        )),
+    }
+}
+
+/// A subject (literal) or pattern, as the core checks it, before anything is sent.
+fn check_subject(s: &str, pattern: bool) -> Result<(), ApiError> {
+    use meshlink_core::messaging::subject;
+    let r = if pattern { subject::validate_pattern(s).map(|_| ()) } else { subject::validate_subject(s) };
+    r.map_err(|e| ApiError::bad_request("invalid_subject", format!("{s:?} is not a valid subject: {e}")))
+}
+
+fn check_version(v: &str) -> Result<(), ApiError> {
+    meshlink_core::messaging::request::parse_version(v).map(|_| ()).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_version",
+            format!("{v:?} is not a version (major[.minor[.patch]][-pre][+build])"),
+        )
+    })
 }
 
 fn ok(body: &impl serde::Serialize) -> Result<Response<Body>, ApiError> {

@@ -60,6 +60,9 @@ pub(crate) enum Route {
     Connect,
     Disconnect,
     Send,
+    Request,
+    Serve,
+    Respond,
     Threat,
     Block,
     Metrics,
@@ -85,6 +88,9 @@ const ROUTE_TABLE: &[(&str, &str, Route)] = &[
     ("POST", "/v1/connect", Route::Connect),
     ("POST", "/v1/disconnect", Route::Disconnect),
     ("POST", "/v1/send", Route::Send),
+    ("POST", "/v1/request", Route::Request),
+    ("POST", "/v1/serve", Route::Serve),
+    ("POST", "/v1/respond", Route::Respond),
     ("POST", "/v1/threat", Route::Threat),
     ("POST", "/v1/block", Route::Block),
     ("GET", "/v1/metrics", Route::Metrics),
@@ -273,6 +279,26 @@ impl From<HostError> for ApiError {
             HostError::ConnectionLimit { .. } => (S::SERVICE_UNAVAILABLE, "connection_limit"),
             HostError::NotDelivered => (S::SERVICE_UNAVAILABLE, "not_delivered"),
             HostError::Stopped => (S::SERVICE_UNAVAILABLE, "node_stopped"),
+            // Request outcomes, each its own code (issue 14: never one ambiguous timeout).
+            HostError::NoResponders => (S::SERVICE_UNAVAILABLE, "no_responders"),
+            HostError::Timeout => (S::GATEWAY_TIMEOUT, "timeout"),
+            HostError::Cancelled => (S::SERVICE_UNAVAILABLE, "cancelled"),
+            HostError::Disconnected => (S::BAD_GATEWAY, "disconnected"),
+            HostError::Refused { .. } => (S::BAD_GATEWAY, "refused"),
+            HostError::Failed { .. } => (S::BAD_GATEWAY, "handler_failed"),
+            HostError::PendingLimit { .. } => (S::SERVICE_UNAVAILABLE, "pending_limit"),
+            HostError::Messaging(m) => {
+                use meshlink_core::messaging::MessagingError as M;
+                match m {
+                    M::Subject(_) => (S::BAD_REQUEST, "invalid_subject"),
+                    M::InvalidVersion => (S::BAD_REQUEST, "invalid_version"),
+                    M::InvalidErrorCode { .. } => (S::BAD_REQUEST, "invalid_error_code"),
+                    M::MessageTooLong { .. } => (S::BAD_REQUEST, "invalid_request"),
+                    M::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "message_too_large"),
+                    M::HandlerLimit { .. } => (S::SERVICE_UNAVAILABLE, "handler_limit"),
+                    _ => (S::BAD_GATEWAY, "protocol_error"),
+                }
+            }
             HostError::Config(_) | HostError::Key(_) | HostError::File { .. } => (S::INTERNAL_SERVER_ERROR, "internal"),
             #[allow(unreachable_patterns)] // HostError may grow variants (TLS, ...)
             _ => (S::INTERNAL_SERVER_ERROR, "internal"),

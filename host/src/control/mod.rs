@@ -35,6 +35,7 @@ mod events;
 mod handlers;
 mod http;
 mod nodes;
+mod serve;
 pub mod token;
 
 use std::net::SocketAddr;
