@@ -267,7 +267,8 @@ where
                     // Forward the same bytes with the hop count one higher: it is the
                     // first byte (a raw postcard u8), below `max_hops` here.
                     scratch[0] = hops + 1;
-                    ps.fan_out(node, now, &scratch[..n], &subj, slot as u16, &origin);
+                    let (queued, _) = ps.fan_out(node, now, &scratch[..n], &subj, slot as u16, &origin);
+                    self.wake |= queued > 0;
                     ps.delivering = Some(0);
                     return self.next_delivery(now, 0);
                 }

@@ -52,7 +52,7 @@ use interest::{Interest, NIL};
 use seen::Seen;
 
 /// A subscription of this node, as [`crate::messaging::Messenger::subscribe`] returns it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubId(pub u32);
 
 impl SubId {
