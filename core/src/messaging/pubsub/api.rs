@@ -94,10 +94,8 @@ where
             ps.subs.get_mut(sub.slot()).filter(|s| s.used && s.gen == sub.gen()).ok_or(MessagingError::UnknownSub)?;
         *s = SubSlot { gen: s.gen, ..SubSlot::EMPTY };
         ps.rebuild_own();
+        // A SubscribeActive still owed for it is not reported (`pubsub_owed` skips free slots).
         ps.ver += 1;
-        if ps.active.is_some_and(|a| a.next <= sub.slot()) {
-            // A SubscribeActive still owed for it is not reported.
-        }
         self.flood_own(now);
         Ok(())
     }
@@ -291,7 +289,7 @@ where
                 if p.origin == me.0 {
                     return PsStep::Notice;
                 }
-                let back = ps.seen.from_of(&ps.seen_t, &PeerId(p.origin), p.seq);
+                let back = ps.seen.came_from(&ps.seen_t, &PeerId(p.origin), p.seq);
                 scratch[0] = hops + 1;
                 ps.relay_notice(node, now, slot, back, &scratch[..n]);
                 self.wake = true;

@@ -75,7 +75,7 @@ impl Seen {
     }
 
     /// The neighbour slot (or [`LOCAL`]) a remembered publication came from.
-    pub(crate) fn from_of(&self, t: &[SeenEntry], origin: &PeerId, seq: u64) -> Option<u16> {
+    pub(crate) fn came_from(&self, t: &[SeenEntry], origin: &PeerId, seq: u64) -> Option<u16> {
         let r = set_of(t.len(), origin, seq);
         t[r].iter().find(|e| e.stamp != 0 && e.seq == seq && e.origin == *origin).map(|e| e.from)
     }
@@ -92,7 +92,7 @@ mod tests {
         let o = PeerId([3; 32]);
         assert!(s.insert(&mut t, &o, 1, 5));
         assert!(!s.insert(&mut t, &o, 1, 6));
-        assert_eq!(s.from_of(&t, &o, 1), Some(5));
+        assert_eq!(s.came_from(&t, &o, 1), Some(5));
         // Fill seq 1's set with WAYS newer keys: 1 is evicted, then new again.
         let target = set_of(t.len(), &o, 1);
         let mut added = 0;
@@ -104,7 +104,7 @@ mod tests {
             }
             seq += 1;
         }
-        assert_eq!(s.from_of(&t, &o, 1), None);
+        assert_eq!(s.came_from(&t, &o, 1), None);
         assert!(s.insert(&mut t, &o, 1, 7));
         // Never more than the table: every entry is in use, no panic.
         for q in 0..1000 {
