@@ -218,8 +218,16 @@ where
     /// Handles the pub/sub message at the head of the node's queue.
     pub(crate) fn pubsub_step(&mut self) -> PsStep {
         let now = self.node.last_now();
-        if let Some(next) = self.pubsub.delivering {
-            return self.next_delivery(now, next);
+        if let Some((next, origin, seq)) = self.pubsub.delivering {
+            // Still the publication being delivered (the application may have closed its
+            // session between polls): go on with it, else handle the new head afresh.
+            let same = matches!(self.node.peek_message(), Some((_, _, k, d))
+                if k == kind::PUBLICATION && matches!(PubSubPacket::decode(k, d),
+                    Ok(PubSubPacket::Publication(p)) if p.origin == origin && p.seq == seq));
+            if same {
+                return self.next_delivery(now, next);
+            }
+            self.pubsub.delivering = None;
         }
         let Some((conn, _peer, k, data)) = self.node.peek_message() else { return PsStep::Skip };
         let n = data.len();
@@ -256,18 +264,23 @@ where
         let step = match pkt {
             PubSubPacket::Publication(p) => {
                 let origin = PeerId(p.origin);
-                if !ps.seen.insert(&mut ps.seen_t, &origin, p.seq, slot as u16) {
+                if origin == me {
+                    // Our own, back around a cycle after the cache forgot it: never echoed.
+                    ps.stats.duplicates += 1;
+                    PsStep::Skip
+                } else if !ps.seen.insert(&mut ps.seen_t, &origin, p.seq, slot as u16) {
                     ps.stats.duplicates += 1;
                     PsStep::Skip
                 } else {
                     let mut subj = heapless::String::<MAX_SUBJECT_LEN>::new();
                     let _ = subj.push_str(p.subject);
+                    let seq = p.seq;
                     // Forward the same bytes with the hop count one higher: it is the
                     // first byte (a raw postcard u8), below `max_hops` here.
                     scratch[0] = hops + 1;
                     let (queued, _) = ps.fan_out(node, now, &scratch[..n], &subj, slot as u16, &origin);
                     self.wake |= queued > 0;
-                    ps.delivering = Some(0);
+                    ps.delivering = Some((0, origin.0, seq));
                     return self.next_delivery(now, 0);
                 }
             }
@@ -355,7 +368,7 @@ where
                 s.queued += 1;
             }
             ps.stats.delivered += 1;
-            ps.delivering = Some(i + 1);
+            ps.delivering = Some((i + 1, origin, seq));
             return PsStep::Deliver(i);
         }
         ps.delivering = None;

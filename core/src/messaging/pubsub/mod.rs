@@ -195,8 +195,9 @@ pub(crate) struct PubSub<'a> {
     sync: u32,
     stamp: u32,
     active: Option<ActiveCursor>,
-    /// The head message is a publication already forwarded; deliver from this sub on.
-    delivering: Option<usize>,
+    /// The head message is this publication (origin, seq), already forwarded: deliver
+    /// it from this subscription slot on.
+    delivering: Option<(usize, [u8; 32], u64)>,
     pub(crate) stats: PubSubStats,
 }
 
