@@ -380,3 +380,53 @@ fn interest_and_publications_stop_at_max_hops() {
     assert!(pubs(&drain(&mut sim, &n)[&n[3]]).is_empty());
     assert_eq!(sim.node(n[3]).inner.pubsub_stats().hops_exceeded, 1);
 }
+
+#[test]
+fn an_unsubscribe_is_not_kept_alive_around_a_cycle() {
+    // A ring of five: per-neighbour refcounted interest would keep counting its own echo.
+    let (mut sim, n) = sim_with(5, MessagingConfig::default(), LinkConfig::default().with_latency(5 * MS));
+    for i in 0..5 {
+        connect(&mut sim, n[i], n[(i + 1) % 5]);
+    }
+    let sub = subscribe(&mut sim, n[0], "ring.>");
+    sim.run_for(Duration::from_secs(1));
+    for &x in &n[1..] {
+        assert!(publish(&mut sim, x, "ring.a", b"").queued >= 1, "every node routes towards the subscriber");
+    }
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(pubs(&drain(&mut sim, &n)[&n[0]]).len(), 4, "each once");
+    sim.with_node(n[0], |m, now| m.inner.unsubscribe(now, sub)).unwrap();
+    sim.run_for(Duration::from_secs(1));
+    for &x in &n[1..] {
+        assert_eq!(publish(&mut sim, x, "ring.a", b"").queued, 0, "interest gone everywhere");
+    }
+}
+
+#[test]
+fn a_late_neighbour_learns_the_interest_and_a_closed_path_falls_back_to_the_other() {
+    // A square a-b-c-d-a: the subscriber c is reachable through b and through d.
+    let (mut sim, n) = sim_with(4, MessagingConfig::default(), LinkConfig::default().with_latency(5 * MS));
+    let (a, b, c, d) = (n[0], n[1], n[2], n[3]);
+    sim.set_links(a, d, LinkConfig::default().with_latency(20 * MS));
+    connect(&mut sim, a, b);
+    connect(&mut sim, b, c);
+    connect(&mut sim, c, d);
+    subscribe(&mut sim, c, "sq");
+    sim.run_for(Duration::from_secs(1));
+    // a-d comes up after the subscription: the full sync on the new session teaches it.
+    connect(&mut sim, a, d);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(publish(&mut sim, a, "sq", b"1").queued, 1, "one next hop towards c: b, the faster way");
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(pubs(&drain(&mut sim, &n)[&c]).len(), 1);
+    // Close a-b: a's route to c falls back to d, which had delivered the same version.
+    let bp = sim.messenger_peer(b);
+    sim.with_node(a, |m, now| m.inner.node_mut().disconnect(now, &bp)).unwrap();
+    sim.run_for(Duration::from_secs(1));
+    assert!(!sim.messengers_connected(a, b));
+    let r = publish(&mut sim, a, "sq", b"2");
+    assert_eq!(r.queued, 1, "d is the next hop now");
+    sim.run_for(Duration::from_secs(1));
+    let got = pubs(&drain(&mut sim, &n)[&c]);
+    assert_eq!(got.iter().map(|x| x.4.clone()).collect::<Vec<_>>(), [b"2".to_vec()]);
+}
