@@ -10,7 +10,7 @@
 //! - it forwards the sans-IO calls (`handle_*`, `poll_*`) and every command of the node
 //!   stays reachable through [`Messenger::node_mut`];
 //! - the node hands each complete message of an implemented messaging kind
-//!   (`wire::kind::MESSAGING`, `0x10..=0x13` today) up as an `Event::Message` instead of
+//!   (`wire::kind::MESSAGING`: `0x10..=0x13` request/response, `0x18..=0x1b` pub/sub) up as an `Event::Message` instead of
 //!   answering `UnknownKind` (one hook, `Session::on_messaging`); the messenger consumes
 //!   those events and yields its own [`MessengerEvent`], which carries every other node
 //!   event unchanged ([`MessengerEvent::Node`]);
