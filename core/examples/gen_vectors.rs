@@ -1308,6 +1308,7 @@ fn main() {
         ("spec_examples.json", spec_examples_file()),
         ("messaging.json", messaging_file()),
         ("cookie.json", cookie_file()),
+        ("pubsub.json", pubsub_file()),
     ] {
         let path = dir.join(file);
         std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
@@ -1519,5 +1520,84 @@ fn cookie_file() -> Value {
     json!({
         "description": "meshlink cookies (PROTOCOL.md §5.12, after WireGuard's mac1/mac2 and cookie reply). MAC(key, m) = keyed BLAKE2s with a 16-byte output (key = 32-byte keys, or the 16-byte cookie). mac1_key = BLAKE2s-256('meshlink mac1' || network_id); reply_key = BLAKE2s-256('meshlink cookie' || network_id). `init_record` is a datagram XX Init record (PROTOCOL.md §13.5's, padded to 279 bytes); mac1 = MAC(mac1_key, init_record); `init_first` = init_record || mac1 || 16 zero bytes (no cookie yet). The responder's cookie for a source address is MAC(secret, ip || port), the IP as its 4 or 16 octets and the port as 2 big-endian bytes (`secret` is random and rotated every 120 s in a node; fixed here). `reply` is the Cookie record: 0x07, 3 zero bytes, the Init's sender index (u32 LE), `nonce` (24 bytes, random in a node), then XChaCha20-Poly1305(reply_key, nonce, AD = mac1) of `cookie` and its 16-byte tag. The initiator then sends `init_second` = init_record || mac1 || mac2, mac2 = MAC(cookie, init_record || mac1). Byte strings are lowercase hex.",
         "vectors": [v],
+    })
+}
+
+// ---------------------------------------------------------------- pub/sub (PROTOCOL.md §15.3)
+
+/// The pub/sub packets: fields, message body, and the whole plaintext packet of a one-chunk
+/// message with msg_id 0. Checked by core/tests/pubsub_vectors.rs.
+fn pubsub_file() -> Value {
+    use meshlink_core::messaging::pubsub::packet::{
+        InterestAckPacket, InterestPacket, PubSubPacket, PublicationPacket, SlowConsumerPacket, ACK_LIMIT,
+    };
+    let (a, b) = ([0xaa; 32], [0xbb; 32]);
+    let pkts: [(&str, PubSubPacket<'_>); 5] = [
+        (
+            "publication",
+            PubSubPacket::Publication(PublicationPacket {
+                hops: 1,
+                origin: a,
+                seq: 300,
+                subject: "news.eu",
+                body: b"hi",
+            }),
+        ),
+        (
+            "interest",
+            PubSubPacket::Interest(InterestPacket { hops: 0, origin: b, ver: 2, entries: b"\x00news.*\x20\x02logs.>" }),
+        ),
+        ("interest_empty", PubSubPacket::Interest(InterestPacket { hops: 3, origin: b, ver: 3, entries: b"" })),
+        (
+            "interest_ack_limit",
+            PubSubPacket::InterestAck(InterestAckPacket { origin: b, ver: 2, status: ACK_LIMIT, accepted: 1 }),
+        ),
+        (
+            "slow_consumer",
+            PubSubPacket::SlowConsumer(SlowConsumerPacket {
+                hops: 0,
+                origin: a,
+                seq: 300,
+                subscriber: b,
+                dropped: 6,
+                subject: "news.eu",
+            }),
+        ),
+    ];
+    let packets: Vec<Value> = pkts
+        .iter()
+        .map(|(name, p)| {
+            let mut body = [0u8; 512];
+            let n = p.encode(&mut body).unwrap();
+            let body = &body[..n];
+            let mut pkt = [0u8; 600];
+            let m = Packet::Data { kind: p.kind(), msg_id: 0, total: n as u32, offset: 0, bytes: body }
+                .encode(&mut pkt)
+                .unwrap();
+            let fields = match p {
+                PubSubPacket::Publication(x) => json!({"hops": x.hops, "origin": hx(&x.origin), "seq": x.seq,
+                    "subject": x.subject, "body": hx(x.body)}),
+                PubSubPacket::Interest(x) => json!({"hops": x.hops, "origin": hx(&x.origin), "ver": x.ver,
+                    "entries": hx(x.entries)}),
+                PubSubPacket::InterestAck(x) => json!({"origin": hx(&x.origin), "ver": x.ver, "status": x.status,
+                    "accepted": x.accepted}),
+                PubSubPacket::SlowConsumer(x) => json!({"hops": x.hops, "origin": hx(&x.origin), "seq": x.seq,
+                    "subscriber": hx(&x.subscriber), "dropped": x.dropped, "subject": x.subject}),
+                _ => unreachable!(),
+            };
+            json!({"name": name, "kind_byte": p.kind(), "fields": fields, "body": hx(body), "packet": hx(&pkt[..m])})
+        })
+        .collect();
+    let d = meshlink_core::messaging::MessagingConfig::default();
+    json!({
+        "description": "meshlink pub/sub packets (PROTOCOL.md §15.3): each is a message of its kind whose bytes \
+            `body` are the postcard encoding of `fields` (hops u8 raw, ids 32 raw bytes, integers varints, \
+            str/bytes a varint length then the bytes); `packet` is the plaintext packet of a one-chunk message \
+            with msg_id 0. Interest `entries`: entries separated by 0x20, each a priority byte (0 High, 1 Normal, \
+            2 Low) then a pattern. Checked by core/tests/pubsub_vectors.rs.",
+        "packets": packets,
+        "limits": {"max_hops": d.max_hops, "max_subs": d.max_subs,
+            "max_interest_per_origin": d.max_interest_per_origin,
+            "seen_ways": meshlink_core::messaging::pubsub::seen::WAYS},
     })
 }

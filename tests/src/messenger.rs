@@ -4,7 +4,7 @@
 
 use core::net::SocketAddr;
 
-use meshlink_core::messaging::{HeapMessenger, MessagingConfig, MessengerEvent, Outcome, RefuseCode};
+use meshlink_core::messaging::{HeapMessenger, MessagingConfig, MessengerEvent, Outcome, RefuseCode, SubId};
 use meshlink_core::{Config, ConnId, Error, Event, Instant, Keypair, PeerId, TransportKind};
 
 use crate::machine::{Boot, Machine, Outgoing, Trace};
@@ -38,6 +38,10 @@ pub enum MsgEvent {
     Request { peer: PeerId, id: u64, parent: Option<u64>, subject: String, version: String, body: Vec<u8> },
     Outcome { id: u64, peer: PeerId, outcome: SimOutcome },
     Cancelled { peer: PeerId, id: u64 },
+    Publication { sub: SubId, origin: PeerId, from: PeerId, subject: String, seq: u64, body: Vec<u8> },
+    SubscribeActive { sub: SubId, peer: PeerId },
+    SlowConsumer { subscriber: PeerId, subject: String, seq: u64, dropped: u32 },
+    InterestLimited { peer: PeerId, accepted: u16 },
 }
 
 fn node_event(ev: Event<'_>) -> SimEvent {
@@ -81,6 +85,14 @@ fn owned(ev: MessengerEvent<'_>) -> MsgEvent {
             },
         },
         MessengerEvent::Cancelled { peer, id } => MsgEvent::Cancelled { peer, id },
+        MessengerEvent::Publication { sub, origin, from, subject, seq, body } => {
+            MsgEvent::Publication { sub, origin, from, subject: subject.to_owned(), seq, body: body.to_vec() }
+        }
+        MessengerEvent::SubscribeActive { sub, peer } => MsgEvent::SubscribeActive { sub, peer },
+        MessengerEvent::SlowConsumer { subscriber, subject, seq, dropped } => {
+            MsgEvent::SlowConsumer { subscriber, subject: subject.to_owned(), seq, dropped }
+        }
+        MessengerEvent::InterestLimited { peer, accepted } => MsgEvent::InterestLimited { peer, accepted },
         other => panic!("the simulator does not know messenger event {other:?}"),
     }
 }

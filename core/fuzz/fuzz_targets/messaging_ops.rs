@@ -1,16 +1,19 @@
 #![no_main]
 //! Two messengers over a datagram session, driven by a fuzzer-chosen sequence of
 //! messaging operations (register, request, respond, respond with an error, cancel,
-//! send-to-many, raw hostile messaging packets of every kind, disconnect, time), and the
-//! request/response decoders fed raw bytes of every messaging kind.
+//! send-to-many, subscribe, unsubscribe, publish, consume, raw hostile messaging packets
+//! of every kind (pub/sub included), disconnect, time), and the request/response and
+//! pub/sub decoders fed raw bytes of every messaging kind.
 //!
 //! Invariants: no panic; a decoded packet re-encodes to bytes that decode to it again;
 //! every outcome names a request that was sent and comes once; the pending table stays
-//! within its limits and is empty once every deadline has passed and events are drained.
+//! within its limits and is empty once every deadline has passed and events are drained;
+//! a publication event names a live subscription whose pattern matches its subject.
 
 use std::collections::HashSet;
 
 use arbitrary::{Arbitrary, Unstructured};
+use meshlink_core::messaging::pubsub::PubSubPacket;
 use meshlink_core::messaging::request::Packet as MPacket;
 use meshlink_core::messaging::{HeapMessenger, MessagingConfig, MessengerEvent, RequestOptions, SendReport};
 use meshlink_core::wire::kind;
@@ -34,6 +37,12 @@ enum Op {
     Disconnect { from_b: bool },
     Advance(u16),
     TimeoutDue,
+    DecodePubSub { kind: u8, bytes: Vec<u8> },
+    Subscribe { on_b: bool, subject: u8, high: bool },
+    Unsubscribe { on_b: bool, which: u8 },
+    Publish { from_b: bool, subject: u8, len: u8 },
+    Consumed { on_b: bool, which: u8, n: u8 },
+    RawPubSub { from_b: bool, kind: u8, bytes: Vec<u8> },
 }
 
 struct Side {
@@ -45,6 +54,7 @@ struct Side {
     sent: HashSet<u64>,
     ended: HashSet<u64>,
     handlers: Vec<meshlink_core::messaging::HandlerId>,
+    subs: Vec<(meshlink_core::messaging::SubId, &'static str)>,
 }
 
 struct World {
@@ -57,12 +67,19 @@ fn messaging() -> MessagingConfig {
         c.max_pending = 8;
         c.max_pending_per_peer = 4;
         c.max_handlers = 3;
+        c.max_subs = 3;
+        c.max_interest_per_origin = 3;
+        c.max_origins = 4;
+        c.max_interest = 6;
+        c.seen_cache = 16;
+        c.max_hops = 3;
+        c.sub_queue = 2;
     })
 }
 
 fn side(id: u8) -> Side {
     let m = HeapMessenger::with_capacity(node(id, config()), messaging()).expect("valid messaging config");
-    Side { m, inbox: Vec::new(), open: Vec::new(), sent: HashSet::new(), ended: HashSet::new(), handlers: Vec::new() }
+    Side { m, inbox: Vec::new(), open: Vec::new(), sent: HashSet::new(), ended: HashSet::new(), handlers: Vec::new(), subs: Vec::new() }
 }
 
 impl World {
@@ -113,6 +130,11 @@ impl World {
                     assert!(side.sent.contains(&id), "outcome for an id never sent: {id:#x}");
                     assert!(side.ended.insert(id), "second outcome for {id:#x}");
                     side.open.retain(|x| *x != id);
+                }
+                MessengerEvent::Publication { sub, subject, .. } => {
+                    let pat = side.subs.iter().find(|(s, _)| *s == sub).map(|(_, p)| *p);
+                    let pat = pat.expect("a publication for a live subscription");
+                    assert!(meshlink_core::messaging::subject::matches(pat, subject), "{pat} vs {subject}");
                 }
                 MessengerEvent::Node(Event::Message { kind: k, .. }) => {
                     assert!(!kind::MESSAGING.contains(&k), "a messaging kind leaked to the application");
@@ -227,6 +249,47 @@ fn run(data: &[u8]) {
                 let _ = w.s[i].m.node_mut().disconnect(now, &peer);
                 w.pump();
                 w.connect();
+            }
+            Op::DecodePubSub { kind: k, bytes } => {
+                let k = 0x18 | (k & 0x07);
+                if let Ok(p) = PubSubPacket::decode(k, &bytes) {
+                    let mut out = vec![0u8; bytes.len() + 16];
+                    let n = p.encode(&mut out).expect("a decoded packet re-encodes");
+                    assert_eq!(PubSubPacket::decode(k, &out[..n]), Ok(p));
+                }
+            }
+            Op::Subscribe { on_b, subject, high } => {
+                let s = &mut w.s[usize::from(on_b)];
+                let pat = SUBJECTS[usize::from(subject) % SUBJECTS.len()];
+                let prio = if high { Priority::High } else { Priority::Low };
+                if let Ok(id) = s.m.subscribe(now, pat, prio) {
+                    s.subs.push((id, pat));
+                }
+                assert!(s.subs.len() <= 3, "max_subs");
+            }
+            Op::Unsubscribe { on_b, which } => {
+                let s = &mut w.s[usize::from(on_b)];
+                if !s.subs.is_empty() {
+                    let (id, _) = s.subs.remove(usize::from(which) % s.subs.len());
+                    s.m.unsubscribe(now, id).expect("a live subscription ends");
+                    assert!(s.m.unsubscribe(now, id).is_err());
+                }
+            }
+            Op::Publish { from_b, subject, len } => {
+                let body = vec![0x5au8; usize::from(len)];
+                let _ = w.s[usize::from(from_b)].m.publish(now, SUBJECTS[usize::from(subject) % SUBJECTS.len()], &body);
+            }
+            Op::Consumed { on_b, which, n } => {
+                let s = &mut w.s[usize::from(on_b)];
+                if !s.subs.is_empty() {
+                    let (id, _) = s.subs[usize::from(which) % s.subs.len()];
+                    s.m.consumed(id, u16::from(n)).expect("a live subscription");
+                }
+            }
+            Op::RawPubSub { from_b, kind: k, bytes } => {
+                let i = usize::from(from_b);
+                let peer = peer_id(1 - i as u8);
+                let _ = w.s[i].m.send_raw_messaging(now, &peer, 0x18 | (k & 0x03), &bytes);
             }
             Op::Advance(d) => w.now += u64::from(d),
             Op::TimeoutDue => {

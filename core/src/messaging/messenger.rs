@@ -4,6 +4,8 @@
 use core::net::SocketAddr;
 
 use super::pending::{ConnEntry, Ended, Pending, RequestSlot};
+use super::pubsub::api::PsStep;
+use super::pubsub::{PubSub, SubId};
 use super::request::{
     self, CancelPacket, HandlerSlot, Packet, RefusalPacket, RefuseCode, RequestPacket, ResponsePacket, APP_CODE_MIN,
     MESSAGE_MAX,
@@ -72,6 +74,17 @@ pub enum MessengerEvent<'a> {
     Outcome { id: u64, peer: PeerId, outcome: Outcome<'a> },
     /// The requester cancelled a request it sent us: its work can stop.
     Cancelled { peer: PeerId, id: u64 },
+    /// A publication for subscription `sub` (§15.3): published by `origin` as its `seq`,
+    /// handed over by neighbour `from`.
+    Publication { sub: SubId, origin: PeerId, from: PeerId, subject: &'a str, seq: u64, body: &'a [u8] },
+    /// Neighbour `peer` holds `sub`'s interest: every publication it sees from now on
+    /// reaches the subscription.
+    SubscribeActive { sub: SubId, peer: PeerId },
+    /// A subscriber (`subscriber`, any hops away) dropped `dropped` of our publications
+    /// on `subject` at its full queue; `seq` is the latest that overflowed.
+    SlowConsumer { subscriber: PeerId, subject: &'a str, seq: u64, dropped: u32 },
+    /// Neighbour `peer` kept only `accepted` entries of our interest set (its limit).
+    InterestLimited { peer: PeerId, accepted: u16 },
 }
 
 /// What `poll_event` does with the node's next event (decided before taking it).
@@ -81,6 +94,8 @@ enum Step {
     Deliver,
     /// Take the event; nothing to report (a late response, a malformed packet).
     Drop,
+    /// A pub/sub message: `Messenger::pubsub_step` handles it.
+    PubSub,
     /// Take the event and refuse the request.
     Refuse {
         peer: PeerId,
@@ -91,17 +106,19 @@ enum Step {
 
 /// A [`Node`] with request/response and send-to-many (see the module docs).
 pub struct Messenger<'a, P: BufferPool, S> {
-    node: Node<P, S>,
-    config: MessagingConfig,
+    pub(crate) node: Node<P, S>,
+    pub(crate) config: MessagingConfig,
     requests: Store<'a, RequestSlot>,
     conns: Store<'a, ConnEntry>,
     handlers: Store<'a, HandlerSlot>,
-    scratch: Store<'a, u8>,
+    pub(crate) scratch: Store<'a, u8>,
     pending: Pending,
+    /// Publish/subscribe tables (pubsub/).
+    pub(crate) pubsub: PubSub<'a>,
     stats: MessagingStats,
     /// A packet was queued since the last `handle_timeout`: `poll_timeout` says "now",
     /// so a reply queued while events are polled goes out without waiting for input.
-    wake: bool,
+    pub(crate) wake: bool,
 }
 
 impl<P: BufferPool, S> core::fmt::Debug for Messenger<'_, P, S> {
@@ -139,13 +156,26 @@ where
         storage: MessengerStorage<'a>,
     ) -> Result<Self, MessagingError> {
         config.validate()?;
-        let MessengerStorage { mut requests, mut conns, mut handlers, scratch } = storage;
+        let MessengerStorage {
+            mut requests,
+            mut conns,
+            mut handlers,
+            scratch,
+            subs,
+            peer_subs,
+            origins,
+            interest,
+            seen,
+        } = storage;
         let bad = |field, problem| Err(MessagingError::InvalidConfig(crate::config::ConfigError { field, problem }));
         if requests.is_empty() || requests.len() > 0xffff {
             return bad("requests", "the request table must hold 1..=65535 slots");
         }
         if conns.len() < node.capacity() {
             return bad("conns", "needs one entry per node slot (Node::capacity)");
+        }
+        if !peer_subs.is_empty() && peer_subs.len() < node.capacity() {
+            return bad("peer_subs", "needs one entry per node slot (Node::capacity), or none");
         }
         if scratch.len() < request::REQUEST_OVERHEAD_MAX {
             return bad("scratch", "must hold at least a request without a body (REQUEST_OVERHEAD_MAX)");
@@ -158,7 +188,9 @@ where
         }
         let pending = Pending::new(&mut requests, &mut conns);
         let stats = MessagingStats::default();
-        Ok(Messenger { node, config, requests, conns, handlers, scratch, pending, stats, wake: false })
+        config.max_subs = config.max_subs.min(subs.len());
+        let pubsub = PubSub::new(node.peer_id(), subs, peer_subs, origins, interest, seen);
+        Ok(Messenger { node, config, requests, conns, handlers, scratch, pending, pubsub, stats, wake: false })
     }
 
     pub fn node(&self) -> &Node<P, S> {
@@ -356,6 +388,7 @@ where
         self.wake = false;
         self.node.handle_timeout(now);
         self.pending.expire(&mut self.requests, &mut self.conns, now);
+        self.pubsub_service(now);
     }
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.node.poll_transmit(now, buf)
@@ -378,6 +411,10 @@ where
     /// event lends the messenger until the next call.
     pub fn poll_event(&mut self) -> Option<MessengerEvent<'_>> {
         loop {
+            self.pubsub_service(self.node.last_now());
+            if let Some(ev) = self.pubsub_owed() {
+                return Some(ev);
+            }
             if let Some((id, peer, ended)) = self.pending.pop_done(&mut self.requests) {
                 let outcome = match ended {
                     Ended::Timeout => {
@@ -392,6 +429,7 @@ where
             // Decide from a look at the next message, then take the event: a borrow of
             // the node is only ever returned, never held across a command.
             let step = match self.node.peek_message() {
+                Some((_, _, k, _)) if (kind::PUBLICATION..=kind::SLOW_CONSUMER).contains(&k) => Step::PubSub,
                 Some((_, peer, k, data)) if kind::class(k) == KindClass::Messaging => {
                     decide(&self.pending, &self.requests, &self.handlers, &mut self.stats, peer, k, data)
                 }
@@ -400,12 +438,25 @@ where
             match step {
                 Step::PassThrough => {
                     let ev = self.node.poll_event()?;
-                    if let Event::Disconnected { conn, .. } = ev {
-                        // Its requests' outcomes are owed and come on the next polls.
-                        self.pending.end_conn(&mut self.requests, &mut self.conns, conn);
+                    match ev {
+                        Event::Disconnected { conn, .. } => {
+                            // Its requests' outcomes are owed and come on the next polls.
+                            self.pending.end_conn(&mut self.requests, &mut self.conns, conn);
+                            self.pubsub.on_disconnected(crate::node::conn_slot(conn), conn);
+                        }
+                        Event::Connected { conn, peer, .. } => {
+                            // The full interest set goes out on the next poll or timeout.
+                            self.pubsub.on_connected(crate::node::conn_slot(conn), conn, peer);
+                            self.wake = true;
+                        }
+                        _ => {}
                     }
                     return Some(MessengerEvent::Node(ev));
                 }
+                Step::PubSub => match self.pubsub_step() {
+                    PsStep::Skip => continue,
+                    step => return self.pubsub_event(step),
+                },
                 Step::Drop => {
                     let _ = self.node.poll_event();
                 }

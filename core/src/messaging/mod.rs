@@ -10,7 +10,7 @@
 //! - it forwards the sans-IO calls (`handle_*`, `poll_*`) and every command of the node
 //!   stays reachable through [`Messenger::node_mut`];
 //! - the node hands each complete message of an implemented messaging kind
-//!   (`wire::kind::MESSAGING`, `0x10..=0x13` today) up as an `Event::Message` instead of
+//!   (`wire::kind::MESSAGING`: `0x10..=0x13` request/response, `0x18..=0x1b` pub/sub) up as an `Event::Message` instead of
 //!   answering `UnknownKind` (one hook, `Session::on_messaging`); the messenger consumes
 //!   those events and yields its own [`MessengerEvent`], which carries every other node
 //!   event unchanged ([`MessengerEvent::Node`]);
@@ -49,6 +49,7 @@
 mod fanout;
 mod messenger;
 pub mod pending;
+pub mod pubsub;
 pub mod request;
 mod storage;
 pub mod subject;
@@ -63,6 +64,7 @@ pub use fanout::{FanoutSummary, SendReport};
 pub use messenger::HeapMessenger;
 pub use messenger::{IncomingRequest, Messenger, MessengerEvent, Outcome};
 pub use pending::{ConnEntry, RequestSlot};
+pub use pubsub::{InterestEntry, OriginSlot, PeerSub, PubSubStats, PublishReport, SeenEntry, SubId, SubSlot};
 pub use request::{HandlerSlot, RefuseCode};
 pub use storage::{MessengerStorage, Store};
 pub use subject::SubjectError;
@@ -87,6 +89,25 @@ pub struct MessagingConfig {
     pub default_timeout: Duration,
     /// The class of requests and responses that name none.
     pub default_priority: Priority,
+    /// Subscriptions of this node (pub/sub, §15.3; sizes the heap `subs` table).
+    pub max_subs: usize,
+    /// Interest entries kept per origin (a subscribing node); an origin announcing more
+    /// gets an InterestAck `Limit` and its extra entries are ignored. At least `max_subs`.
+    pub max_interest_per_origin: usize,
+    /// Heap table sizes of `with_capacity`: origins known, interest entries in all, and
+    /// seen-cache entries (its window, pubsub::seen).
+    pub max_origins: usize,
+    pub max_interest: usize,
+    pub seen_cache: usize,
+    /// Links a publication, an interest set or a notice crosses at most; beyond, it is
+    /// dropped and counted (`PubSubStats::hops_exceeded`).
+    pub max_hops: u8,
+    /// Publications a subscription holds delivered but not yet `Messenger::consumed`;
+    /// a full one drops and counts, and tells the publisher. `0`: no accounting (the
+    /// application consumes each event as it polls it).
+    pub sub_queue: u16,
+    /// At most one SlowConsumer notice per subscription per interval.
+    pub slow_notice_interval: Duration,
 }
 
 impl Default for MessagingConfig {
@@ -97,6 +118,14 @@ impl Default for MessagingConfig {
             max_handlers: 16,
             default_timeout: Duration::from_secs(10),
             default_priority: Priority::Normal,
+            max_subs: 64,
+            max_interest_per_origin: 64,
+            max_origins: 256,
+            max_interest: 1024,
+            seen_cache: 1024,
+            max_hops: 16,
+            sub_queue: 0,
+            slow_notice_interval: Duration::from_secs(1),
         }
     }
 }
@@ -122,7 +151,7 @@ impl MessagingConfig {
         if self.default_timeout.is_zero() || self.default_timeout > Self::MAX_TIMEOUT {
             return bad("default_timeout", "must be 1 ms..=u32::MAX ms");
         }
-        Ok(())
+        pubsub::api::validate(self)
     }
 }
 
@@ -225,6 +254,16 @@ pub enum MessagingError {
     },
     /// The configuration or the storage does not fit.
     InvalidConfig(ConfigError),
+    /// The subscription table holds `limit` subscriptions ([`MessagingConfig::max_subs`]).
+    SubLimit {
+        limit: usize,
+    },
+    /// The interest-entry table (`limit` entries) has no room for the subscription.
+    InterestLimit {
+        limit: usize,
+    },
+    /// No subscription with this id.
+    UnknownSub,
 }
 
 impl From<Error> for MessagingError {
@@ -263,6 +302,9 @@ impl fmt::Display for MessagingError {
             MessagingError::TooLarge { size, max } => write!(f, "packet of {size} bytes exceeds {max}"),
             MessagingError::ResultsTooSmall { needed } => write!(f, "result slice needs {needed} entries"),
             MessagingError::InvalidConfig(e) => write!(f, "invalid messaging configuration: {e}"),
+            MessagingError::SubLimit { limit } => write!(f, "subscription limit of {limit} reached"),
+            MessagingError::InterestLimit { limit } => write!(f, "interest table of {limit} entries is full"),
+            MessagingError::UnknownSub => f.write_str("no such subscription"),
         }
     }
 }

@@ -6,6 +6,7 @@
 use core::ops::{Deref, DerefMut};
 
 use super::pending::{ConnEntry, RequestSlot};
+use super::pubsub::{InterestEntry, OriginSlot, PeerSub, SeenEntry, SubSlot};
 use super::request::HandlerSlot;
 
 /// One table: borrowed from the caller or (feature `alloc`) owned on the heap.
@@ -92,6 +93,11 @@ pub struct MessengerStorage<'a> {
     pub(crate) conns: Store<'a, ConnEntry>,
     pub(crate) handlers: Store<'a, HandlerSlot>,
     pub(crate) scratch: Store<'a, u8>,
+    pub(crate) subs: Store<'a, SubSlot>,
+    pub(crate) peer_subs: Store<'a, PeerSub>,
+    pub(crate) origins: Store<'a, OriginSlot>,
+    pub(crate) interest: Store<'a, InterestEntry>,
+    pub(crate) seen: Store<'a, SeenEntry>,
 }
 
 impl Default for MessengerStorage<'_> {
@@ -108,6 +114,11 @@ impl<'a> MessengerStorage<'a> {
             conns: Store::empty(),
             handlers: Store::empty(),
             scratch: Store::empty(),
+            subs: Store::empty(),
+            peer_subs: Store::empty(),
+            origins: Store::empty(),
+            interest: Store::empty(),
+            seen: Store::empty(),
         }
     }
     /// The pending-request table: the most requests in flight (at most 65,535).
@@ -131,6 +142,32 @@ impl<'a> MessengerStorage<'a> {
         self.scratch = t.into();
         self
     }
+    /// Pub/sub (§15.3): this node's subscriptions. Empty: `subscribe` fails `SubLimit`.
+    pub fn subs(mut self, t: impl Into<Store<'a, SubSlot>>) -> Self {
+        self.subs = t.into();
+        self
+    }
+    /// Pub/sub: one entry per node slot (at least `Node::capacity()`, or none: pub/sub
+    /// then ignores every neighbour).
+    pub fn peer_subs(mut self, t: impl Into<Store<'a, PeerSub>>) -> Self {
+        self.peer_subs = t.into();
+        self
+    }
+    /// Pub/sub: the origins (subscribing nodes, this one included) known. Empty: pub/sub off.
+    pub fn origins(mut self, t: impl Into<Store<'a, OriginSlot>>) -> Self {
+        self.origins = t.into();
+        self
+    }
+    /// Pub/sub: the interest entries of every origin together.
+    pub fn interest(mut self, t: impl Into<Store<'a, InterestEntry>>) -> Self {
+        self.interest = t.into();
+        self
+    }
+    /// Pub/sub: the seen-cache (4-way sets; its window, `pubsub::seen`).
+    pub fn seen(mut self, t: impl Into<Store<'a, SeenEntry>>) -> Self {
+        self.seen = t.into();
+        self
+    }
     pub fn request_capacity(&self) -> usize {
         self.requests.len()
     }
@@ -147,6 +184,11 @@ impl<'a> MessengerStorage<'a> {
             conns: Store::heap(node_capacity, ConnEntry::EMPTY),
             handlers: Store::heap(config.max_handlers, HandlerSlot::EMPTY),
             scratch: Store::heap(max_message, 0u8),
+            subs: Store::heap(config.max_subs, SubSlot::EMPTY),
+            peer_subs: Store::heap(node_capacity, PeerSub::EMPTY),
+            origins: Store::heap(config.max_origins, OriginSlot::EMPTY),
+            interest: Store::heap(config.max_interest, InterestEntry::EMPTY),
+            seen: Store::heap(config.seen_cache, SeenEntry::EMPTY),
         }
     }
 }

@@ -325,11 +325,12 @@ impl Session {
         _range: core::ops::Range<usize>,
     ) -> Result<(), Error> {
         match kind {
-            // Request/response (feature `messaging`): handed up like an application
+            // Request/response and pub/sub (feature `messaging`): handed up like an application
             // message; the `messaging::Messenger` wrapping the node takes it from
             // `poll_event` (PROTOCOL.md §15).
             #[cfg(feature = "messaging")]
-            crate::wire::kind::REQUEST..=crate::wire::kind::CANCEL => {
+            crate::wire::kind::REQUEST..=crate::wire::kind::CANCEL
+            | crate::wire::kind::PUBLICATION..=crate::wire::kind::SLOW_CONSUMER => {
                 self.msg_ready = Some(_range);
                 self.msg_kind = kind;
             }

@@ -23,7 +23,7 @@
 //! | Kinds | Pattern |
 //! |---|---|
 //! | `0x10..=0x17` | request/response (`0x10` Request, `0x11` Response, `0x12` Refusal, `0x13` Cancel; `0x14..=0x17` reserved) |
-//! | `0x18..=0x1f` | publish/subscribe |
+//! | `0x18..=0x1f` | publish/subscribe (`0x18` Publication, `0x19` Interest, `0x1a` InterestAck, `0x1b` SlowConsumer; `0x1c..=0x1f` reserved) |
 //! | `0x20..=0x27` | RPC |
 //! | `0x28..=0x3f` | services and later patterns |
 //!
@@ -60,9 +60,18 @@ pub const REFUSAL: u8 = 0x12;
 /// Request/response: the requester gave up on a request.
 pub const CANCEL: u8 = 0x13;
 
+/// Publish/subscribe (PROTOCOL.md §15.3): a publication, forwarded hop by hop.
+pub const PUBLICATION: u8 = 0x18;
+/// Publish/subscribe: an origin's whole interest set (versioned), flooded.
+pub const INTEREST: u8 = 0x19;
+/// Publish/subscribe: a neighbour took an interest set (or refused part of it).
+pub const INTEREST_ACK: u8 = 0x1a;
+/// Publish/subscribe: a subscriber dropped publications (travels back to the publisher).
+pub const SLOW_CONSUMER: u8 = 0x1b;
+
 /// The messaging kinds this build implements (feature `messaging`).
 #[cfg(feature = "messaging")]
-pub const MESSAGING: &[u8] = &[REQUEST, RESPONSE, REFUSAL, CANCEL];
+pub const MESSAGING: &[u8] = &[REQUEST, RESPONSE, REFUSAL, CANCEL, PUBLICATION, INTEREST, INTEREST_ACK, SLOW_CONSUMER];
 /// The messaging kinds this build implements (none: feature `messaging` is off).
 #[cfg(not(feature = "messaging"))]
 pub const MESSAGING: &[u8] = &[];
