@@ -30,14 +30,15 @@ fn packet(input: &[u8], small: usize) {
 fn header(input: &[u8]) {
     let Ok(h) = Header::parse(input) else { return };
     assert!(h.len() <= input.len(), "header longer than its input");
-    let mut out = [0u8; 16];
+    // The longest header is the 64-byte Cookie record (PROTOCOL.md §5.12).
+    let mut out = [0u8; 128];
     let n = h.encode(&mut out).expect("a parsed header must re-encode");
     assert_eq!(n, h.len());
     assert_eq!(Header::parse(&out[..n]), Ok(h), "header round trip changed the value");
     // The type byte and every field byte must survive; reserved bytes are encoded as zero.
     assert_eq!(out[0], input[0]);
     assert_eq!(&out[4..n], &input[4..n]);
-    let mut short = [0u8; 15];
+    let mut short = [0u8; 127];
     for len in 0..n {
         assert!(h.encode(&mut short[..len]).is_err(), "header encoded into {len} < {n} bytes");
     }
