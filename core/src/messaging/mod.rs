@@ -50,6 +50,7 @@ mod fanout;
 mod messenger;
 pub mod pending;
 pub mod request;
+pub mod rpc;
 mod storage;
 pub mod subject;
 #[cfg(all(test, feature = "std"))]
