@@ -92,6 +92,7 @@ pub struct MessengerStorage<'a> {
     pub(crate) conns: Store<'a, ConnEntry>,
     pub(crate) handlers: Store<'a, HandlerSlot>,
     pub(crate) scratch: Store<'a, u8>,
+    pub(crate) functions: Store<'a, super::rpc::FnSlot>,
 }
 
 impl Default for MessengerStorage<'_> {
@@ -108,6 +109,7 @@ impl<'a> MessengerStorage<'a> {
             conns: Store::empty(),
             handlers: Store::empty(),
             scratch: Store::empty(),
+            functions: Store::empty(),
         }
     }
     /// The pending-request table: the most requests in flight (at most 65,535).
@@ -131,6 +133,12 @@ impl<'a> MessengerStorage<'a> {
         self.scratch = t.into();
         self
     }
+    /// The RPC function table (§15.5): the most registered functions. Empty (the
+    /// default): RPC is off, and `$RPC.` requests go to the request handlers.
+    pub fn functions(mut self, t: impl Into<Store<'a, super::rpc::FnSlot>>) -> Self {
+        self.functions = t.into();
+        self
+    }
     pub fn request_capacity(&self) -> usize {
         self.requests.len()
     }
@@ -147,6 +155,8 @@ impl<'a> MessengerStorage<'a> {
             conns: Store::heap(node_capacity, ConnEntry::EMPTY),
             handlers: Store::heap(config.max_handlers, HandlerSlot::EMPTY),
             scratch: Store::heap(max_message, 0u8),
+            // RPC functions: as many as request handlers.
+            functions: Store::heap(config.max_handlers, super::rpc::FnSlot::EMPTY),
         }
     }
 }

@@ -53,9 +53,11 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub const DEFAULT: Limits = Limits { max_depth: MAX_DEPTH, max_len: MAX_LEN, max_total: MAX_TOTAL, max_size: MAX_SIZE };
+    pub const DEFAULT: Limits =
+        Limits { max_depth: MAX_DEPTH, max_len: MAX_LEN, max_total: MAX_TOTAL, max_size: MAX_SIZE };
     /// For re-walking a value that was already checked.
-    const TRUSTED: Limits = Limits { max_depth: MAX_DEPTH, max_len: usize::MAX, max_total: usize::MAX, max_size: usize::MAX };
+    const TRUSTED: Limits =
+        Limits { max_depth: MAX_DEPTH, max_len: usize::MAX, max_total: usize::MAX, max_size: usize::MAX };
 }
 
 impl Default for Limits {
@@ -466,6 +468,9 @@ impl<'b> ValueWriter<'b> {
             n += 1;
         }
         self.raw(&tmp[..n])
+    }
+    pub(crate) fn raw_varint(&mut self, v: u64) -> W<'_, 'b> {
+        self.varint(v)
     }
     fn tagged(&mut self, t: u8, v: u64) -> W<'_, 'b> {
         self.raw(&[t])?.varint(v)

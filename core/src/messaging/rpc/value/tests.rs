@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::string::{String, ToString};
-use std::vec::Vec;
 use std::vec;
+use std::vec::Vec;
 
 use serde::Serialize;
 
