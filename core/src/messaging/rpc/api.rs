@@ -378,3 +378,57 @@ fn write_funcs(w: &mut ValueWriter<'_>, functions: &[FnSlot]) -> Result<(), Valu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messaging::request::{Packet, RequestPacket, ResponsePacket};
+
+    fn hex(b: &[u8]) -> heapless::String<256> {
+        let mut s = heapless::String::new();
+        for x in b {
+            let _ = core::fmt::write(&mut s, format_args!("{x:02x}"));
+        }
+        s
+    }
+
+    /// The byte examples of PROTOCOL.md §15.5.2.
+    #[test]
+    fn spec_example_bytes() {
+        let mut buf = [0u8; 128];
+        let req = Packet::Request(RequestPacket {
+            id: 0x1_0003,
+            parent: None,
+            timeout_ms: 10_000,
+            version: "",
+            subject: "$RPC.get_funcs",
+            body: &[0x06, 0x00],
+        });
+        let n = req.encode(&mut buf).unwrap();
+        assert_eq!(hex(&buf[..n]), "8380040090 4e000e245250432e6765745f66756e6373020600".replace(' ', "").as_str());
+        let mut table = [FnSlot::EMPTY, FnSlot::EMPTY];
+        table[1] = FnSlot { used: true, major: Some(1), ..FnSlot::EMPTY };
+        let _ = table[1].name.push_str("echo");
+        let _ = table[1].version.push_str("1");
+        let mut body = [0u8; 64];
+        let mut w = ValueWriter::new(&mut body);
+        write_funcs(&mut w, &table).unwrap();
+        let b = w.len();
+        let n = Packet::Response(ResponsePacket { id: 0x1_0003, body: &body[..b] }).encode(&mut buf).unwrap();
+        assert_eq!(hex(&buf[..n]), "8380041a06010702046e616d6504046563686f0776657273696f6e040131");
+    }
+
+    #[test]
+    fn decide_refuses_before_delivering() {
+        let mut table = [FnSlot::EMPTY];
+        table[0] = FnSlot { used: true, major: Some(1), ..FnSlot::EMPTY };
+        let _ = table[0].name.push_str("f");
+        let empty = [0x06, 0x00];
+        assert_eq!(decide(&table, "f", "1.4", &empty), RpcStep::Deliver);
+        assert_eq!(decide(&table, "g", "", &empty), RpcStep::Refuse(UNKNOWN_FUNCTION, ""));
+        assert_eq!(decide(&table, "f", "2", &empty), RpcStep::Refuse(2, ""));
+        assert_eq!(decide(&table, "f", "", &[0x00]), RpcStep::Refuse(BAD_ARGUMENTS, "arguments are not a list"));
+        assert_eq!(decide(&table, "get_peers", "", &empty), RpcStep::Builtin(Builtin::Peers));
+        assert_eq!(decide(&table, "get_funcs", "", &[0x06]), RpcStep::Refuse(BAD_ARGUMENTS, "arguments do not decode"));
+    }
+}
