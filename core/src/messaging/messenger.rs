@@ -523,6 +523,7 @@ where
 }
 
 /// What to do with a messaging message from `peer` (a look only: nothing is taken).
+#[allow(clippy::too_many_arguments)] // each table borrowed apart: poll_event holds the node
 fn decide(
     pending: &Pending,
     requests: &[RequestSlot],
