@@ -158,3 +158,27 @@ fn unknown_function_and_bad_arguments_are_typed_refusals() {
     // Nothing reached the function.
     assert!(!sim.take_events(n[1]).iter().any(|e| matches!(e.event, MsgEvent::Call { .. })));
 }
+
+#[test]
+fn the_function_table_is_bounded_and_names_are_checked() {
+    let mut sim = Sim::<SimMessenger>::with_seed(27);
+    let mc = MessagingConfig::default().with(|c| c.max_handlers = 2);
+    let a = sim.add_messenger(Config::default(), mc).unwrap();
+    sim.with_node(a, |m, _| {
+        let f = m.inner.register_fn("a", "").unwrap();
+        // Registering a name again gives its id back, and takes no slot.
+        assert_eq!(m.inner.register_fn("a", ""), Ok(f));
+        m.inner.register_fn("b.c", "2.1").unwrap();
+        assert_eq!(
+            m.inner.register_fn("d", ""),
+            Err(RpcError::Messaging(meshlink_core::messaging::MessagingError::HandlerLimit { limit: 2 }))
+        );
+        assert_eq!(m.inner.register_fn("get_funcs", ""), Err(RpcError::ReservedName));
+        assert!(m.inner.register_fn("x.*", "").is_err(), "a wildcard is no function name");
+        assert!(m.inner.register_fn("$x", "").is_err(), "a name never starts with $");
+        assert!(m.inner.register_fn("a..b", "").is_err());
+        m.inner.unregister_fn(f).unwrap();
+        m.inner.register_fn("d", "").unwrap();
+        assert_eq!(m.inner.functions().collect::<Vec<_>>(), vec![("d", ""), ("b.c", "2.1")]);
+    });
+}
