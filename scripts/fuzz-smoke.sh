@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../core"
 
 secs="${1:-10}"
-targets=(frame_decoder packet_decoder handshake_responder datagram_replay node_ops messaging_ops)
+targets=(frame_decoder packet_decoder handshake_responder datagram_replay node_ops messaging_ops value_decoder)
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 

@@ -1309,6 +1309,7 @@ fn main() {
         ("messaging.json", messaging_file()),
         ("cookie.json", cookie_file()),
         ("pubsub.json", pubsub_file()),
+        ("rpc.json", rpc_file()),
     ] {
         let path = dir.join(file);
         std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
@@ -1600,4 +1601,129 @@ fn pubsub_file() -> Value {
             "max_interest_per_origin": d.max_interest_per_origin,
             "seen_ways": meshlink_core::messaging::pubsub::seen::WAYS},
     })
+}
+
+// ---------------------------------------------------------------- RPC values (PROTOCOL.md §15.5)
+
+/// Every value kind, a nested value, and invalid encodings with their typed error.
+fn rpc_file() -> Value {
+    use meshlink_core::messaging::rpc::{OwnedValue as O, Value as V, MAX_DEPTH, MAX_LEN};
+    use std::collections::BTreeMap;
+    let map = |e: &[(&str, O)]| O::Map(e.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>());
+    let valid = [
+        ("null", O::Null),
+        ("bool_true", O::Bool(true)),
+        ("bool_false", O::Bool(false)),
+        ("int_zero", O::Int(0)),
+        ("int_minus_two", O::Int(-2)),
+        ("int_300", O::Int(300)),
+        ("int_max", O::Int(i64::MAX)),
+        ("int_min", O::Int(i64::MIN)),
+        ("float_one", O::Float(1.0)),
+        ("float_minus_1_5", O::Float(-1.5)),
+        ("string_empty", O::Str(String::new())),
+        ("string_utf8", O::Str("h\u{e9}".into())),
+        ("bytes", O::Bytes(vec![0xde, 0xad, 0xbe, 0xef])),
+        ("list_empty", O::List(vec![])),
+        ("list", O::List(vec![O::Int(1), O::Str("a".into()), O::Null])),
+        ("map_empty", map(&[])),
+        ("map", map(&[("a", O::Int(1)), ("b", O::Bool(false))])),
+        ("map_dollar_key", map(&[("$bytes", O::Str("x".into()))])),
+        (
+            "nested",
+            map(&[
+                ("args", O::List(vec![O::Float(0.25), O::Bytes(vec![1, 2, 3]), map(&[("k", O::List(vec![O::Null]))])])),
+                ("name", O::Str("math.add".into())),
+            ]),
+        ),
+    ];
+    let valid: Vec<Value> = valid
+        .iter()
+        .map(|(name, v)| {
+            let bytes = v.to_vec().unwrap();
+            assert_eq!(&O::decode(&bytes).unwrap(), v);
+            json!({ "name": name, "hex": hx(&bytes), "json": rpc_json(v) })
+        })
+        .collect();
+    let nest = |d: usize| {
+        let mut b = vec![];
+        for _ in 0..d {
+            b.extend_from_slice(&[6, 1]);
+        }
+        b.push(0);
+        b
+    };
+    let mut many = vec![6u8];
+    many.extend_from_slice(&[0x81, 0x08]); // 1025 as a varint
+    many.extend(std::iter::repeat_n(0u8, MAX_LEN + 1));
+    let invalid: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("unknown_tag", vec![8]),
+        ("bool_two", vec![1, 2]),
+        ("int_overlong_varint", vec![2, 0x80, 0x00]),
+        ("float_nan", vec![3, 0, 0, 0, 0, 0, 0, 0xf8, 0x7f]),
+        ("string_bad_utf8", vec![4, 1, 0xff]),
+        ("string_truncated", vec![4, 5, b'a']),
+        ("list_truncated", vec![6, 2, 0]),
+        ("map_keys_out_of_order", vec![7, 2, 1, b'b', 0, 1, b'a', 0]),
+        ("map_duplicate_key", vec![7, 2, 1, b'a', 0, 1, b'a', 0]),
+        ("trailing_byte", vec![0, 0]),
+        ("depth_at_limit_ok", nest(MAX_DEPTH)),
+        ("too_deep", nest(MAX_DEPTH + 1)),
+        ("too_many_elements", many),
+    ];
+    let invalid: Vec<Value> = invalid
+        .iter()
+        .map(|(name, b)| {
+            let error = match V::decode(b) {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("{e:?}"),
+            };
+            json!({ "name": name, "hex": hx(b), "error": error })
+        })
+        .collect();
+    json!({
+        "note": "RPC values (PROTOCOL.md §15.5.1): hex is the postcard encoding, json its JSON form; invalid cases give the decoder's error (\"ok\" for the edge that is still valid)",
+        "limits": { "max_depth": MAX_DEPTH, "max_len": MAX_LEN, "max_total": meshlink_core::messaging::rpc::MAX_TOTAL, "max_size": meshlink_core::messaging::rpc::MAX_SIZE },
+        "valid": valid,
+        "invalid": invalid,
+    })
+}
+
+/// The JSON form of a value (PROTOCOL.md §15.5.1): bytes as `{"$bytes": base64}`, a map
+/// key starting with `$` gets one more `$`, a float always has a fraction or exponent.
+fn rpc_json(v: &meshlink_core::messaging::rpc::OwnedValue) -> Value {
+    use meshlink_core::messaging::rpc::OwnedValue as O;
+    match v {
+        O::Null => Value::Null,
+        O::Bool(b) => json!(b),
+        O::Int(i) => json!(i),
+        O::Float(f) => json!(f),
+        O::Str(s) => json!(s),
+        O::Bytes(b) => json!({ "$bytes": rpc_base64(b) }),
+        O::List(l) => Value::Array(l.iter().map(rpc_json).collect()),
+        O::Map(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (if k.starts_with('$') { format!("${k}") } else { k.clone() }, rpc_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// RFC 4648 base64, standard alphabet, padded.
+fn rpc_base64(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in b.chunks(3) {
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
 }

@@ -35,13 +35,52 @@ pub enum SimOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MsgEvent {
     Node(SimEvent),
-    Request { peer: PeerId, id: u64, parent: Option<u64>, subject: String, version: String, body: Vec<u8> },
-    Outcome { id: u64, peer: PeerId, outcome: SimOutcome },
-    Cancelled { peer: PeerId, id: u64 },
-    Publication { sub: SubId, origin: PeerId, from: PeerId, subject: String, seq: u64, body: Vec<u8> },
-    SubscribeActive { sub: SubId, peer: PeerId },
-    SlowConsumer { subscriber: PeerId, subject: String, seq: u64, dropped: u32 },
-    InterestLimited { peer: PeerId, accepted: u16 },
+    Request {
+        peer: PeerId,
+        id: u64,
+        parent: Option<u64>,
+        subject: String,
+        version: String,
+        body: Vec<u8>,
+    },
+    Outcome {
+        id: u64,
+        peer: PeerId,
+        outcome: SimOutcome,
+    },
+    Cancelled {
+        peer: PeerId,
+        id: u64,
+    },
+    Publication {
+        sub: SubId,
+        origin: PeerId,
+        from: PeerId,
+        subject: String,
+        seq: u64,
+        body: Vec<u8>,
+    },
+    SubscribeActive {
+        sub: SubId,
+        peer: PeerId,
+    },
+    SlowConsumer {
+        subscriber: PeerId,
+        subject: String,
+        seq: u64,
+        dropped: u32,
+    },
+    InterestLimited {
+        peer: PeerId,
+        accepted: u16,
+    },
+    /// An RPC call of one of our functions; `args` is the encoded value list.
+    Call {
+        peer: PeerId,
+        id: u64,
+        name: String,
+        args: Vec<u8>,
+    },
 }
 
 fn node_event(ev: Event<'_>) -> SimEvent {
@@ -93,6 +132,9 @@ fn owned(ev: MessengerEvent<'_>) -> MsgEvent {
             MsgEvent::SlowConsumer { subscriber, subject: subject.to_owned(), seq, dropped }
         }
         MessengerEvent::InterestLimited { peer, accepted } => MsgEvent::InterestLimited { peer, accepted },
+        MessengerEvent::Call(c) => {
+            MsgEvent::Call { peer: c.peer, id: c.id, name: c.name.to_owned(), args: rpc_args(c.args) }
+        }
         other => panic!("the simulator does not know messenger event {other:?}"),
     }
 }
@@ -195,4 +237,17 @@ impl Sim<SimMessenger> {
         let peer = self.messenger_peer(b);
         self.is_up(a) && self.node(a).inner.node().peers().any(|p| p.peer == peer)
     }
+}
+
+// ------------------------------------------------------------------ RPC (§15.5)
+
+/// The encoded value list of a call's arguments, owned.
+fn rpc_args(args: meshlink_core::messaging::rpc::List<'_>) -> Vec<u8> {
+    use meshlink_core::messaging::rpc::{Value, ValueWriter, MAX_SIZE};
+    let mut buf = vec![0u8; MAX_SIZE + 16];
+    let mut w = ValueWriter::new(&mut buf);
+    Value::List(args).write(&mut w).expect("a decoded list fits its own size");
+    let n = w.len();
+    buf.truncate(n);
+    buf
 }

@@ -85,6 +85,8 @@ pub enum MessengerEvent<'a> {
     SlowConsumer { subscriber: PeerId, subject: &'a str, seq: u64, dropped: u32 },
     /// Neighbour `peer` kept only `accepted` entries of our interest set (its limit).
     InterestLimited { peer: PeerId, accepted: u16 },
+    /// A call of one of our RPC functions (§15.5).
+    Call(super::rpc::IncomingCall<'a>),
 }
 
 /// What `poll_event` does with the node's next event (decided before taking it).
@@ -102,6 +104,19 @@ enum Step {
         id: u64,
         code: RefuseCode,
     },
+    /// Take the event and refuse an RPC call with a layer code and a message.
+    RpcRefuse {
+        peer: PeerId,
+        id: u64,
+        code: u16,
+        message: &'static str,
+    },
+    /// Take the event and answer an RPC built-in.
+    Builtin {
+        peer: PeerId,
+        id: u64,
+        which: super::rpc::Builtin,
+    },
 }
 
 /// A [`Node`] with request/response and send-to-many (see the module docs).
@@ -112,6 +127,8 @@ pub struct Messenger<'a, P: BufferPool, S> {
     conns: Store<'a, ConnEntry>,
     handlers: Store<'a, HandlerSlot>,
     pub(crate) scratch: Store<'a, u8>,
+    /// RPC functions (§15.5); empty: RPC off.
+    pub(crate) functions: Store<'a, super::rpc::FnSlot>,
     pending: Pending,
     /// Publish/subscribe tables (pubsub/).
     pub(crate) pubsub: PubSub<'a>,
@@ -166,6 +183,7 @@ where
             origins,
             interest,
             seen,
+            mut functions,
         } = storage;
         let bad = |field, problem| Err(MessagingError::InvalidConfig(crate::config::ConfigError { field, problem }));
         if requests.is_empty() || requests.len() > 0xffff {
@@ -186,11 +204,26 @@ where
         for h in handlers.iter_mut() {
             *h = HandlerSlot::EMPTY;
         }
+        for f in functions.iter_mut() {
+            *f = super::rpc::FnSlot::EMPTY;
+        }
         let pending = Pending::new(&mut requests, &mut conns);
         let stats = MessagingStats::default();
         config.max_subs = config.max_subs.min(subs.len());
         let pubsub = PubSub::new(node.peer_id(), subs, peer_subs, origins, interest, seen);
-        Ok(Messenger { node, config, requests, conns, handlers, scratch, pending, pubsub, stats, wake: false })
+        Ok(Messenger {
+            node,
+            config,
+            requests,
+            conns,
+            handlers,
+            scratch,
+            functions,
+            pending,
+            pubsub,
+            stats,
+            wake: false,
+        })
     }
 
     pub fn node(&self) -> &Node<P, S> {
@@ -350,6 +383,22 @@ where
         Ok(())
     }
 
+    /// Queues a Refusal with any code (the layer's included): for the RPC layer.
+    pub(super) fn refuse_raw(
+        &mut self,
+        now: Instant,
+        peer: &PeerId,
+        id: u64,
+        code: u16,
+        message: &str,
+    ) -> Result<(), Error> {
+        let pkt = Packet::Refusal(RefusalPacket { id, code, message });
+        self.send_packet(now, peer, Priority::High, &pkt, 0).map(|_| ()).map_err(|e| match e {
+            MessagingError::Node(e) => e,
+            _ => Error::Wire(crate::wire::WireError::MalformedPacket),
+        })
+    }
+
     fn send_packet(
         &mut self,
         now: Instant,
@@ -430,9 +479,16 @@ where
             // the node is only ever returned, never held across a command.
             let step = match self.node.peek_message() {
                 Some((_, _, k, _)) if (kind::PUBLICATION..=kind::SLOW_CONSUMER).contains(&k) => Step::PubSub,
-                Some((_, peer, k, data)) if kind::class(k) == KindClass::Messaging => {
-                    decide(&self.pending, &self.requests, &self.handlers, &mut self.stats, peer, k, data)
-                }
+                Some((_, peer, k, data)) if kind::class(k) == KindClass::Messaging => decide(
+                    &self.pending,
+                    &self.requests,
+                    &self.handlers,
+                    &self.functions,
+                    &mut self.stats,
+                    peer,
+                    k,
+                    data,
+                ),
                 _ => Step::PassThrough,
             };
             match step {
@@ -468,12 +524,27 @@ where
                         self.stats.refusals_sent += 1;
                     }
                 }
+                Step::RpcRefuse { peer, id, code, message } => {
+                    let _ = self.node.poll_event();
+                    let now = self.node.last_now();
+                    if self.refuse_raw(now, &peer, id, code, message).is_ok() {
+                        self.stats.refusals_sent += 1;
+                    }
+                }
+                Step::Builtin { peer, id, which } => {
+                    let _ = self.node.poll_event();
+                    let now = self.node.last_now();
+                    self.answer_builtin(now, &peer, id, which);
+                }
                 Step::Deliver => {
-                    let Messenger { node, pending, requests, conns, handlers, .. } = self;
+                    let Messenger { node, pending, requests, conns, handlers, functions, .. } = self;
                     let Some(Event::Message { conn, peer, kind, data }) = node.poll_event() else { return None };
                     // `decide` decoded it already: this cannot fail.
                     let pkt = Packet::decode(kind, data).ok()?;
                     return Some(match pkt {
+                        Packet::Request(r) if !functions.is_empty() && r.subject.starts_with(super::rpc::PREFIX) => {
+                            MessengerEvent::Call(super::rpc::api_incoming(functions, conn, peer, &r)?)
+                        }
                         Packet::Request(r) => {
                             let handler = handlers.iter().position(|h| h.matches(r.subject)).unwrap_or(0);
                             MessengerEvent::Request(IncomingRequest {
@@ -516,10 +587,12 @@ where
 }
 
 /// What to do with a messaging message from `peer` (a look only: nothing is taken).
+#[allow(clippy::too_many_arguments)] // each table borrowed apart: poll_event holds the node
 fn decide(
     pending: &Pending,
     requests: &[RequestSlot],
     handlers: &[HandlerSlot],
+    functions: &[super::rpc::FnSlot],
     stats: &mut MessagingStats,
     peer: PeerId,
     k: u8,
@@ -543,6 +616,13 @@ fn decide(
             stats.requests_received += 1;
             if r.timeout_ms == 0 {
                 return Step::Refuse { peer, id: r.id, code: RefuseCode::Expired };
+            }
+            if let Some(name) = r.subject.strip_prefix(super::rpc::PREFIX).filter(|_| !functions.is_empty()) {
+                return match super::rpc::api_decide(functions, name, r.version, r.body) {
+                    super::rpc::RpcStep::Deliver => Step::Deliver,
+                    super::rpc::RpcStep::Builtin(which) => Step::Builtin { peer, id: r.id, which },
+                    super::rpc::RpcStep::Refuse(code, message) => Step::RpcRefuse { peer, id: r.id, code, message },
+                };
             }
             // The handler table is small and caller-sized (`max_handlers`), so it is
             // walked; pub/sub's token trie will serve handlers too.

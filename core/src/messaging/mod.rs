@@ -51,6 +51,7 @@ mod messenger;
 pub mod pending;
 pub mod pubsub;
 pub mod request;
+pub mod rpc;
 mod storage;
 pub mod subject;
 #[cfg(all(test, feature = "std"))]

@@ -98,6 +98,7 @@ pub struct MessengerStorage<'a> {
     pub(crate) origins: Store<'a, OriginSlot>,
     pub(crate) interest: Store<'a, InterestEntry>,
     pub(crate) seen: Store<'a, SeenEntry>,
+    pub(crate) functions: Store<'a, super::rpc::FnSlot>,
 }
 
 impl Default for MessengerStorage<'_> {
@@ -119,6 +120,7 @@ impl<'a> MessengerStorage<'a> {
             origins: Store::empty(),
             interest: Store::empty(),
             seen: Store::empty(),
+            functions: Store::empty(),
         }
     }
     /// The pending-request table: the most requests in flight (at most 65,535).
@@ -168,6 +170,12 @@ impl<'a> MessengerStorage<'a> {
         self.seen = t.into();
         self
     }
+    /// The RPC function table (§15.5): the most registered functions. Empty (the
+    /// default): RPC is off, and `$RPC.` requests go to the request handlers.
+    pub fn functions(mut self, t: impl Into<Store<'a, super::rpc::FnSlot>>) -> Self {
+        self.functions = t.into();
+        self
+    }
     pub fn request_capacity(&self) -> usize {
         self.requests.len()
     }
@@ -189,6 +197,8 @@ impl<'a> MessengerStorage<'a> {
             origins: Store::heap(config.max_origins, OriginSlot::EMPTY),
             interest: Store::heap(config.max_interest, InterestEntry::EMPTY),
             seen: Store::heap(config.seen_cache, SeenEntry::EMPTY),
+            // RPC functions: as many as request handlers.
+            functions: Store::heap(config.max_handlers, super::rpc::FnSlot::EMPTY),
         }
     }
 }
