@@ -2,8 +2,9 @@
 //! library between two in-process hosts, and the CLI between three real `meshlink up`
 //! daemons (ephemeral ports, temporary data directories).
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use meshlink_core::messaging::RefuseCode;
@@ -321,6 +322,19 @@ fn cli_serve_survives_a_command_that_does_not_read_its_input() {
     let e = delta.fails(&["request", "echo", "svc.deaf", "x"]);
     assert!(e.contains("handler_failed") && e.contains("deaf"), "{e}");
     drop(deaf);
+
+    // With SIGPIPE ignored, a closed standard output (`serve ... | head -1`) ends `serve`
+    // quietly: the request it was printing is still answered, then it exits 0.
+    let mut args = vec!["serve", "svc.head", "--echo", "--data-dir"];
+    args.push(echo.dir.to_str().unwrap());
+    let mut head = meshlink(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(head.stdout.take().unwrap()).read_line(&mut first).unwrap(); // dropped: closed
+    assert!(first.starts_with("serving svc.head"), "{first}");
+    assert_eq!(delta.ok(&["request", "echo", "svc.head", "still answered"]), "still answered");
+    let out = head.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
     delta.stop();
     echo.stop();
 }
