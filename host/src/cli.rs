@@ -144,10 +144,13 @@ fn parse_listen(flag: &str, values: &[String]) -> Result<Vec<SocketAddr>, HostEr
 
 pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
-    if !matches!(cli.cmd, Cmd::Up(_)) {
+    if !matches!(cli.cmd, Cmd::Up(_) | Cmd::Client(client::ClientCmd::Serve { .. })) {
         // `meshlink events | head -1`: a closed pipe ends the command quietly, as it does
         // any Unix tool. (`up` keeps SIGPIPE ignored and its output ignores write errors,
-        // so that its peers still get a Close.)
+        // so that its peers still get a Close. `serve` keeps it ignored too: it writes
+        // request bodies into its commands' standard input, and a command that exits
+        // without reading it must fail that request with EPIPE, not kill the service;
+        // its own output ends it quietly on a closed pipe, see `serve::say`.)
         restore_sigpipe();
     }
     init_logging(matches!(cli.cmd, Cmd::Demo { .. } | Cmd::Client(_)));

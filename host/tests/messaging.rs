@@ -2,8 +2,9 @@
 //! library between two in-process hosts, and the CLI between three real `meshlink up`
 //! daemons (ephemeral ports, temporary data directories).
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use meshlink_core::messaging::RefuseCode;
@@ -169,10 +170,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(name: &str) -> Daemon {
+        Daemon::start_with(name, &[])
+    }
+
+    /// With more `up` options.
+    fn start_with(name: &str, extra: &[&str]) -> Daemon {
         let dir = tempdir(&format!("msg-{name}"));
         let lo = "127.0.0.1:0";
         let d = dir.to_str().unwrap();
-        let args = ["up", "--data-dir", d, "--name", name, "--tcp", lo, "--ws", "off", "--udp", "off", "--control", lo];
+        let mut args = vec!["up", "--data-dir", d, "--name", name, "--tcp", lo, "--ws", "off", "--udp", "off"];
+        args.extend(["--control", lo]);
+        args.extend(extra);
         let mut proc = Lines::spawn(meshlink(&args));
         let id = proc.wait_for("peer id").split_whitespace().last().unwrap().to_string();
         let tcp = proc.wait_for("tcp://").split_whitespace().last().unwrap().to_string();
@@ -288,4 +296,45 @@ fn cli_request_serve_and_send_to_many_between_three_daemons() {
     alpha.stop();
     bravo.stop();
     charlie.stop();
+}
+
+/// A command that exits without reading its standard input fails its request, and only
+/// it: `serve` used to die of SIGPIPE writing the body into the closed pipe, leaving the
+/// request to time out and the service gone. A body larger than a pipe's buffer (64 KiB
+/// on Linux) makes that write certain to find the pipe closed; a small one only raced.
+#[test]
+fn cli_serve_survives_a_command_that_does_not_read_its_input() {
+    let big = ["--max-message", "1048576"];
+    let (delta, echo) = (Daemon::start_with("delta", &big), Daemon::start_with("echo", &big));
+    delta.ok(&["connect", &echo.tcp, "--expect", &echo.id]);
+    let mut deaf = echo.spawn(&["serve", "svc.deaf", "--exec", "echo deaf >&2; exit 3"]);
+    deaf.wait_for("serving svc.deaf");
+    let file = delta.dir.join("body");
+    std::fs::write(&file, vec![b'x'; 100 * 1024]).unwrap();
+    let file = file.to_str().unwrap();
+    for _ in 0..2 {
+        let e = delta.fails(&["request", "echo", "svc.deaf", "--file", file]);
+        assert!(e.contains("handler_failed") && e.contains("deaf"), "{e}");
+        deaf.wait_for("svc.deaf (102400 bytes)");
+    }
+    assert!(deaf.child.try_wait().unwrap().is_none(), "serve exited");
+    // A small body (the race the three-daemon test hit now and then) is answered alike.
+    let e = delta.fails(&["request", "echo", "svc.deaf", "x"]);
+    assert!(e.contains("handler_failed") && e.contains("deaf"), "{e}");
+    drop(deaf);
+
+    // With SIGPIPE ignored, a closed standard output (`serve ... | head -1`) ends `serve`
+    // quietly: the request it was printing is still answered, then it exits 0.
+    let mut args = vec!["serve", "svc.head", "--echo", "--data-dir"];
+    args.push(echo.dir.to_str().unwrap());
+    let mut head = meshlink(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(head.stdout.take().unwrap()).read_line(&mut first).unwrap(); // dropped: closed
+    assert!(first.starts_with("serving svc.head"), "{first}");
+    assert_eq!(delta.ok(&["request", "echo", "svc.head", "still answered"]), "still answered");
+    let out = head.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    delta.stop();
+    echo.stop();
 }

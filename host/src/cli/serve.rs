@@ -4,8 +4,14 @@
 //! At most `--concurrency` requests are answered at a time; while all are busy the
 //! stream is not read, so the node's per-service queue fills and further requests are
 //! refused `busy` by the node: nothing piles up here.
+//!
+//! SIGPIPE stays ignored here (see `cli::main`): a command that exits without reading
+//! its standard input makes the write of the body fail with EPIPE, which must cost that
+//! request only, never the whole service. A closed standard output (`serve ... | head -1`)
+//! ends the command quietly instead, once the answers under way are sent.
 
 use std::error::Error;
+use std::io::Write;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,32 +54,49 @@ pub async fn run(
             Ok(None) => return Err("the node stopped: its serve stream ended".into()),
             Err(e) => return Err(format!("the node stopped: its serve stream broke off ({e})").into()),
         };
-        match ev.event.as_str() {
-            "serving" => println!("serving {}", printable(&pattern)),
+        let shown = match ev.event.as_str() {
+            "serving" => say(format_args!("serving {}", printable(&pattern))),
             "request" => {
                 let r: RequestEvent = serde_json::from_str(&ev.data)?;
                 taken += 1;
-                println!("request {} from {}: {} ({} bytes)", r.id, r.peer, printable(&r.subject), r.len);
+                let shown =
+                    say(format_args!("request {} from {}: {} ({} bytes)", r.id, r.peer, printable(&r.subject), r.len));
+                // Taken from the stream: answered even when nobody reads our output.
                 tasks.spawn(answer(c.clone(), r, exec.clone(), permit));
+                shown
             }
-            _ => {}
+            _ => true,
+        };
+        if !shown {
+            break; // standard output is closed: stop taking requests
         }
         while let Some(r) = tasks.try_join_next() {
             report(r);
         }
     }
+    // Unregistered now: later requests get `no_responders` while the last answers go out.
+    drop(stream);
     while let Some(r) = tasks.join_next().await {
         report(r);
     }
     Ok(())
 }
 
+/// One line on standard output; `false` once it is closed. (`println!` would panic on a
+/// closed pipe, SIGPIPE being ignored.)
+fn say(line: std::fmt::Arguments<'_>) -> bool {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+}
+
 fn report(r: Result<Result<(), String>, tokio::task::JoinError>) {
-    match r {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("meshlink: {}", printable(&e)),
-        Err(e) => eprintln!("meshlink: answer task failed: {e}"),
-    }
+    // Best effort: a closed standard error must not end the service either.
+    let mut err = std::io::stderr().lock();
+    let _ = match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => writeln!(err, "meshlink: {}", printable(&e)),
+        Err(e) => writeln!(err, "meshlink: answer task failed: {e}"),
+    };
 }
 
 async fn answer(
