@@ -31,6 +31,7 @@ mod handle;
 pub mod identity;
 pub mod lock;
 pub mod messaging;
+pub mod pubsub;
 mod net;
 pub mod reconnect;
 pub mod table;
