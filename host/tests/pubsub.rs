@@ -1,7 +1,17 @@
 //! Publish/subscribe through the host (issue 14, "The host"): the library between
-//! in-process hosts.
+//! in-process hosts, the control API (`POST /v1/publish`, `POST /v1/subscribe` as SSE)
+//! and the CLI between three real `meshlink up` daemons.
 
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use meshlink_host::control::{self, ControlOptions, ControlServer};
+use serde_json::{json, Value};
 
 use meshlink_core::{Keypair, Priority};
 use meshlink_host::pubsub::{SubEvent, Subscription};
@@ -102,4 +112,133 @@ async fn library_subscribe_publish_and_lagged() {
     }
     let s = a.stats().await.unwrap();
     assert!(s.pubsub.published >= 9);
+}
+
+// ---------------------------------------------------------------- control API
+
+const TOKEN: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn with_control(name: &str) -> (HostHandle, ControlServer) {
+    let n = host(|c| c.name = name.into()).await;
+    let mut opts = ControlOptions::new("127.0.0.1:0".parse().unwrap(), TOKEN.into());
+    opts.name = name.into();
+    let server = control::serve(n.clone(), opts).await.unwrap();
+    (n, server)
+}
+
+async fn open(addr: SocketAddr, path: &str, body: &str) -> Response<Incoming> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json");
+    tx.send_request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap()).await.unwrap()
+}
+
+async fn post(addr: SocketAddr, path: &str, body: Value) -> (StatusCode, Value) {
+    let resp = open(addr, path, &body.to_string()).await;
+    let status = resp.status();
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[track_caller]
+fn err(r: (StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(r.0.as_u16(), status, "{}", r.1);
+    assert_eq!(r.1["error"]["code"], code, "{}", r.1);
+}
+
+/// `POST /v1/subscribe`'s event stream.
+struct Sse {
+    body: Incoming,
+    buf: String,
+}
+
+impl Sse {
+    async fn open(addr: SocketAddr, body: Value) -> Sse {
+        let resp = open(addr, "/v1/subscribe", &body.to_string()).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let mut s = Sse { body: resp.into_body(), buf: String::new() };
+        let (ev, data) = s.next().await.unwrap();
+        assert_eq!(ev, "subscribed", "{data}");
+        assert_eq!(data["pattern"], body["pattern"]);
+        s
+    }
+
+    async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(i) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..i + 2).collect();
+                let field =
+                    |name: &str| block.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim_start().to_string()));
+                if let (Some(ev), Some(data)) = (field("event:"), field("data:")) {
+                    return Some((ev, serde_json::from_str(&data).unwrap()));
+                }
+                continue;
+            }
+            let frame = tokio::time::timeout(WAIT, self.body.frame()).await.expect("an event within 10 s")?;
+            self.buf.push_str(&String::from_utf8_lossy(&frame.unwrap().into_data().unwrap()));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_and_subscribe_over_the_api() {
+    let (a, sa) = with_control("alpha").await;
+    let (b, sb) = with_control("bravo").await;
+    a.connect(&format!("tcp://{}", b.local_addrs().tcp[0]), Some(b.peer_id())).await.unwrap();
+    let (api_a, api_b) = (sa.local_addr(), sb.local_addr());
+
+    let mut sub = Sse::open(api_b, json!({"pattern": "news.*.eu", "priority": "high"})).await;
+    let (ev, data) = sub.next().await.unwrap();
+    assert_eq!((ev.as_str(), data["peer"].as_str()), ("active", Some(a.peer_id().to_string().as_str())));
+
+    let (s, v) = post(api_a, "/v1/publish", json!({"subject": "news.sport.eu", "data": "goal"})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((v["queued"].as_u64(), v["failed"].as_u64()), (Some(1), Some(0)));
+    let seq = v["seq"].as_u64().unwrap();
+    // Not matching: queued nowhere.
+    let (s, v) = post(api_a, "/v1/publish", json!({"subject": "news.sport.us", "data": "x"})).await;
+    assert_eq!((s.as_u16(), v["queued"].as_u64()), (200, Some(0)), "{v}");
+    let (s, v) = post(api_a, "/v1/publish", json!({"subject": "news.x.eu", "data_b64": "AAEC/w=="})).await;
+    assert_eq!(s, 200, "{v}");
+
+    let (ev, m) = sub.next().await.unwrap();
+    assert_eq!(ev, "message", "{m}");
+    assert_eq!((m["subject"].as_str(), m["data"].as_str(), m["seq"].as_u64()), (Some("news.sport.eu"), Some("goal"), Some(seq)));
+    assert_eq!(m["origin"], a.peer_id().to_string());
+    let (ev, m) = sub.next().await.unwrap();
+    assert_eq!(ev, "message", "{m}");
+    assert_eq!((m["subject"].as_str(), m["data_b64"].as_str(), m["len"].as_u64()), (Some("news.x.eu"), Some("AAEC/w=="), Some(4)));
+    assert!(m.get("data").is_none(), "not UTF-8: {m}");
+
+    // Malformed bodies: 400 with a named code, nothing published or subscribed.
+    err(post(api_a, "/v1/publish", json!({"subject": "news.*", "data": ""})).await, 400, "invalid_subject");
+    err(post(api_a, "/v1/publish", json!({"subject": "a..b", "data": ""})).await, 400, "invalid_subject");
+    err(post(api_a, "/v1/publish", json!({"subject": "a"})).await, 400, "invalid_request");
+    err(post(api_a, "/v1/publish", json!({"subject": "a", "data": "", "data_b64": ""})).await, 400, "invalid_request");
+    err(post(api_a, "/v1/publish", json!({"subject": "a", "data": "", "extra": 1})).await, 400, "invalid_request");
+    err(post(api_b, "/v1/subscribe", json!({"pattern": "news.>.x"})).await, 400, "invalid_pattern");
+    err(post(api_b, "/v1/subscribe", json!({"pattern": ""})).await, 400, "invalid_pattern");
+    err(post(api_b, "/v1/subscribe", json!({"pattern": "a", "priority": "urgent"})).await, 400, "invalid_priority");
+    err(post(api_b, "/v1/subscribe", json!({"priority": "low"})).await, 400, "invalid_request");
+
+    // Closing the stream unsubscribes: alpha stops queueing for bravo.
+    drop(sub);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, v) = post(api_a, "/v1/publish", json!({"subject": "news.y.eu", "data": ""})).await;
+        if v["queued"] == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "interest never withdrawn");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
