@@ -13,6 +13,10 @@ use hyper_util::rt::TokioIo;
 use meshlink_host::control::{self, ControlOptions, ControlServer};
 use serde_json::{json, Value};
 
+mod common;
+
+use common::{meshlink, tempdir, Lines};
+
 use meshlink_core::{Keypair, Priority};
 use meshlink_host::pubsub::{SubEvent, Subscription};
 use meshlink_host::{Host, HostConfig, HostHandle, Listen};
@@ -241,4 +245,88 @@ async fn publish_and_subscribe_over_the_api() {
         assert!(tokio::time::Instant::now() < deadline, "interest never withdrawn");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+// ---------------------------------------------------------------- three daemons
+
+struct Daemon {
+    proc: Lines,
+    dir: std::path::PathBuf,
+    id: String,
+    tcp: String,
+}
+
+impl Daemon {
+    fn start(name: &str) -> Daemon {
+        let dir = tempdir(&format!("ps-{name}"));
+        let lo = "127.0.0.1:0";
+        let d = dir.to_str().unwrap();
+        let args = ["up", "--data-dir", d, "--name", name, "--tcp", lo, "--ws", "off", "--udp", "off", "--control", lo];
+        let mut proc = Lines::spawn(meshlink(&args));
+        let id = proc.wait_for("peer id").split_whitespace().last().unwrap().to_string();
+        let tcp = proc.wait_for("tcp://").split_whitespace().last().unwrap().to_string();
+        proc.wait_for("control");
+        Daemon { proc, dir, id, tcp }
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        common::client_ok(&self.dir, args)
+    }
+
+    fn spawn(&self, args: &[&str]) -> Lines {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", self.dir.to_str().unwrap()]);
+        Lines::spawn(meshlink(&all))
+    }
+
+    fn stop(self) {
+        assert!(self.proc.terminate().success());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The publication lines of a `subscribe --count` that exited, sorted.
+fn messages(mut l: Lines) -> Vec<String> {
+    assert!(l.wait_exit().success());
+    let mut all: Vec<String> = l.seen.drain(..).chain(l.rx.iter()).collect();
+    all.retain(|l| l.starts_with("news"));
+    all.sort();
+    all
+}
+
+#[test]
+fn cli_publish_subscribe_between_three_daemons() {
+    let (alpha, bravo, charlie) = (Daemon::start("alpha"), Daemon::start("bravo"), Daemon::start("charlie"));
+    bravo.ok(&["connect", &alpha.tcp, "--expect", &alpha.id]);
+    charlie.ok(&["connect", &alpha.tcp]);
+
+    let mut all = bravo.spawn(&["subscribe", "news.>", "--count", "5"]);
+    all.wait_for("subscribed news.>");
+    all.wait_for(&format!("active {}", alpha.id));
+    let mut eu = charlie.spawn(&["subscribe", "news.*.eu", "--count", "2", "--priority", "high"]);
+    eu.wait_for("subscribed news.*.eu");
+    eu.wait_for(&format!("active {}", alpha.id));
+
+    // charlie's own publication reaches bravo through alpha, not charlie itself.
+    let out = charlie.ok(&["publish", "news.sport.eu", "from charlie"]);
+    assert!(out.starts_with("published seq ") && out.contains("queued 1"), "{out}");
+    alpha.ok(&["publish", "news.weather.us", "rain"]);
+    let out = alpha.ok(&["publish", "news.sport.eu", "goal"]);
+    assert!(out.contains("queued 2"), "{out}");
+    // `>` needs one token at least; `*` exactly one.
+    assert!(alpha.ok(&["publish", "news", "bare"]).contains("queued 0"));
+    alpha.ok(&["publish", "news.a.b.eu", "deep\u{1b}[31m"]);
+    let json = alpha.ok(&["publish", "news.end.eu", "end", "--json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["queued"], 2, "{v}");
+
+    assert_eq!(
+        messages(all),
+        ["news.a.b.eu deep\\u{1b}[31m", "news.end.eu end", "news.sport.eu from charlie", "news.sport.eu goal", "news.weather.us rain"]
+    );
+    assert_eq!(messages(eu), ["news.end.eu end", "news.sport.eu goal"]);
+    alpha.stop();
+    bravo.stop();
+    charlie.stop();
 }
