@@ -124,7 +124,9 @@ impl Messaging {
         if self.sub_queue == 0 || self.sub_queue > 65_536 {
             return Err(bad("messaging.sub_queue must be 1..=65536".into()));
         }
-        for (v, name) in [(self.max_origins, "max_origins"), (self.max_interest, "max_interest"), (self.seen_cache, "seen_cache")] {
+        for (v, name) in
+            [(self.max_origins, "max_origins"), (self.max_interest, "max_interest"), (self.seen_cache, "seen_cache")]
+        {
             if v > 1 << 20 {
                 return Err(bad(format!("messaging.{name} must be at most 1048576")));
             }

@@ -474,7 +474,7 @@ impl Driver {
                     | MessengerEvent::SubscribeActive { .. }
                     | MessengerEvent::SlowConsumer { .. }
                     | MessengerEvent::InterestLimited { .. }) => {
-                        let _ = self.ps.on_event(ev);
+                        self.ps.on_event(ev);
                         n += 1;
                         continue;
                     }

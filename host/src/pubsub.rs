@@ -51,9 +51,13 @@ pub enum SubEvent {
     Message(Publication),
     /// Neighbour `peer` acknowledged the interest (best effort: not queued when the queue
     /// is full; [`Subscription::active`] does not miss it).
-    Active { peer: PeerId },
+    Active {
+        peer: PeerId,
+    },
     /// `dropped` publications did not fit in the queue since the last `Lagged`.
-    Lagged { dropped: u64 },
+    Lagged {
+        dropped: u64,
+    },
 }
 
 /// The publications of one subscription ([`HostHandle::subscribe`](crate::HostHandle::subscribe)),
@@ -192,12 +196,13 @@ impl PsState {
         }
     }
 
-    /// Takes a pub/sub event of the core; gives it back when it is not one.
-    pub(crate) fn on_event<'a>(&mut self, ev: MessengerEvent<'a>) -> Option<MessengerEvent<'a>> {
+    /// Takes a pub/sub event of the core (the driver routes the others elsewhere).
+    pub(crate) fn on_event(&mut self, ev: MessengerEvent<'_>) {
         match ev {
             MessengerEvent::Publication { sub, origin, from, subject, seq, body } => {
-                let Some(s) = self.subs.get(&sub) else { return None };
-                let p = Publication { subject: subject.to_string(), origin, from, seq, body: Bytes::copy_from_slice(body) };
+                let Some(s) = self.subs.get(&sub) else { return };
+                let p =
+                    Publication { subject: subject.to_string(), origin, from, seq, body: Bytes::copy_from_slice(body) };
                 if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(SubEvent::Message(p)) {
                     s.lost.fetch_add(1, Ordering::Relaxed);
                     self.stats.lagged += 1;
@@ -211,15 +216,17 @@ impl PsState {
             }
             MessengerEvent::SlowConsumer { subscriber, subject, seq, dropped } => {
                 self.stats.slow_consumer_notices += 1;
-                tracing::info!("slow consumer {} dropped {dropped} on {subject:?} (up to seq {seq})", subscriber.short());
+                tracing::info!(
+                    "slow consumer {} dropped {dropped} on {subject:?} (up to seq {seq})",
+                    subscriber.short()
+                );
             }
             MessengerEvent::InterestLimited { peer, accepted } => {
                 self.stats.interest_limited += 1;
                 tracing::warn!("{} kept only {accepted} entries of our interest set", peer.short());
             }
-            other => return Some(other),
+            _ => {}
         }
-        None
     }
 
     /// Shutdown: every subscription's stream ends.
@@ -243,7 +250,11 @@ pub(crate) async fn subscribe(
 }
 
 /// Publishes through the driver.
-pub(crate) async fn publish(cmd: &mpsc::Sender<Command>, subject: String, body: Bytes) -> Result<PublishReport, HostError> {
+pub(crate) async fn publish(
+    cmd: &mpsc::Sender<Command>,
+    subject: String,
+    body: Bytes,
+) -> Result<PublishReport, HostError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     cmd.send(Command::PubSub(PsCommand::Publish { subject, body, reply: tx })).await.map_err(|_| HostError::Stopped)?;
     rx.await.map_err(|_| HostError::Stopped)?

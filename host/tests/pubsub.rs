@@ -216,11 +216,17 @@ async fn publish_and_subscribe_over_the_api() {
 
     let (ev, m) = sub.next().await.unwrap();
     assert_eq!(ev, "message", "{m}");
-    assert_eq!((m["subject"].as_str(), m["data"].as_str(), m["seq"].as_u64()), (Some("news.sport.eu"), Some("goal"), Some(seq)));
+    assert_eq!(
+        (m["subject"].as_str(), m["data"].as_str(), m["seq"].as_u64()),
+        (Some("news.sport.eu"), Some("goal"), Some(seq))
+    );
     assert_eq!(m["origin"], a.peer_id().to_string());
     let (ev, m) = sub.next().await.unwrap();
     assert_eq!(ev, "message", "{m}");
-    assert_eq!((m["subject"].as_str(), m["data_b64"].as_str(), m["len"].as_u64()), (Some("news.x.eu"), Some("AAEC/w=="), Some(4)));
+    assert_eq!(
+        (m["subject"].as_str(), m["data_b64"].as_str(), m["len"].as_u64()),
+        (Some("news.x.eu"), Some("AAEC/w=="), Some(4))
+    );
     assert!(m.get("data").is_none(), "not UTF-8: {m}");
 
     // Malformed bodies: 400 with a named code, nothing published or subscribed.
@@ -323,7 +329,13 @@ fn cli_publish_subscribe_between_three_daemons() {
 
     assert_eq!(
         messages(all),
-        ["news.a.b.eu deep\\u{1b}[31m", "news.end.eu end", "news.sport.eu from charlie", "news.sport.eu goal", "news.weather.us rain"]
+        [
+            "news.a.b.eu deep\\u{1b}[31m",
+            "news.end.eu end",
+            "news.sport.eu from charlie",
+            "news.sport.eu goal",
+            "news.weather.us rain"
+        ]
     );
     assert_eq!(messages(eu), ["news.end.eu end", "news.sport.eu goal"]);
     alpha.stop();

@@ -393,7 +393,8 @@ pub async fn run(cmd: ClientCmd) -> Result<()> {
         ClientCmd::Publish { subject, body, file, target } => {
             let c = target.client()?;
             let (data, data_b64) = payload(body, file)?;
-            let r: PublishedJson = c.post("/v1/publish", &PublishRequest { subject, data, data_b64 }).await.map_err(outcome)?;
+            let r: PublishedJson =
+                c.post("/v1/publish", &PublishRequest { subject, data, data_b64 }).await.map_err(outcome)?;
             if target.json {
                 return print_json(&r);
             }

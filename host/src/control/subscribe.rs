@@ -21,7 +21,12 @@ use crate::pubsub::{SubEvent, Subscription};
 const CHUNKS: usize = 16;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-pub(crate) fn open(state: &Arc<ServerState>, permit: OwnedSemaphorePermit, sub: Subscription, pattern: &str) -> SseBody {
+pub(crate) fn open(
+    state: &Arc<ServerState>,
+    permit: OwnedSemaphorePermit,
+    sub: Subscription,
+    pattern: &str,
+) -> SseBody {
     let (tx, body) = mpsc::channel(CHUNKS);
     let node = state.node.peer_id().to_string();
     let ready = frame("subscribed", &SubscribedEvent { node, pattern: pattern.into() });
