@@ -118,6 +118,35 @@ async fn library_subscribe_publish_and_lagged() {
     assert!(s.pubsub.published >= 9);
 }
 
+#[tokio::test]
+async fn subscription_table_is_bounded_and_dropping_frees_its_slot() {
+    let a = host(|c| {
+        c.messaging.max_subs = 1;
+        c.messaging.max_interest_per_origin = 1;
+    })
+    .await;
+    let first = a.subscribe("a.>", Priority::Normal).await.unwrap();
+    let r = a.subscribe("b", Priority::Normal).await;
+    assert!(
+        matches!(
+            r,
+            Err(meshlink_host::HostError::Messaging(meshlink_core::messaging::MessagingError::SubLimit { limit: 1 }))
+        ),
+        "{r:?}"
+    );
+    // The unsubscribe of a dropped Subscription is queued before the next command.
+    drop(first);
+    a.subscribe("b", Priority::Normal).await.unwrap();
+    // Out-of-range caps are refused at start, by name.
+    for f in [|c: &mut HostConfig| c.messaging.sub_queue = 0, |c: &mut HostConfig| c.messaging.max_subs = 0] {
+        let mut cfg = HostConfig::default().with(|c| c.listen = Listen::loopback());
+        f(&mut cfg);
+        let Err(e) = Host::start(cfg, Keypair::generate(&mut OsRng)).await else { panic!("started") };
+        let e = e.to_string();
+        assert!(e.contains("messaging."), "{e}");
+    }
+}
+
 // ---------------------------------------------------------------- control API
 
 const TOKEN: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
