@@ -59,8 +59,8 @@ echo "node up, control API at $URL; $MAX_EXAMPLES examples per operation"
 #   are its answers, not server faults; 403 (the stateful phase gave the expected peer a
 #   threat score) and 409 (the URL is this node's own) are documented state answers.
 # /v1/events is an endless stream with no input to generate, and so is /v1/serve (a
-# registered handler's requests); the Rust tests cover both (tests/control_api.rs,
-# tests/control_messaging.rs).
+# registered handler's requests) and /v1/subscribe (a subscription's publications); the
+# Rust tests cover them (tests/control_api.rs, tests/control_messaging.rs, tests/pubsub.rs).
 cat >"$DATA/schemathesis.toml" <<'TOML'
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "404"]
@@ -81,6 +81,7 @@ cd "$DATA"
   --request-timeout 60 \
   --exclude-path /v1/events \
   --exclude-path /v1/serve \
+  --exclude-path /v1/subscribe \
   --generation-database none \
   --no-color \
   --report-dir "$DATA/report"

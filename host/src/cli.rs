@@ -6,6 +6,7 @@
 
 mod client;
 mod serve;
+mod subscribe;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -71,6 +71,21 @@ pub struct Messaging {
     pub serve_queue: usize,
     /// The timeout of a request that names none.
     pub default_timeout_ms: u64,
+    /// Subscriptions of this node (pub/sub), 1..=1024.
+    pub max_subs: usize,
+    /// Interest entries kept per subscribing node, at least `max_subs`.
+    pub max_interest_per_origin: usize,
+    /// Subscribing nodes known, interest entries in all, and the seen-cache's window
+    /// (publications remembered to drop the copies that loop).
+    pub max_origins: usize,
+    pub max_interest: usize,
+    pub seen_cache: usize,
+    /// Links a publication or an interest set crosses at most.
+    pub max_hops: u8,
+    /// Events queued per subscription for its reader, 1..=65536; a publication that finds
+    /// the queue full is dropped (the newest), counted, and the reader told `Lagged`.
+    /// The host bounds the queue itself, so the core's own accounting stays off.
+    pub sub_queue: usize,
 }
 
 impl Default for Messaging {
@@ -82,6 +97,13 @@ impl Default for Messaging {
             max_handlers: d.max_handlers,
             serve_queue: 64,
             default_timeout_ms: d.default_timeout.as_millis() as u64,
+            max_subs: d.max_subs,
+            max_interest_per_origin: d.max_interest_per_origin,
+            max_origins: d.max_origins,
+            max_interest: d.max_interest,
+            seen_cache: d.seen_cache,
+            max_hops: d.max_hops,
+            sub_queue: 256,
         }
     }
 }
@@ -96,11 +118,31 @@ impl Messaging {
         if self.serve_queue == 0 || self.serve_queue > 65_536 {
             return Err(bad("messaging.serve_queue must be 1..=65536".into()));
         }
+        if self.max_subs == 0 || self.max_subs > 1024 {
+            return Err(bad("messaging.max_subs must be 1..=1024".into()));
+        }
+        if self.sub_queue == 0 || self.sub_queue > 65_536 {
+            return Err(bad("messaging.sub_queue must be 1..=65536".into()));
+        }
+        for (v, name) in
+            [(self.max_origins, "max_origins"), (self.max_interest, "max_interest"), (self.seen_cache, "seen_cache")]
+        {
+            if v > 1 << 20 {
+                return Err(bad(format!("messaging.{name} must be at most 1048576")));
+            }
+        }
         let c = meshlink_core::messaging::MessagingConfig::default().with(|c| {
             c.max_pending = self.max_pending;
             c.max_pending_per_peer = self.max_pending_per_peer;
             c.max_handlers = self.max_handlers;
             c.default_timeout = Duration::from_millis(self.default_timeout_ms);
+            c.max_subs = self.max_subs;
+            c.max_interest_per_origin = self.max_interest_per_origin;
+            c.max_origins = self.max_origins;
+            c.max_interest = self.max_interest;
+            c.seen_cache = self.seen_cache;
+            c.max_hops = self.max_hops;
+            c.sub_queue = 0;
         });
         c.validate().map_err(|e| bad(format!("messaging.{}: {}", e.field, e.problem)))?;
         Ok(c)
@@ -553,6 +595,8 @@ mod tests {
             ("max_pending_per_peer = 2000", "max_pending_per_peer"),
             ("max_handlers = 0", "max_handlers"),
             ("serve_queue = 0", "serve_queue"),
+            ("sub_queue = 0", "sub_queue"),
+            ("max_subs = 0", "max_subs"),
             ("default_timeout_ms = 0", "default_timeout"),
         ] {
             let c = HostConfig::from_toml(&format!("[messaging]\n{toml}\n")).unwrap();

@@ -116,6 +116,8 @@ pub(crate) enum Command {
     },
     /// Request/response and send-to-many (see [`crate::messaging`]).
     Messaging(crate::messaging::MsgCommand),
+    /// Publish/subscribe (see [`crate::pubsub`]).
+    PubSub(crate::pubsub::PsCommand),
 }
 
 /// Node counters (F13) plus the host's own.
@@ -143,6 +145,10 @@ pub struct HostStats {
     pub messaging: meshlink_core::messaging::MessagingStats,
     /// Requests refused with `Busy` because their service's queue was full.
     pub requests_busy: u64,
+    /// The core's pub/sub counters.
+    pub pubsub: meshlink_core::messaging::PubSubStats,
+    /// The host's pub/sub counters (subscription queues, notices).
+    pub pubsub_host: crate::pubsub::PsHostStats,
 }
 
 /// Driver settings beyond its channels and sockets.
@@ -155,6 +161,8 @@ pub(crate) struct DriverOpts {
     pub max_parked_sends: usize,
     /// Requests queued per service before more are refused `Busy`.
     pub serve_queue: usize,
+    /// Events queued per subscription before publications are dropped (`Lagged`).
+    pub sub_queue: usize,
 }
 
 /// One UDP socket and the datagrams waiting for room in it, in order.
@@ -251,6 +259,7 @@ pub(crate) struct Driver {
     txbuf: Vec<u8>,
     stats: HostStats,
     msg: crate::messaging::MsgState,
+    ps: crate::pubsub::PsState,
 }
 
 impl Driver {
@@ -290,6 +299,7 @@ impl Driver {
             txbuf: vec![0; TX_BUF],
             stats: HostStats::default(),
             msg: crate::messaging::MsgState::new(opts.serve_queue),
+            ps: crate::pubsub::PsState::new(opts.sub_queue),
         }
     }
 
@@ -460,6 +470,14 @@ impl Driver {
                 let Some(ev) = self.node.poll_event() else { break };
                 let ev = match ev {
                     MessengerEvent::Node(ev) => ev,
+                    ev @ (MessengerEvent::Publication { .. }
+                    | MessengerEvent::SubscribeActive { .. }
+                    | MessengerEvent::SlowConsumer { .. }
+                    | MessengerEvent::InterestLimited { .. }) => {
+                        self.ps.on_event(ev);
+                        n += 1;
+                        continue;
+                    }
                     other => {
                         // Request/response: owned first, then acted on (it may answer).
                         let owned = crate::messaging::Owned::from_event(other);
@@ -769,10 +787,13 @@ impl Driver {
                 s.reconnect_attempts = self.targets.attempts;
                 s.messaging = self.node.stats();
                 s.requests_busy = self.msg.busy;
+                s.pubsub = self.node.pubsub_stats();
+                s.pubsub_host = self.ps.stats;
                 let _ = reply.send(s);
             }
             Command::Subscribe { tx } => self.events.subscribe(tx),
             Command::Messaging(c) => self.msg.command(&mut self.node, now, c),
+            Command::PubSub(c) => self.ps.command(&mut self.node, now, c),
             Command::Shutdown { .. } => {} // handled in run()
         }
     }
@@ -891,6 +912,7 @@ impl Driver {
             let _ = w.send(Err(HostError::Stopped));
         }
         self.msg.stop();
+        self.ps.stop();
         // Dropping the senders lets each writer flush and send FIN; readers end when the
         // peer closes its side.
         // Closing our input makes readers stop forwarding and just drain until EOF.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use meshlink_core::{Keypair, PeerId, Quality};
+use meshlink_core::{Keypair, PeerId, Priority, Quality};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::{mpsc, oneshot};
 
@@ -36,7 +36,9 @@ impl Host {
         let capacity = core.max_peers;
         let messaging = config.messaging.core_config()?;
         let node = meshlink_core::HeapNode::with_capacity(core, keypair, seed, capacity)?;
-        let node = CoreNode::with_capacity(node, messaging).map(Box::new)?;
+        let mut node = CoreNode::with_capacity(node, messaging).map(Box::new)?;
+        // A restarted node's publications must not look already seen to its peers.
+        node.set_pubsub_epoch(OsRng.next_u32());
 
         let limiter = Limiter::new(config.limits.max_connections, config.limits.max_connections_per_ip);
         let unheard = Arc::new(net::Unheard::default()); // shared by the listeners: one socket limit
@@ -86,6 +88,7 @@ impl Host {
             max_write_queue: config.limits.max_write_queue,
             max_parked_sends: config.limits.max_parked_sends,
             serve_queue: config.messaging.serve_queue,
+            sub_queue: config.messaging.sub_queue,
         };
         let driver = Driver::new(node, std::time::Instant::now(), cmd_rx, (net_rx, net_tx), udp, tasks, opts);
         tokio::spawn(driver.run());
@@ -288,6 +291,28 @@ impl HostHandle {
         let data = data.into();
         self.ask(|reply| Command::Messaging(crate::messaging::MsgCommand::SendMany { peers: None, data, reply }))
             .await?
+    }
+
+    // ------------------------------------------------------------------ pub/sub
+
+    /// Subscribes to `pattern` (`*` one token, `>` the rest; spec §15.1). Publications of
+    /// other nodes that match come from the [`Subscription`](crate::pubsub::Subscription),
+    /// whose queue holds `messaging.sub_queue` events (more are dropped and reported as
+    /// `Lagged`). Fails at once on a bad pattern or a full table (`max_subs`,
+    /// `max_interest_per_origin`). Dropping it unsubscribes.
+    pub async fn subscribe(&self, pattern: &str, priority: Priority) -> Result<crate::pubsub::Subscription, HostError> {
+        crate::pubsub::subscribe(&self.cmd, pattern.to_string(), priority).await
+    }
+
+    /// Publishes `body` on the literal `subject` to every neighbour whose interest
+    /// matches; the report says how many it was queued to. This node's own
+    /// subscriptions do not get it.
+    pub async fn publish(
+        &self,
+        subject: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<meshlink_core::messaging::PublishReport, HostError> {
+        crate::pubsub::publish(&self.cmd, subject.to_string(), body.into()).await
     }
 
     /// Stream sockets open now (for limits and tests).

@@ -32,6 +32,7 @@ pub mod identity;
 pub mod lock;
 pub mod messaging;
 mod net;
+pub mod pubsub;
 pub mod reconnect;
 pub mod table;
 mod tls;

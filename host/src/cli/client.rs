@@ -211,6 +211,34 @@ pub enum ClientCmd {
         #[command(flatten)]
         target: Target,
     },
+    /// Publish a message on a literal subject to every neighbour whose interest matches;
+    /// prints its sequence number and how many neighbours it was queued to.
+    Publish {
+        /// A literal subject (`news.sport.eu`)
+        subject: String,
+        /// The message (text); `--file` instead
+        #[arg(required_unless_present = "file")]
+        body: Option<String>,
+        /// Publish this file's bytes (`-`: standard input)
+        #[arg(long, conflicts_with = "body", value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Subscribe to a subject pattern (`*` one token, `>` the rest) and print each
+    /// publication of other nodes as it comes (`SUBJECT BODY`), until stopped.
+    Subscribe {
+        /// A subject pattern (`news.eu`, `news.*.eu`, `news.>`)
+        pattern: String,
+        /// Exit after this many publications
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// The class of the last hop
+        #[arg(long, value_parser = ["high", "normal", "low"])]
+        priority: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Set a peer's threat score, 0..1 (above the threshold the node refuses or drops it).
     Threat {
         /// Peer id, id prefix or name
@@ -361,6 +389,19 @@ pub async fn run(cmd: ClientCmd) -> Result<()> {
         ClientCmd::Serve { pattern, echo, exec, version, concurrency, count, target } => {
             let how = if echo { None } else { exec };
             super::serve::run(target.client()?, pattern, version, how, concurrency as usize, count).await?;
+        }
+        ClientCmd::Publish { subject, body, file, target } => {
+            let c = target.client()?;
+            let (data, data_b64) = payload(body, file)?;
+            let r: PublishedJson =
+                c.post("/v1/publish", &PublishRequest { subject, data, data_b64 }).await.map_err(outcome)?;
+            if target.json {
+                return print_json(&r);
+            }
+            println!("published seq {} queued {} failed {}", r.seq, r.queued, r.failed);
+        }
+        ClientCmd::Subscribe { pattern, count, priority, target } => {
+            super::subscribe::run(target.client()?, pattern, priority, count, target.json).await?;
         }
         ClientCmd::Threat { peer, score, target } => {
             let c = target.client()?;

@@ -511,3 +511,66 @@ pub struct DisconnectedEvent {
 pub struct LaggedEvent {
     pub missed: u64,
 }
+
+/// `POST /v1/publish`: a publication on the literal `subject`; the body is exactly one of
+/// `data` (UTF-8 text) and `data_b64`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_b64: Option<String>,
+}
+
+/// What `POST /v1/publish` did: its sequence number and the neighbours it was queued
+/// to (`failed`: matching neighbours whose queue refused it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedJson {
+    pub seq: u64,
+    pub queued: usize,
+    pub failed: usize,
+}
+
+/// `POST /v1/subscribe`: subscribes to `pattern` and streams its publications (SSE).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeRequest {
+    /// A subject pattern (`news.eu`, `news.*.eu`, `news.>`).
+    pub pattern: String,
+    /// `high`, `normal` (default) or `low`: the class of the last hop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+}
+
+/// SSE `subscribed`: the subscription exists; publications follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribedEvent {
+    pub node: String,
+    pub pattern: String,
+}
+
+/// SSE `active`: neighbour `peer` holds the interest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveEvent {
+    pub peer: String,
+}
+
+/// SSE `message`: one publication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicationEvent {
+    pub subject: String,
+    pub origin: String,
+    pub seq: u64,
+    pub len: usize,
+    pub data_b64: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+/// SSE `lagged` of `/v1/subscribe`: `dropped` publications did not fit in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubLaggedEvent {
+    pub dropped: u64,
+}

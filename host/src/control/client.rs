@@ -201,6 +201,12 @@ impl Client {
         self.stream(Method::POST, "/v1/serve", Some(json)).await
     }
 
+    /// Opens `POST /v1/subscribe` (a subscription's publications as SSE).
+    pub async fn subscribe(&self, body: &impl Serialize) -> Result<EventStream, ClientError> {
+        let json = serde_json::to_vec(body).map_err(protocol)?;
+        self.stream(Method::POST, "/v1/subscribe", Some(json)).await
+    }
+
     async fn stream(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<EventStream, ClientError> {
         let resp = self.timed(self.send(method, path, body)).await?;
         if !resp.status().is_success() {

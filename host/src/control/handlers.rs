@@ -144,6 +144,42 @@ pub(crate) async fn dispatch(
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(r)
         }
+        Route::Publish => {
+            let r: PublishRequest = parse_json(&body)?;
+            check_subject(&r.subject, false)?;
+            let data = payload(r.data, r.data_b64, "data")?;
+            let rep = s.node.publish(&r.subject, data).await?;
+            ok(&PublishedJson { seq: rep.seq, queued: rep.queued, failed: rep.failed })
+        }
+        Route::Subscribe => {
+            let r: SubscribeRequest = parse_json(&body)?;
+            check_pattern(&r.pattern)?;
+            let priority = match r.priority.as_deref() {
+                None | Some("normal") => meshlink_core::Priority::Normal,
+                Some("high") => meshlink_core::Priority::High,
+                Some("low") => meshlink_core::Priority::Low,
+                Some(p) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_priority",
+                        format!("{p:?} is not a priority (high, normal or low)"),
+                    ))
+                }
+            };
+            let permit = s.streams.clone().try_acquire_owned().map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too_many_streams",
+                    format!("{} event streams are open already", s.limits.max_streams),
+                )
+            })?;
+            let sub = s.node.subscribe(&r.pattern, priority).await?;
+            let body = super::subscribe::open(s, permit, sub, &r.pattern);
+            let mut r = Response::new(Body::Right(body));
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(r)
+        }
         Route::Respond => {
             let r: RespondRequest = parse_json(&body)?;
             let peer = peer_id(&r.peer)?;
@@ -249,6 +285,13 @@ fn check_subject(s: &str, pattern: bool) -> Result<(), ApiError> {
     use meshlink_core::messaging::subject;
     let r = if pattern { subject::validate_pattern(s).map(|_| ()) } else { subject::validate_subject(s) };
     r.map_err(|e| ApiError::bad_request("invalid_subject", format!("{s:?} is not a valid subject: {e}")))
+}
+
+/// A subscription pattern, as the core checks it.
+fn check_pattern(s: &str) -> Result<(), ApiError> {
+    meshlink_core::messaging::subject::validate_pattern(s)
+        .map(|_| ())
+        .map_err(|e| ApiError::bad_request("invalid_pattern", format!("{s:?} is not a valid pattern: {e}")))
 }
 
 fn check_version(v: &str) -> Result<(), ApiError> {

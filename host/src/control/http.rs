@@ -69,6 +69,8 @@ pub(crate) enum Route {
     Prometheus,
     Events,
     OpenApi,
+    Publish,
+    Subscribe,
 }
 
 impl Route {
@@ -97,6 +99,8 @@ const ROUTE_TABLE: &[(&str, &str, Route)] = &[
     ("GET", "/metrics", Route::Prometheus),
     ("GET", "/v1/events", Route::Events),
     ("GET", "/v1/openapi.json", Route::OpenApi),
+    ("POST", "/v1/publish", Route::Publish),
+    ("POST", "/v1/subscribe", Route::Subscribe),
 ];
 
 /// Every `(method, path pattern)` the server answers.
@@ -296,6 +300,8 @@ impl From<HostError> for ApiError {
                     M::MessageTooLong { .. } => (S::BAD_REQUEST, "invalid_request"),
                     M::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "message_too_large"),
                     M::HandlerLimit { .. } => (S::SERVICE_UNAVAILABLE, "handler_limit"),
+                    M::SubLimit { .. } => (S::SERVICE_UNAVAILABLE, "sub_limit"),
+                    M::InterestLimit { .. } => (S::SERVICE_UNAVAILABLE, "interest_limit"),
                     _ => (S::BAD_GATEWAY, "protocol_error"),
                 }
             }

@@ -36,6 +36,7 @@ mod handlers;
 mod http;
 mod nodes;
 mod serve;
+mod subscribe;
 pub mod token;
 
 use std::net::SocketAddr;
