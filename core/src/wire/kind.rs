@@ -43,6 +43,8 @@ pub const CLOSE: u8 = 0x05;
 pub const CREDIT: u8 = 0x07;
 /// Datagram flow control: the sender is stalled at its limit.
 pub const BLOCKED: u8 = 0x08;
+/// Batching (PROTOCOL.md §9.2): several length-prefixed packets in one record.
+pub const BATCH: u8 = 0x09;
 
 /// Kinds of the core protocol.
 pub const CORE_RANGE: RangeInclusive<u8> = 0x01..=0x0f;
