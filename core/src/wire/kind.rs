@@ -3,7 +3,7 @@
 //! | Range | Class | A receiver... |
 //! |---|---|---|
 //! | `0x00` | reserved | answers `Error { UnknownKind }` |
-//! | `0x01..=0x0f` | core | handles Ping, Pong, Data, Error, Close, Credit, Blocked; answers the others `UnknownKind` |
+//! | `0x01..=0x0f` | core | handles Ping, Pong, Data, Error, Close, Credit, Blocked (and Batch `0x09` if it advertised batching, PROTOCOL.md §9.2); answers the others `UnknownKind` |
 //! | `0x10..=0x3f` | messaging | hands the kinds in [`MESSAGING`] to the messaging handler; answers the others `UnknownKind` |
 //! | `0x40..=0x7f` | application (F30) | delivers the message to the application as `Event::Message { kind }` |
 //! | `0x80..=0xff` | reserved | answers `Error { UnknownKind }` |
