@@ -402,3 +402,18 @@ fn the_batched_record_vector_matches_the_code_and_the_spec() {
     p.pump();
     assert_eq!(p.messages(1), vec![(3, b"hi".to_vec()), (3, b"yo".to_vec())]);
 }
+
+#[test]
+fn batching_never_splits_a_message_that_fits_a_datagram() {
+    // Two 600-byte messages do not fit one 1200-byte datagram together: each gets its own
+    // (a split message is at the mercy of loss and reordering), never 600 + a tail.
+    let mut p = Pair::new(TransportKind::Datagram, Config::default());
+    let before = last_counter(&p);
+    let b = p.id(1);
+    for i in 0..10u8 {
+        p.n[0].send(p.now, &b, &pattern(i, 600)).unwrap();
+    }
+    p.pump();
+    assert_eq!(p.messages(1).len(), 10);
+    assert!(last_counter(&p) - before >= 10, "{} records for 10 messages of 600 bytes", last_counter(&p) - before);
+}

@@ -113,7 +113,7 @@ impl Session {
         let room = dst.len().saturating_sub(h + TAG_LEN);
         let (hdr, rest) = dst.split_at_mut(h);
         let body = &mut rest[..room];
-        let Some(first) = self.next_packet(ctx, buf, body, started, now)? else { return Ok(0) };
+        let Some(first) = self.next_packet(ctx, buf, body, started, false, now)? else { return Ok(0) };
         let mut len = first;
         if self.batch_tx > 1 {
             // The first packet stays at 0 until a second one comes: then it moves behind
@@ -126,7 +126,7 @@ impl Session {
                 if at + MIN_PACKET > room {
                     break;
                 }
-                let Some(n) = self.next_packet(ctx, buf, &mut body[at..], true, now)? else { break };
+                let Some(n) = self.next_packet(ctx, buf, &mut body[at..], true, true, now)? else { break };
                 if count == 1 {
                     body.copy_within(0..first, s);
                     body[0] = BATCH;

@@ -94,13 +94,15 @@ impl Session {
 
     /// Encodes the next due packet's plaintext into `dst`, in the scheduler's order
     /// (control, credit, blocked, message chunks, Close). `None`: nothing due, or it
-    /// does not fit (nothing was taken then).
+    /// does not fit (nothing was taken then). `inner`: a second or later packet of a
+    /// batched record.
     pub(super) fn next_packet(
         &mut self,
         ctx: &mut Ctx<'_>,
         buf: &[u8],
         dst: &mut [u8],
         started: bool,
+        inner: bool,
         now: Instant,
     ) -> Result<Option<usize>, Error> {
         // Every control packet fits 16 bytes (§8.2).
@@ -126,7 +128,7 @@ impl Session {
             if !self.flow.may_send(self.send_counter) {
                 return Ok(None); // the peer's window is closed: the data waits for Credit
             }
-            return self.next_chunk(ctx, buf, dst, started);
+            return self.next_chunk(ctx, buf, dst, started, inner);
         } else if let Some(reason) = self.close_pending.take() {
             // Last packet of the session: everything queued went before it.
             self.phase = Phase::Closed;
@@ -145,6 +147,7 @@ impl Session {
         buf: &[u8],
         dst: &mut [u8],
         batch_started: bool,
+        inner: bool,
     ) -> Result<Option<usize>, Error> {
         let overhead = DATA_OVERHEAD;
         // A peer's limits are validated at the handshake, but stay safe anyway.
@@ -169,6 +172,12 @@ impl Session {
             let remaining = msg.len() - q.sent;
             // Avoid slivers: only split a message across a batch boundary if a decent chunk fits.
             if room < remaining && room < 512 && batch_started {
+                return Ok(None);
+            }
+            // Inside a batched record (§9.2) only what finishes its message joins: batching
+            // never splits a message that would have fit a record of its own (on datagrams
+            // a split message is at the mercy of loss and reordering).
+            if room < remaining && inner {
                 return Ok(None);
             }
             let take = remaining.min(room).min(ctx.config.max_chunk);
