@@ -1401,6 +1401,26 @@ where
         self.sl_mut()[slot].ix.counted = now;
     }
 
+    /// Goes on with a batched record of `slot` that stopped at a message the application
+    /// has taken (PROTOCOL.md §9.2): the resume is explicit, never left to the next input.
+    fn resume_batch(&mut self, slot: usize) {
+        if !self.sess(slot).is_some_and(|s| s.batch_pending() && s.msg_ready.is_none()) {
+            return;
+        }
+        let now = self.last_now;
+        let r = match self.split(slot) {
+            Ok((mut ctx, sess, buf)) => sess.resume_batch(&mut ctx, buf, now),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            if self.sess(slot).is_some_and(|s| s.kind == TransportKind::Stream) {
+                self.fail(slot, e); // as a malformed packet read from the stream
+            } else {
+                self.stats.records_dropped += 1;
+            }
+        }
+    }
+
     /// Recomputes a slot's event flags, queue membership, deadline, gauges and indexes,
     /// and lends its buffer back to the pool when the session holds nothing in it.
     fn refresh(&mut self, slot: usize) {
@@ -1581,26 +1601,6 @@ where
         let sess = s.sess.as_ref()?;
         let range = sess.msg_ready.clone()?;
         Some((conn, sess.peer?, sess.msg_kind, s.buf.as_ref()?.as_ref().get(range)?))
-    }
-
-    /// Goes on with a batched record of `slot` that stopped at a message the application
-    /// has taken (PROTOCOL.md §9.2): the resume is explicit, never left to the next input.
-    fn resume_batch(&mut self, slot: usize) {
-        if !self.sess(slot).is_some_and(|s| s.batch_pending() && s.msg_ready.is_none()) {
-            return;
-        }
-        let now = self.last_now;
-        let r = match self.split(slot) {
-            Ok((mut ctx, sess, buf)) => sess.resume_batch(&mut ctx, buf, now),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = r {
-            if self.sess(slot).is_some_and(|s| s.kind == TransportKind::Stream) {
-                self.fail(slot, e); // as a malformed packet read from the stream
-            } else {
-                self.stats.records_dropped += 1;
-            }
-        }
     }
 
     /// The instant of the latest input, which `poll_event` reports events at.
