@@ -53,13 +53,13 @@ impl Pair {
     fn step(&mut self, from: usize) {
         let to = 1 - from;
         while let Some(t) = self.n[from].poll_transmit(self.now, &mut self.buf) {
+            if from == 0 && self.kind == TransportKind::Stream {
+                self.records += count_frames(&self.buf[..t.len]);
+            }
             let mut at = 0;
             while at < t.len {
                 match self.kind {
                     TransportKind::Stream => {
-                        if from == 0 {
-                            self.records += count_frames(&self.buf[at..t.len]);
-                        }
                         at += self.n[to].handle_stream(self.conn[to].unwrap(), self.now, &self.buf[at..t.len]).unwrap();
                     }
                     TransportKind::Datagram => {
