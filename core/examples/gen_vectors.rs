@@ -90,6 +90,10 @@ fn hello_bytes(c: &Config) -> Vec<u8> {
         }
         h = h.with_extension(0x02, &v).unwrap();
     }
+    // Batching (PROTOCOL.md §9.2): type 0x03, one byte, the most packets per record.
+    if c.max_batch > 1 && h.extensions.get(0x03).is_none() {
+        h = h.with_extension(0x03, &[c.max_batch as u8]).unwrap();
+    }
     let mut out = [0u8; 1024];
     let n = h.encode(&mut out).unwrap();
     out[..n].to_vec()
@@ -656,6 +660,39 @@ fn plain(name: &str, header: Header, body: &[u8]) -> Value {
     header.encode(&mut rec).unwrap();
     rec.extend_from_slice(body);
     json!({"name": name, "section": "PROTOCOL.md §Records", "header": header_json(&header), "body": hx(body), "datagram": hx(&rec), "frame": hx(&frame(&rec))})
+}
+
+/// A batched record (PROTOCOL.md §9.2, §13.8): kind 0x09, then each packet behind its
+/// varint length, sealed as one transport record.
+fn batching_file() -> Value {
+    let pkts = [
+        Packet::Pong { seq: 5 },
+        Packet::Data { kind: 3, msg_id: 0, total: 2, offset: 0, bytes: b"hi" },
+        Packet::Data { kind: 3, msg_id: 1, total: 2, offset: 0, bytes: b"yo" },
+    ];
+    let mut pt = vec![meshlink_core::wire::kind::BATCH];
+    let mut inner = vec![];
+    for p in &pkts {
+        let mut b = [0u8; 64];
+        let n = p.encode(&mut b).unwrap();
+        assert!(n < 128, "one-byte lengths in this example");
+        pt.push(n as u8);
+        pt.extend_from_slice(&b[..n]);
+        inner.push(json!({"packet": packet_json(p), "bytes": hx(&b[..n])}));
+    }
+    let counter = 4;
+    let header = Header::Transport { phase: 0, receiver: RECEIVER, counter };
+    let mut rec = vec![0u8; 16 + pt.len() + TAG_LEN];
+    header.encode(&mut rec).unwrap();
+    rec[16..16 + pt.len()].copy_from_slice(&pt);
+    let (hdr, body) = rec.split_at_mut(16);
+    CipherState::new(KEY).encrypt_at(counter, hdr, body, pt.len()).unwrap();
+    json!({
+        "description": "A batched transport record (PROTOCOL.md §9.2, printed in §13.8): plaintext = 0x09 || for each packet: its length (postcard varint) || the packet. Sealed as records.json's sealed vectors: ChaCha20-Poly1305 under `key`, nonce = 4 zero bytes || counter LE, AD = the 16-byte Transport header.",
+        "vectors": [{"name": "pong-and-two-messages", "section": "PROTOCOL.md §9.2", "key": hx(&KEY),
+            "header": header_json(&header), "packets": inner, "plaintext": hx(&pt), "datagram": hx(&rec),
+            "frame": hx(&frame(&rec))}]
+    })
 }
 
 fn records_file() -> Value {
@@ -1310,6 +1347,7 @@ fn main() {
         ("cookie.json", cookie_file()),
         ("pubsub.json", pubsub_file()),
         ("rpc.json", rpc_file()),
+        ("batching.json", batching_file()),
     ] {
         let path = dir.join(file);
         std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();

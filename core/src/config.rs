@@ -132,6 +132,10 @@ pub struct Config {
     /// [`crate::session::DATAGRAM_WINDOW_MAX`]; 0 turns it off (as with a peer that does
     /// not advertise it). Streams are not affected.
     pub datagram_window: u32,
+    /// Batching (PROTOCOL.md §9.2): the most packets this node seals into one record, and
+    /// accepts in one, advertised in the Hello (extension `0x03`). Default 16; 1 turns it
+    /// off (one packet per record, as with a peer that does not advertise it); at most 255.
+    pub max_batch: usize,
 }
 
 impl Config {
@@ -179,6 +183,7 @@ impl Default for Config {
             min_version: WIRE_VERSION,
             max_version: WIRE_VERSION,
             datagram_window: 64,
+            max_batch: 16,
         }
     }
 }
@@ -345,6 +350,9 @@ impl Config {
         }
         if self.datagram_window > crate::session::DATAGRAM_WINDOW_MAX {
             return err("datagram_window", "must be at most 16384 records (0 = off)");
+        }
+        if self.max_batch == 0 || self.max_batch > 255 {
+            return err("max_batch", "must be 1..=255 packets per record (1 = off)");
         }
         if self.max_chunk == 0 {
             return err("max_chunk", "must be at least 1");

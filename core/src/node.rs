@@ -374,6 +374,10 @@ where
             let n = crate::session::window_ext(config.datagram_window, &mut v);
             config.hello.extensions.insert(crate::session::EXT_DATAGRAM_WINDOW, &v[..n])?;
         }
+        if config.max_batch > 1 && config.hello.extensions.get(crate::session::EXT_BATCH).is_none() {
+            // Batching (§9.2); validated above to 2..=255 here.
+            config.hello.extensions.insert(crate::session::EXT_BATCH, &[config.max_batch as u8])?;
+        }
         let mut hello_buf = [0u8; HELLO_MAX_LEN];
         let len = config.hello.encode(&mut hello_buf)?;
         let hello = Vec::from_slice(&hello_buf[..len]).map_err(|_| Error::Config("hello too long"))?;
@@ -972,7 +976,10 @@ where
                 slot
             }
         };
-        if self.sess(slot).is_some_and(|s| s.msg_ready.is_some()) {
+        // A batched record stopped at a message the application has since taken goes
+        // on before this datagram overwrites it (§9.2).
+        self.resume_batch(slot);
+        if self.sess(slot).is_some_and(|s| s.msg_ready.is_some() || s.batch_pending()) {
             return Err(Error::WouldBlock);
         }
         // The session reads a datagram Init without its mac tail (checked above).
@@ -1163,6 +1170,7 @@ where
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
         if self.lent_msg != NIL {
             let lent = core::mem::replace(&mut self.lent_msg, NIL) as usize;
+            self.resume_batch(lent);
             self.refresh(lent);
         }
         let (slot, bit) = self.next_event()?;
@@ -1393,6 +1401,26 @@ where
         self.sl_mut()[slot].ix.counted = now;
     }
 
+    /// Goes on with a batched record of `slot` that stopped at a message the application
+    /// has taken (PROTOCOL.md §9.2): the resume is explicit, never left to the next input.
+    fn resume_batch(&mut self, slot: usize) {
+        if !self.sess(slot).is_some_and(|s| s.batch_pending() && s.msg_ready.is_none()) {
+            return;
+        }
+        let now = self.last_now;
+        let r = match self.split(slot) {
+            Ok((mut ctx, sess, buf)) => sess.resume_batch(&mut ctx, buf, now),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            if self.sess(slot).is_some_and(|s| s.kind == TransportKind::Stream) {
+                self.fail(slot, e); // as a malformed packet read from the stream
+            } else {
+                self.stats.records_dropped += 1;
+            }
+        }
+    }
+
     /// Recomputes a slot's event flags, queue membership, deadline, gauges and indexes,
     /// and lends its buffer back to the pool when the session holds nothing in it.
     fn refresh(&mut self, slot: usize) {
@@ -1558,6 +1586,7 @@ where
     pub(crate) fn peek_message(&mut self) -> Option<(ConnId, PeerId, u8, &[u8])> {
         if self.lent_msg != NIL {
             let lent = core::mem::replace(&mut self.lent_msg, NIL) as usize;
+            self.resume_batch(lent);
             self.refresh(lent);
         }
         let (slot, bit) = self.next_event()?;

@@ -417,6 +417,10 @@ fn check_derived(v: &Value, records: &[Value], what: &str) {
             let n = meshlink_core::session::window_ext(c.datagram_window, &mut v);
             ext.insert(meshlink_core::session::EXT_DATAGRAM_WINDOW, &v[..n]).unwrap();
         }
+        // And its batching limit (PROTOCOL.md §9.2).
+        if c.max_batch > 1 {
+            ext.insert(meshlink_core::session::EXT_BATCH, &[c.max_batch as u8]).unwrap();
+        }
         assert_eq!(
             (hello.name.as_str(), hello.version, hello.max_message as usize, &hello.extensions),
             (c.hello.name.as_str(), WIRE_VERSION, c.max_message, &ext)

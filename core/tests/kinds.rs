@@ -67,8 +67,9 @@ fn a_kind_outside_the_application_range_gets_the_typed_unknown_kind_reply() {
     let s = Scenario::load();
     for t in BOTH {
         let mut p = s.pair(t);
+        // The initiator's last transport record (0 is possible: with batching, §9.2, its
+        // first Ping and Pong share record 0); the injected ones follow it.
         let mut counter = last_counter(&p);
-        assert!(counter > 0, "{t:?}: the initiator sent transport records");
         // Unknown core kinds, messaging kinds this build does not implement (0x10..=0x13
         // are request/response with feature `messaging`), and the reserved kinds on both
         // sides of the application range.

@@ -517,8 +517,9 @@ fn a_hello_with_extensions_never_exceeds_hello_max_len() {
     assert_eq!(Hello::decode(&wire), Err(WireError::FieldTooLong { limit: HELLO_MAX_LEN }));
     // A node starts with the Hello at the bound, and refuses the one over it (without
     // its own datagram window extension, §8.8, which would not fit beside these).
-    let c = cfg("x", 2, 2).with(|c| (c.hello, c.datagram_window) = (at, 0));
+    // Nor its batching extension (§9.2).
+    let c = cfg("x", 2, 2).with(|c| (c.hello, c.datagram_window, c.max_batch) = (at, 0, 1));
     assert!(N::with_capacity(c, Keypair::from_secret([1; 32]), [2; 32], 4).is_ok());
-    let c = cfg("x", 2, 2).with(|c| (c.hello, c.datagram_window) = (over, 0));
+    let c = cfg("x", 2, 2).with(|c| (c.hello, c.datagram_window, c.max_batch) = (over, 0, 1));
     assert!(N::with_capacity(c, Keypair::from_secret([1; 32]), [2; 32], 4).is_err());
 }

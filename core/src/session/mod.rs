@@ -8,11 +8,13 @@
 //! anti-amplification), `transport` (records in, decryption, packets, reassembly) and
 //! `output` (records out, chunking, key rotation, timers).
 
+mod batch;
 mod handshake;
 mod output;
 mod transport;
 mod window;
 
+pub use batch::EXT_BATCH;
 pub use window::{decode_ext as window_from_ext, encode_ext as window_ext};
 pub use window::{FlowInfo, FlowWindow, DATAGRAM_WINDOW_MAX, EXT_DATAGRAM_WINDOW};
 
@@ -241,6 +243,12 @@ pub(crate) struct Session {
     pub msg_ready: Option<core::ops::Range<usize>>,
     /// The kind of the message at `msg_ready`.
     pub msg_kind: u8,
+    /// Packets per record this session sends (§9.2): 1 unless both sides batch.
+    batch_tx: u8,
+    /// The inner packets of a received batched record not handled yet (in the rx region).
+    batch_rx: Option<core::ops::Range<usize>>,
+    /// Inner packets of that record handled so far.
+    batch_n: u16,
     /// Queued messages, one FIFO per priority class.
     pub out: SendQueues,
     next_msg_id: u32,
@@ -307,6 +315,9 @@ impl Session {
             skip_msg: None,
             msg_ready: None,
             msg_kind: crate::wire::kind::DATA,
+            batch_tx: 1,
+            batch_rx: None,
+            batch_n: 0,
             reasm: Reassembly::default(),
             out: SendQueues::default(),
             next_msg_id: 0,
@@ -351,7 +362,11 @@ impl Session {
     /// reassembly, no message waiting, an empty send queue): the node may lend the buffer
     /// back to its pool and take another when bytes come.
     pub fn buffer_idle(&self) -> bool {
-        !self.frame.is_mid_frame() && !self.reasm.busy() && self.msg_ready.is_none() && self.out.is_empty()
+        !self.frame.is_mid_frame()
+            && !self.reasm.busy()
+            && self.msg_ready.is_none()
+            && self.batch_rx.is_none()
+            && self.out.is_empty()
     }
 
     /// The peer's max record, bounded by what this transport can carry.
@@ -383,6 +398,8 @@ impl Session {
     /// Turns datagram flow control on if both Hellos advertised a window (§8.8).
     pub(super) fn negotiate_flow(&mut self, ctx: &Ctx<'_>) {
         let theirs = self.hello.as_ref().and_then(|h| window::decode_ext(h.extensions.get(EXT_DATAGRAM_WINDOW)));
+        self.batch_tx =
+            batch::negotiate(ctx.config.max_batch, self.hello.as_ref().and_then(|h| h.extensions.get(EXT_BATCH)));
         self.flow = match self.kind {
             TransportKind::Datagram => FlowWindow::negotiate(ctx.config.datagram_window, theirs),
             TransportKind::Stream => FlowWindow::off(),
@@ -396,7 +413,8 @@ impl Session {
 
     /// The application took the waiting message: its records' credit is free (§8.8).
     pub fn on_consumed(&mut self) {
-        if self.msg_ready.is_none() {
+        // A batched record is handed on once its last packet is (§9.2).
+        if self.msg_ready.is_none() && self.batch_rx.is_none() {
             self.flow.on_consumed();
         }
     }

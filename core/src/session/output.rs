@@ -12,8 +12,8 @@ use crate::time::Instant;
 use crate::wire::frame::write_prefix;
 use crate::wire::packet::DATA_OVERHEAD;
 use crate::wire::record::TRANSPORT_HEADER_LEN;
+use crate::wire::Packet;
 use crate::wire::FRAME_PREFIX_LEN;
-use crate::wire::{Header, Packet};
 impl Session {
     pub fn wants_transmit(&self) -> bool {
         match self.phase {
@@ -77,38 +77,10 @@ impl Session {
                 break;
             }
             let dst = &mut out[at + prefix..at + prefix + space];
-            let n = if let Some(c) = self.ctrl.pop_front() {
-                let pkt = match c {
-                    Ctrl::Ping => {
-                        let seq = self.ping_seq;
-                        self.ping_seq = self.ping_seq.wrapping_add(1);
-                        self.quality.on_ping_sent(seq, now);
-                        Packet::Ping { seq }
-                    }
-                    Ctrl::Pong(seq) => Packet::Pong { seq },
-                    Ctrl::Error(code) => Packet::Error { code, detail: "" },
-                };
-                self.seal(ctx, &pkt, dst, now)?
-            } else if let Some(limit) = self.flow.take_credit() {
-                self.seal(ctx, &Packet::Credit { limit }, dst, now)?
-            } else if let Some(at) = self.flow.take_blocked() {
-                self.seal(ctx, &Packet::Blocked { at }, dst, now)?
-            } else if !self.out.is_empty() {
-                if !self.flow.may_send(self.send_counter) {
-                    break; // the peer's window is closed: the data waits for Credit
-                }
-                match self.next_chunk(ctx, buf, dst, at > 0, now)? {
-                    Some(n) => n,
-                    None => break,
-                }
-            } else if let Some(reason) = self.close_pending.take() {
-                // Last record of the session: everything queued went before it.
-                let n = self.seal(ctx, &Packet::Close { reason }, dst, now)?;
-                self.phase = Phase::Closed;
-                n
-            } else {
+            let n = self.next_record(ctx, buf, dst, at > 0, now)?;
+            if n == 0 {
                 break;
-            };
+            }
             if prefix > 0 {
                 write_prefix(&mut out[at..], n)?;
             }
@@ -120,7 +92,54 @@ impl Session {
         Ok(at)
     }
 
-    /// Seals the next chunk of a queued message into `dst`, if one is due: strict priority
+    /// Encodes the next due packet's plaintext into `dst`, in the scheduler's order
+    /// (control, credit, blocked, message chunks, Close). `None`: nothing due, or it
+    /// does not fit (nothing was taken then). `inner`: a second or later packet of a
+    /// batched record.
+    pub(super) fn next_packet(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        buf: &[u8],
+        dst: &mut [u8],
+        started: bool,
+        inner: bool,
+        now: Instant,
+    ) -> Result<Option<usize>, Error> {
+        // Every control packet fits 16 bytes (§8.2).
+        if dst.len() < 16 {
+            return Ok(None);
+        }
+        let pkt = if let Some(c) = self.ctrl.pop_front() {
+            match c {
+                Ctrl::Ping => {
+                    let seq = self.ping_seq;
+                    self.ping_seq = self.ping_seq.wrapping_add(1);
+                    self.quality.on_ping_sent(seq, now);
+                    Packet::Ping { seq }
+                }
+                Ctrl::Pong(seq) => Packet::Pong { seq },
+                Ctrl::Error(code) => Packet::Error { code, detail: "" },
+            }
+        } else if let Some(limit) = self.flow.take_credit() {
+            Packet::Credit { limit }
+        } else if let Some(at) = self.flow.take_blocked() {
+            Packet::Blocked { at }
+        } else if !self.out.is_empty() {
+            if !self.flow.may_send(self.send_counter) {
+                return Ok(None); // the peer's window is closed: the data waits for Credit
+            }
+            return self.next_chunk(ctx, buf, dst, started, inner);
+        } else if let Some(reason) = self.close_pending.take() {
+            // Last packet of the session: everything queued went before it.
+            self.phase = Phase::Closed;
+            Packet::Close { reason }
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(pkt.encode(dst)?))
+    }
+
+    /// Encodes the next chunk of a queued message into `dst`, if one is due: strict priority
     /// between the classes (PROTOCOL.md §9.1), FIFO inside each. `None` ends the batch.
     fn next_chunk(
         &mut self,
@@ -128,9 +147,9 @@ impl Session {
         buf: &[u8],
         dst: &mut [u8],
         batch_started: bool,
-        now: Instant,
+        inner: bool,
     ) -> Result<Option<usize>, Error> {
-        let overhead = TRANSPORT_HEADER_LEN + DATA_OVERHEAD + TAG_LEN;
+        let overhead = DATA_OVERHEAD;
         // A peer's limits are validated at the handshake, but stay safe anyway.
         let Some(room) = dst.len().checked_sub(overhead).filter(|r| *r > 0) else { return Ok(None) };
         // Messages started and not finished, which the peer is assembling side by side in
@@ -155,6 +174,12 @@ impl Session {
             if room < remaining && room < 512 && batch_started {
                 return Ok(None);
             }
+            // Inside a batched record (§9.2) only what finishes its message joins: batching
+            // never splits a message that would have fit a record of its own (on datagrams
+            // a split message is at the mercy of loss and reordering).
+            if room < remaining && inner {
+                return Ok(None);
+            }
             let take = remaining.min(room).min(ctx.config.max_chunk);
             if q.sent == 0 && take < msg.len() && assembling + msg.len() > peer_max {
                 // Starting this message would need more room than the peer has beside the
@@ -175,28 +200,15 @@ impl Session {
                 offset: q.sent as u32,
                 bytes: &msg[q.sent..q.sent + take],
             };
-            let n = seal_with(&mut self.send, &mut self.send_counter, self.remote_index, &pkt, dst)?;
+            let n = pkt.encode(dst)?;
             q.sent += take;
             if q.sent >= msg.len() {
                 q.pop(region);
                 self.quality.on_msg_out();
             }
-            self.after_seal(ctx, n, now);
             return Ok(Some(n));
         }
         Ok(None)
-    }
-
-    pub(super) fn seal(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        pkt: &Packet<'_>,
-        dst: &mut [u8],
-        now: Instant,
-    ) -> Result<usize, Error> {
-        let n = seal_with(&mut self.send, &mut self.send_counter, self.remote_index, pkt, dst)?;
-        self.after_seal(ctx, n, now);
-        Ok(n)
     }
 
     pub(super) fn after_seal(&mut self, ctx: &mut Ctx<'_>, n: usize, now: Instant) {
@@ -281,26 +293,4 @@ impl Session {
             }
         }
     }
-}
-
-/// Seals `pkt` as a transport record into `dst` with the session's send keys.
-fn seal_with(
-    keys: &mut Option<Keys>,
-    counter: &mut u64,
-    receiver: u32,
-    pkt: &Packet<'_>,
-    dst: &mut [u8],
-) -> Result<usize, Error> {
-    let k = keys.as_mut().ok_or(Error::NotConnected)?;
-    if *counter >= REJECT_AFTER_MESSAGES {
-        return Err(Error::Noise(crate::noise::NoiseError::NonceExhausted));
-    }
-    let header = Header::Transport { phase: k.phase, receiver, counter: *counter };
-    let h = header.encode(dst)?;
-    let room = dst.len().saturating_sub(h + TAG_LEN);
-    let (hdr, body) = dst.split_at_mut(h);
-    let n = pkt.encode(&mut body[..room])?;
-    let c = k.cipher.encrypt_at(*counter, hdr, body, n)?;
-    *counter += 1;
-    Ok(h + c)
 }

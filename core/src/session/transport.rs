@@ -34,7 +34,10 @@ impl Session {
     ) -> Result<usize, Error> {
         let mut used = 0;
         while used < input.len() && self.phase != Phase::Closed {
-            if self.msg_ready.is_some() {
+            // A batched record that stopped at a message the application has since taken
+            // goes on first: the next frame would overwrite it (§9.2).
+            self.resume_batch(ctx, buf, now)?;
+            if self.msg_ready.is_some() || self.batch_rx.is_some() {
                 break;
             }
             // Until the handshake is done, nothing larger than a handshake record is owed:
@@ -182,7 +185,14 @@ impl Session {
         }
         self.replay.mark(counter);
         // Only data earns credit back (§8.8); the kind byte leads the plaintext.
-        let is_data = plain_len > 0 && buf.get(body.start).is_some_and(|k| crate::wire::kind::is_message(*k));
+        let first = buf.get(body.start).copied().filter(|_| plain_len > 0);
+        // A batch (§9.2) is read only if we advertised it; else its kind is unknown here.
+        let batch = first == Some(super::batch::BATCH) && ctx.config.max_batch > 1;
+        let is_data = if batch {
+            super::batch::has_message(&buf[body.start + 1..body.start + plain_len])
+        } else {
+            first.is_some_and(crate::wire::kind::is_message)
+        };
         self.flow.on_record(counter, is_data);
         self.recv_next = counter.saturating_add(1);
         self.last_recv = now;
@@ -202,7 +212,11 @@ impl Session {
             }
         }
         let start = body.start;
-        let r = self.on_packet(ctx, buf, start..start + plain_len, now);
+        let r = if batch {
+            self.on_batch(ctx, buf, start + 1..start + plain_len, now)
+        } else {
+            self.on_packet(ctx, buf, start..start + plain_len, now)
+        };
         // The record was handed on unless its message waits for `poll_event` (§8.8).
         self.on_consumed();
         r

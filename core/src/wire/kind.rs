@@ -3,7 +3,7 @@
 //! | Range | Class | A receiver... |
 //! |---|---|---|
 //! | `0x00` | reserved | answers `Error { UnknownKind }` |
-//! | `0x01..=0x0f` | core | handles Ping, Pong, Data, Error, Close, Credit, Blocked; answers the others `UnknownKind` |
+//! | `0x01..=0x0f` | core | handles Ping, Pong, Data, Error, Close, Credit, Blocked (and Batch `0x09` if it advertised batching, PROTOCOL.md §9.2); answers the others `UnknownKind` |
 //! | `0x10..=0x3f` | messaging | hands the kinds in [`MESSAGING`] to the messaging handler; answers the others `UnknownKind` |
 //! | `0x40..=0x7f` | application (F30) | delivers the message to the application as `Event::Message { kind }` |
 //! | `0x80..=0xff` | reserved | answers `Error { UnknownKind }` |
@@ -43,6 +43,8 @@ pub const CLOSE: u8 = 0x05;
 pub const CREDIT: u8 = 0x07;
 /// Datagram flow control: the sender is stalled at its limit.
 pub const BLOCKED: u8 = 0x08;
+/// Batching (PROTOCOL.md §9.2): several length-prefixed packets in one record.
+pub const BATCH: u8 = 0x09;
 
 /// Kinds of the core protocol.
 pub const CORE_RANGE: RangeInclusive<u8> = 0x01..=0x0f;
