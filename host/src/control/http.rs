@@ -291,6 +291,12 @@ impl From<HostError> for ApiError {
             HostError::Refused { .. } => (S::BAD_GATEWAY, "refused"),
             HostError::Failed { .. } => (S::BAD_GATEWAY, "handler_failed"),
             HostError::PendingLimit { .. } => (S::SERVICE_UNAVAILABLE, "pending_limit"),
+            // Call outcomes (§15.5.2), each its own code.
+            HostError::UnknownFunction { .. } => (S::NOT_FOUND, "unknown_function"),
+            HostError::BadArguments => (S::BAD_GATEWAY, "bad_arguments"),
+            HostError::NoRpc => (S::SERVICE_UNAVAILABLE, "no_rpc"),
+            HostError::InvalidArguments(_) => (S::BAD_REQUEST, "invalid_arguments"),
+            HostError::BadResult(_) => (S::BAD_GATEWAY, "bad_result"),
             HostError::Messaging(m) => {
                 use meshlink_core::messaging::MessagingError as M;
                 match m {
