@@ -71,6 +71,8 @@ pub(crate) enum Route {
     OpenApi,
     Publish,
     Subscribe,
+    Call,
+    Funcs,
 }
 
 impl Route {
@@ -101,6 +103,8 @@ const ROUTE_TABLE: &[(&str, &str, Route)] = &[
     ("GET", "/v1/openapi.json", Route::OpenApi),
     ("POST", "/v1/publish", Route::Publish),
     ("POST", "/v1/subscribe", Route::Subscribe),
+    ("POST", "/v1/call", Route::Call),
+    ("GET", "/v1/funcs/{peer}", Route::Funcs),
 ];
 
 /// Every `(method, path pattern)` the server answers.
