@@ -197,7 +197,7 @@ pub enum ClientCmd {
         /// The function's name (`math.add`; built-ins `get_funcs`, `get_peers`)
         function: String,
         /// The arguments, one JSON value each (`42`, '"text"', '{"$bytes": "AQI="}')
-        #[arg(allow_hyphen_values = true, trailing_var_arg = true, value_name = "JSON_ARG")]
+        #[arg(allow_negative_numbers = true, value_name = "JSON_ARG")]
         args: Vec<String>,
         /// The call's timeout [default: the node's messaging.default_timeout_ms]
         #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..))]
