@@ -9,9 +9,14 @@ use std::time::Duration;
 use meshlink_core::{Keypair, PeerId};
 use meshlink_host::{Host, HostConfig, HostEvent, HostHandle, Listen};
 use rand_core::OsRng;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore};
 
 const MESSAGES: u32 = 10_000;
+/// Messages a sender may have ahead of the peer's reading subscriber: well under that
+/// subscriber's queue (1,024 events), so the reader that keeps up never lags, however
+/// the two shared cores schedule it. The stuck subscriber still gets all 10,000.
+const AHEAD: usize = 256;
 
 async fn node() -> HostHandle {
     let tcp = vec!["127.0.0.1:0".parse().unwrap()];
@@ -23,10 +28,19 @@ async fn node() -> HostHandle {
     .unwrap()
 }
 
-/// Sends `MESSAGES` to `to` while counting the messages `events` brings; returns that count.
-async fn exchange(node: HostHandle, to: PeerId, mut events: mpsc::Receiver<HostEvent>) -> u32 {
+/// Sends `MESSAGES` to `to` (at most `AHEAD` beyond what `to`'s reader has taken, through
+/// `send_credit`) while counting the messages `events` brings, each returned to the peer
+/// as `recv_credit`; returns that count.
+async fn exchange(
+    node: HostHandle,
+    to: PeerId,
+    mut events: mpsc::Receiver<HostEvent>,
+    send_credit: Arc<Semaphore>,
+    recv_credit: Arc<Semaphore>,
+) -> u32 {
     let sender = tokio::spawn(async move {
         for i in 0..MESSAGES {
+            send_credit.acquire().await.unwrap().forget();
             node.send(to, i.to_be_bytes().to_vec()).await.unwrap();
         }
     });
@@ -36,6 +50,7 @@ async fn exchange(node: HostHandle, to: PeerId, mut events: mpsc::Receiver<HostE
             Ok(Some(HostEvent::Message { data, .. })) => {
                 assert_eq!(data[..], got.to_be_bytes(), "in order, none missed by a reader that keeps up");
                 got += 1;
+                recv_credit.add_permits(1);
             }
             Ok(Some(HostEvent::Lagged { dropped })) => panic!("a reader that keeps up lagged by {dropped}"),
             Ok(Some(_)) => {}
@@ -56,7 +71,11 @@ async fn a_subscriber_that_never_reads_holds_back_no_peer_and_gets_lagged() {
     while b.peers().await.unwrap().is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await; // b confirms a moment later
     }
-    let (got_b, got_a) = tokio::join!(exchange(a.clone(), b.peer_id(), ev_a), exchange(b.clone(), a.peer_id(), ev_b));
+    let (ab, ba) = (Arc::new(Semaphore::new(AHEAD)), Arc::new(Semaphore::new(AHEAD)));
+    let (got_b, got_a) = tokio::join!(
+        exchange(a.clone(), b.peer_id(), ev_a, ab.clone(), ba.clone()),
+        exchange(b.clone(), a.peer_id(), ev_b, ba, ab)
+    );
     assert_eq!((got_a, got_b), (MESSAGES, MESSAGES), "both peers got every message");
 
     // The stuck subscribers' queues filled; what did not fit is counted, and the notice
