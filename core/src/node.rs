@@ -926,14 +926,21 @@ where
         let header = Header::parse(bytes)?;
         let slot = match header {
             Header::Init { version, min_version, sender, network_tag: tag, .. } => {
-                // Shorter than every initiator must pad to (PROTOCOL.md §5.1), with its
-                // mac tail (§5.12): answering it could amplify, and no honest node sends
-                // it. Dropped, counted, unanswered.
+                // A range we do not share is refused first (PROTOCOL.md §3): an older
+                // initiator pads to a shorter minimum and has no mac tail, and must learn
+                // why it gets no session. The 8-byte Reject is smaller than any Init.
+                let theirs = crate::wire::VersionRange { min: min_version, max: version };
+                if let Err((RejectCode::Version, e)) = check_init(&self.config, theirs, tag) {
+                    self.reply_reject(from, RejectCode::Version, sender);
+                    return Err(e);
+                }
+                // Shorter than every initiator must pad to (§5.1), with its mac tail
+                // (§5.12): answering it could amplify, and no honest node of a version we
+                // speak sends it. Dropped, counted, unanswered.
                 let min = crate::session::DATAGRAM_INIT_MIN;
                 if bytes.len() < min {
                     return Err(WireError::Truncated { needed: min, got: bytes.len() }.into());
                 }
-                let theirs = crate::wire::VersionRange { min: min_version, max: version };
                 if let Err((code, e)) = check_init(&self.config, theirs, tag) {
                     self.reply_reject(from, code, sender);
                     return Err(e);

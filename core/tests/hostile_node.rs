@@ -764,10 +764,10 @@ fn wire_version_and_unknown_types() {
     let c = net.add(cfg());
     let conn = net.open(c, a, Datagram, None);
     let (t, mut init) = net.transmits(c).remove(0);
-    // Rewritten on the path to announce versions 3..=3 only (bytes 1 and 3, PROTOCOL.md §3).
-    (init[1], init[3]) = (3, 3);
+    // Rewritten on the path to announce only the next version (bytes 1 and 3, PROTOCOL.md §3).
+    (init[1], init[3]) = (WIRE_VERSION + 1, WIRE_VERSION + 1);
     net.deliver(c, &t, &init);
-    let (v3, ours) = (VersionRange::only(3), VersionRange::only(WIRE_VERSION));
+    let (v3, ours) = (VersionRange::only(WIRE_VERSION + 1), VersionRange::only(WIRE_VERSION));
     let want = Error::VersionMismatch { ours, theirs: v3 };
     assert_eq!(net.errors.remove(0), (a, want));
     // A Reject(Version) went back (8 bytes, no larger than the Init) and ended the initiator.
@@ -787,7 +787,7 @@ fn wire_version_and_unknown_types() {
     // The same on a stream: a Reject(Version) frame, then both sides end.
     let conn = net.open(c, a, Stream, None);
     let (t, mut f) = net.transmits(c).remove(0);
-    (f[3], f[5]) = (3, 3);
+    (f[3], f[5]) = (WIRE_VERSION + 1, WIRE_VERSION + 1);
     net.deliver(c, &t, &f);
     assert_eq!(net.errors.remove(0), (a, want));
     net.pump();

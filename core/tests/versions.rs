@@ -1,5 +1,5 @@
-//! Forward compatibility (PROTOCOL.md §3, §8.6) and the handshake rules of version 2:
-//! - an old node (versions 2..=2) and a new one (2..=3, with a Hello extension the old one
+//! Forward compatibility (PROTOCOL.md §3, §8.6) and the handshake rules of version 3:
+//! - an old node (versions 3..=3) and a new one (3..=4, with a Hello extension the old one
 //!   does not know) connect over streams and datagrams, in both roles, XX and IK;
 //! - nodes with no common version fail with `VersionMismatch` carrying both ranges, on both
 //!   sides and both transports;
@@ -13,13 +13,13 @@ use std::net::SocketAddr;
 use meshlink_core::noise::symmetric::hash;
 use meshlink_core::noise::{CipherState, HandshakeParams, HandshakeState, Pattern, Role, TAG_LEN};
 use meshlink_core::session::{DATAGRAM_INIT_MIN, INIT_MIN_DATAGRAM};
-use meshlink_core::wire::{ErrorCode, Header, Hello, Packet, VersionRange, WireError, WIRE_VERSION};
+use meshlink_core::wire::{ErrorCode, Header, Hello, Packet, RejectCode, VersionRange, WireError, WIRE_VERSION};
 use meshlink_core::{Config, ConnId, DisconnectReason, Error, Event, Instant, Keypair, PeerId, TransportKind};
 use TransportKind::{Datagram, Stream};
 
 type N = meshlink_core::HeapNode;
 const NOW: Instant = Instant::from_millis(1_000);
-/// An extension type from the protocol range that version 2 does not define: what a newer
+/// An extension type from the protocol range that version 3 does not define: what a newer
 /// node would add.
 const FUTURE_EXT: u8 = 0x10;
 
@@ -35,11 +35,11 @@ fn cfg(name: &str, min: u8, max: u8) -> Config {
 }
 
 fn old() -> Config {
-    cfg("old", 2, 2)
+    cfg("old", 3, 3)
 }
 
 fn new() -> Config {
-    let mut c = cfg("new", 2, 3);
+    let mut c = cfg("new", 3, 4);
     c.hello = c.hello.with_extension(FUTURE_EXT, b"a field from the future").unwrap();
     c
 }
@@ -163,7 +163,7 @@ fn an_old_node_and_a_new_node_with_an_extra_hello_field_connect() {
                 }
                 // The initiator learns the chosen version from the responder's Hello: the
                 // highest both speak, 2.
-                assert_eq!(p.n[0].hello(&p.id(1)).unwrap().version, 2, "{what}");
+                assert_eq!(p.n[0].hello(&p.id(1)).unwrap().version, 3, "{what}");
                 // Messages flow both ways.
                 p.n[0].send(NOW, &p.id(1), b"to the responder").unwrap();
                 p.n[1].send(NOW, &p.id(0), b"to the initiator").unwrap();
@@ -180,17 +180,17 @@ fn an_old_node_and_a_new_node_with_an_extra_hello_field_connect() {
 #[test]
 fn two_new_nodes_agree_on_the_highest_common_version() {
     for kind in [Stream, Datagram] {
-        let p = Pair::connect(new(), cfg("newer", 3, 4), kind, false);
+        let p = Pair::connect(new(), cfg("newer", 4, 5), kind, false);
         let _ = (p.conn(0), p.conn(1));
-        assert_eq!(p.n[0].hello(&p.id(1)).unwrap().version, 3, "{kind:?}");
+        assert_eq!(p.n[0].hello(&p.id(1)).unwrap().version, 4, "{kind:?}");
     }
 }
 
 #[test]
 fn versions_without_overlap_fail_with_a_typed_error_on_both_sides() {
-    let (two, three) = (VersionRange::only(2), VersionRange { min: 3, max: 4 });
+    let (two, three) = (VersionRange::only(3), VersionRange { min: 4, max: 5 });
     for kind in [Stream, Datagram] {
-        for (a, b, ra, rb) in [(old(), cfg("future", 3, 4), two, three), (cfg("future", 3, 4), old(), three, two)] {
+        for (a, b, ra, rb) in [(old(), cfg("future", 4, 5), two, three), (cfg("future", 4, 5), old(), three, two)] {
             let what = format!("{ra} -> {rb} over {kind:?}");
             let p = Pair::connect(a, b, kind, false);
             let at_initiator = Error::VersionMismatch { ours: ra, theirs: rb };
@@ -443,11 +443,16 @@ fn a_datagram_init_below_the_minimum_is_dropped_unanswered() {
         assert_eq!(b.stats().records_dropped, dropped + 1);
         assert_eq!(b.stats().sessions, 0);
     }
-    // Even one with a wrong version: refused unanswered, before the version is looked at.
-    let mut v9 = init[..DATAGRAM_INIT_MIN - 1].to_vec();
+    // One with a range we do not share (an older node's shorter Init, §3) is refused with
+    // an 8-byte Reject(Version) naming our range: smaller than the Init, so no amplification.
+    let mut v9 = init[..INIT_MIN_DATAGRAM].to_vec();
     (v9[1], v9[3]) = (9, 9);
-    assert!(matches!(b.handle_datagram(NOW, from, &v9), Err(Error::Wire(WireError::Truncated { .. }))));
-    assert!(b.poll_transmit(NOW, &mut buf).is_none());
+    let want = Error::VersionMismatch { ours: VersionRange::only(3), theirs: VersionRange::only(9) };
+    assert_eq!(b.handle_datagram(NOW, from, &v9), Err(want));
+    let t = b.poll_transmit(NOW, &mut buf).expect("a Reject(Version)");
+    assert_eq!(&buf[..4], &[0x06, RejectCode::Version as u8, 3, 3]);
+    assert!(t.len == 8 && t.len < v9.len());
+    assert_eq!(b.stats().sessions, 0);
     assert_eq!(b.handle_datagram(NOW, from, &init), Ok(()));
     assert!(b.poll_transmit(NOW, &mut buf).is_some(), "the padded Init is answered");
 }
@@ -518,8 +523,8 @@ fn a_hello_with_extensions_never_exceeds_hello_max_len() {
     // A node starts with the Hello at the bound, and refuses the one over it (without
     // its own datagram window extension, §8.8, which would not fit beside these).
     // Nor its batching extension (§9.2).
-    let c = cfg("x", 2, 2).with(|c| (c.hello, c.datagram_window, c.max_batch) = (at, 0, 1));
+    let c = cfg("x", 3, 3).with(|c| (c.hello, c.datagram_window, c.max_batch) = (at, 0, 1));
     assert!(N::with_capacity(c, Keypair::from_secret([1; 32]), [2; 32], 4).is_ok());
-    let c = cfg("x", 2, 2).with(|c| (c.hello, c.datagram_window, c.max_batch) = (over, 0, 1));
+    let c = cfg("x", 3, 3).with(|c| (c.hello, c.datagram_window, c.max_batch) = (over, 0, 1));
     assert!(N::with_capacity(c, Keypair::from_secret([1; 32]), [2; 32], 4).is_err());
 }

@@ -10,6 +10,7 @@ use core::net::SocketAddr;
 use common::*;
 use meshlink_core::cookie::{self, MACS_LEN};
 use meshlink_core::session::INIT_MIN_DATAGRAM;
+use meshlink_core::wire::WIRE_VERSION;
 use meshlink_core::{Config, Error, TransportKind};
 use meshlink_sim::{LinkConfig, NodeIdx, Sim};
 use rand_chacha::ChaCha20Rng;
@@ -21,7 +22,7 @@ use rand_core::{RngCore, SeedableRng};
 fn spoofed_init(rng: &mut ChaCha20Rng, blind: bool) -> Vec<u8> {
     let tag = meshlink_core::noise::symmetric::hash(&[b"meshlink network tag", b"meshlink"]);
     let mut d = vec![0u8; INIT_MIN_DATAGRAM + MACS_LEN];
-    d[..4].copy_from_slice(&[0x01, 2, 0, 2]);
+    d[..4].copy_from_slice(&[0x01, WIRE_VERSION, 0, WIRE_VERSION]);
     rng.fill_bytes(&mut d[4..8]);
     d[8..12].copy_from_slice(&tag[..4]);
     rng.fill_bytes(&mut d[12..44]);

@@ -20,8 +20,9 @@ pub use record::{Header, RecordType, RejectCode};
 /// `Config::max_version`. Every Init announces the initiator's range (min, max) and binds
 /// it into the Noise prologue; the responder picks the highest version both speak (see
 /// PROTOCOL.md §3), so peers with no common version fail cleanly with a typed error.
-/// Version 2 added the range itself and the Hello extension tail.
-pub const WIRE_VERSION: u8 = 2;
+/// Version 2 added the range itself and the Hello extension tail; version 3 added the
+/// `mac1 || mac2` tail of datagram Inits (PROTOCOL.md §5.12).
+pub const WIRE_VERSION: u8 = 3;
 
 /// A range of wire versions, both ends included: what a node speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
