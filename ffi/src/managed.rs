@@ -1,0 +1,1 @@
+//! The managed layer (to be built).

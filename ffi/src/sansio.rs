@@ -1,0 +1,1 @@
+//! The sans-IO layer (to be built).
