@@ -1,0 +1,61 @@
+//! A driver wrapper that drops every Nth received frame: the loss a test needs, injected
+//! by the test's own driver (the namespace has no netem).
+
+use core::task::Context;
+
+use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken};
+use embassy_net_tuntap::TunTapDevice;
+
+/// The TAP device, dropping every `every`th received frame (0: none).
+pub struct Lossy {
+    inner: TunTapDevice,
+    every: u32,
+    seen: u32,
+}
+
+impl Lossy {
+    pub fn new(inner: TunTapDevice, every: u32) -> Self {
+        Lossy { inner, every, seen: 0 }
+    }
+}
+
+impl Driver for Lossy {
+    type RxToken<'a>
+        = <TunTapDevice as Driver>::RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = <TunTapDevice as Driver>::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, cx: &mut Context) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let every = self.every;
+        let (rx, tx) = self.inner.receive(cx)?;
+        self.seen = self.seen.wrapping_add(1);
+        if every > 0 && self.seen % every == 0 {
+            // Read and discard the frame, then ask to be polled again for the next one.
+            rx.consume(|_| ());
+            drop(tx);
+            cx.waker().wake_by_ref();
+            return None;
+        }
+        Some((rx, tx))
+    }
+
+    fn transmit(&mut self, cx: &mut Context) -> Option<Self::TxToken<'_>> {
+        self.inner.transmit(cx)
+    }
+
+    fn link_state(&mut self, cx: &mut Context) -> LinkState {
+        self.inner.link_state(cx)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn hardware_address(&self) -> HardwareAddress {
+        self.inner.hardware_address()
+    }
+}
