@@ -33,10 +33,10 @@ impl Driver for Lossy {
         let every = self.every;
         let (rx, tx) = self.inner.receive(cx)?;
         self.seen = self.seen.wrapping_add(1);
-        if every > 0 && self.seen % every == 0 {
+        if every > 0 && self.seen.is_multiple_of(every) {
             // Read and discard the frame, then ask to be polled again for the next one.
             rx.consume(|_| ());
-            drop(tx);
+            let _ = tx;
             cx.waker().wake_by_ref();
             return None;
         }

@@ -29,8 +29,6 @@ use rand_core::{OsRng, RngCore};
 use static_cell::{ConstStaticCell, StaticCell};
 
 mod lossy;
-#[cfg(feature = "messaging")]
-mod pubsub;
 
 use lossy::Lossy;
 
@@ -56,16 +54,13 @@ struct Args {
     send: usize,
     expect: usize,
     drop_every: u32,
-    #[cfg(feature = "messaging")]
-    pubsub: pubsub::Plan,
 }
 
 fn usage(why: &str) -> ! {
     eprintln!("meshlink-embedded-linux: {why}");
     eprintln!(
         "usage: meshlink-embedded-linux --tap NAME --ip A.B.C.D/LEN --server A.B.C.D --port P --server-id ID \
-         [--mode tcp|udp] [--send N] [--expect N] [--drop-every N] [--subscribe PATTERN --expect-pub N] \
-         [--publish SUBJECT --publish-count N]"
+         [--mode tcp|udp] [--send N] [--expect N] [--drop-every N]"
     );
     exit(2)
 }
@@ -74,8 +69,6 @@ fn parse_args() -> Args {
     let mut a = std::env::args().skip(1);
     let (mut tap, mut ip, mut server, mut port, mut id) = (None, None, None, None, None);
     let (mut udp, mut send, mut expect, mut drop_every) = (false, 10, 10, 0);
-    #[cfg(feature = "messaging")]
-    let mut plan = pubsub::Plan::default();
     while let Some(flag) = a.next() {
         let mut val = || a.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
         let num = |v: String| v.parse::<usize>().unwrap_or_else(|_| usage("expected a number"));
@@ -100,14 +93,6 @@ fn parse_args() -> Args {
             "--send" => send = num(val()),
             "--expect" => expect = num(val()),
             "--drop-every" => drop_every = num(val()) as u32,
-            #[cfg(feature = "messaging")]
-            "--subscribe" => plan.subscribe = Some(val()),
-            #[cfg(feature = "messaging")]
-            "--expect-pub" => plan.expect = num(val()),
-            #[cfg(feature = "messaging")]
-            "--publish" => plan.publish = Some(val()),
-            #[cfg(feature = "messaging")]
-            "--publish-count" => plan.count = num(val()),
             _ => usage(&format!("unknown flag {flag}")),
         }
     }
@@ -121,8 +106,6 @@ fn parse_args() -> Args {
         send,
         expect,
         drop_every,
-        #[cfg(feature = "messaging")]
-        pubsub: plan,
     }
 }
 
@@ -193,7 +176,11 @@ async fn main(spawner: Spawner) {
     // right from one run to the next.
     device.set_hardware_address([0x02, 0x4d, 0x4c, 0x00, 0x00, 0x02]);
     let device = Lossy::new(device, args.drop_every);
-    let net = embassy_net::Config::ipv4_static(StaticConfigV4 { address: args.ip, gateway: None, dns_servers: Default::default() });
+    let net = embassy_net::Config::ipv4_static(StaticConfigV4 {
+        address: args.ip,
+        gateway: None,
+        dns_servers: Default::default(),
+    });
     let (stack, runner) = embassy_net::new(device, net, RESOURCES.take(), OsRng.next_u64());
     spawner.spawn(net_task(runner).unwrap_or_else(|_| fail("spawn net")));
     stack.wait_config_up().await;
@@ -229,9 +216,6 @@ async fn main(spawner: Spawner) {
         }
     }
     println!("EMB sent {mode} {}", args.send);
-
-    #[cfg(feature = "messaging")]
-    pubsub::run_plan(&args.pubsub, mode).await;
 
     for i in 0..args.expect {
         let Ok(m) = with_timeout(Duration::from_secs(30), CH.recv()).await else {
