@@ -163,6 +163,10 @@ level3() {
   check "$mode: embassy received all 10" bash -c "[ \$(grep -c '^EMB recv $mode daemon $mode message' '$log') -eq 10 ]"
   check "$mode: embassy quality after a ping round" grep -qE "^EMB quality $mode rtt_us=[0-9]+ .*pongs_received=[1-9]" "$log"
   grep '^EMB quality' "$log" | sed 's/^/    /'
+  if [ "$drop" -gt 0 ]; then
+    check "$mode: the driver dropped frames (every ${drop}th received)" grep -qE "^EMB dropped $mode frames=[1-9]" "$log"
+    grep '^EMB dropped' "$log" | sed 's/^/    /'
+  fi
   check "$mode: no EMB FAIL line" bash -c "! grep -q 'EMB FAIL' '$log'"
 }
 

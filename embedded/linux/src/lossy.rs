@@ -1,10 +1,14 @@
 //! A driver wrapper that drops every Nth received frame: the loss a test needs, injected
 //! by the test's own driver (the namespace has no netem).
 
+use core::sync::atomic::{AtomicU32, Ordering};
 use core::task::Context;
 
 use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken};
 use embassy_net_tuntap::TunTapDevice;
+
+/// Frames dropped so far (all `Lossy` devices), for the run's report.
+pub static DROPPED: AtomicU32 = AtomicU32::new(0);
 
 /// The TAP device, dropping every `every`th received frame (0: none).
 pub struct Lossy {
@@ -36,6 +40,7 @@ impl Driver for Lossy {
         if every > 0 && self.seen.is_multiple_of(every) {
             // Read and discard the frame, then ask to be polled again for the next one.
             rx.consume(|_| ());
+            DROPPED.fetch_add(1, Ordering::Relaxed);
             let _ = tx;
             cx.waker().wake_by_ref();
             return None;

@@ -245,6 +245,7 @@ async fn main(spawner: Spawner) {
     );
     // Let the last transmits (acknowledgements, a pong) leave before the process goes.
     Timer::after_millis(200).await;
+    println!("EMB dropped {mode} frames={}", lossy::DROPPED.load(core::sync::atomic::Ordering::Relaxed));
     println!("EMB done {mode}");
     exit(0)
 }
