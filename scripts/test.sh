@@ -98,6 +98,17 @@ if [ -x scripts/embedded-test.sh ]; then
   scripts/embedded-test.sh 2>&1 | tee -a "$testlog"
 fi
 
+# Level 3: the adapter on embassy-net-tuntap against a meshlink daemon, in a network
+# namespace it creates and removes. Needs root (CI runs as root); otherwise skipped, saying so.
+if [ -x scripts/embedded-net-test.sh ]; then
+  step "embedded: level 3 against a meshlink daemon (network namespace)"
+  if [ "$(id -u)" -eq 0 ]; then
+    scripts/embedded-net-test.sh 2>&1 | tee -a "$testlog"
+  else
+    echo "SKIP: not root (ip netns and a TAP device need root; CI runs as root)"
+  fi
+fi
+
 if [ -x scripts/schemathesis.sh ]; then
   step "control API property tests"
   scripts/schemathesis.sh
