@@ -169,7 +169,7 @@ pub fn decode_json(b: &[u8]) -> Result<Json, JsonValueError> {
 }
 
 /// A function name as the core checks it (§15.5.2): a literal subject of at most
-/// [`MAX_NAME`] bytes, not starting with `$`.
+/// [`MAX_NAME`] bytes and 15 tokens, not starting with `$`.
 pub fn check_name(name: &str) -> Result<(), HostError> {
     use meshlink_core::messaging::subject::SubjectError;
     use meshlink_core::messaging::MessagingError as M;
@@ -179,7 +179,10 @@ pub fn check_name(name: &str) -> Result<(), HostError> {
     if name.starts_with('$') {
         return Err(HostError::Messaging(M::Subject(SubjectError::InvalidByte { byte: b'$', at: 0 })));
     }
-    meshlink_core::messaging::subject::validate_subject(name).map_err(|e| HostError::Messaging(M::Subject(e)))
+    // The call's subject `$RPC.<name>` must be a subject too: this bounds the name to 15
+    // tokens (the core's `register_fn` checks the same).
+    let check = |s: &str| meshlink_core::messaging::subject::validate_subject(s);
+    check(name).and_then(|()| check(&subject(name))).map_err(|e| HostError::Messaging(M::Subject(e)))
 }
 
 /// The `$RPC.` subject of `name`.

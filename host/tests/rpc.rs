@@ -120,6 +120,27 @@ async fn builtins_unknown_functions_and_bad_bodies() {
         deep = json!([deep]);
     }
     err(call(json!({"peer": bp, "function": "f", "args": [deep]})).await, 400, "invalid_arguments");
+    // The document's limits, at their edges: what its schema allows reaches the peer (an
+    // unknown function), what it refuses is a 400 (schemathesis checks both directions).
+    err(call(json!({"peer": "", "function": "f"})).await, 400, "invalid_peer_id");
+    err(call(json!({"peer": bp, "function": ""})).await, 400, "invalid_function");
+    err(call(json!({"peer": bp, "function": "f", "version": "1..2"})).await, 400, "invalid_version");
+    err(call(json!({"peer": bp, "function": "f", "version": ""})).await, 404, "unknown_function");
+    err(call(json!({"peer": bp, "function": "a.$b", "version": "2.1-rc"})).await, 404, "unknown_function");
+    let tokens = |n: usize| vec!["t"; n].join(".");
+    err(call(json!({"peer": bp, "function": tokens(15)})).await, 404, "unknown_function");
+    err(call(json!({"peer": bp, "function": tokens(16)})).await, 400, "invalid_function");
+    err(call(json!({"peer": bp, "function": "n".repeat(251)})).await, 404, "unknown_function");
+    err(call(json!({"peer": bp, "function": "n".repeat(252)})).await, 400, "invalid_function");
+    err(http(api, Method::GET, "/v1/funcs/zz", "").await, 400, "invalid_peer_id");
+    let doc: Value = serde_json::from_str(control::OPENAPI_JSON).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let props = &schemas["CallRequest"]["properties"];
+    for (field, schema) in [("peer", "PeerId"), ("function", "FunctionName"), ("version", "Version")] {
+        assert_eq!(props[field]["$ref"], format!("#/components/schemas/{schema}"), "{field}");
+    }
+    assert_eq!(schemas["FunctionName"]["minLength"], 1);
+    assert_eq!(schemas["FunctionName"]["maxLength"], meshlink_core::messaging::rpc::MAX_NAME);
     let stranger = Keypair::generate(&mut OsRng).peer_id().to_string();
     err(call(json!({"peer": stranger, "function": "get_funcs"})).await, 404, "unknown_peer");
     err(http(api, Method::GET, &format!("/v1/funcs/{stranger}"), "").await, 404, "unknown_peer");
