@@ -5,6 +5,7 @@
 //! (clap reads each flag's variable itself; a flag given on the command line wins.)
 
 mod client;
+mod rpc;
 mod serve;
 mod subscribe;
 

@@ -54,6 +54,16 @@ pub enum HostError {
     PendingLimit { limit: usize, per_peer: bool },
     /// Another messaging call failed (subject, version, handler table, ...).
     Messaging(meshlink_core::messaging::MessagingError),
+    /// A call: the peer does RPC but has no function of this name (§15.5.2, refusal 6).
+    UnknownFunction { name: String },
+    /// A call: the peer refused the arguments (refusal 7; a valid host never provokes it).
+    BadArguments,
+    /// A call: the peer does not do RPC at all (NoResponders for `$RPC.`).
+    NoRpc,
+    /// A call: the arguments (JSON) have no value (§15.5.1); nothing was sent.
+    InvalidArguments(crate::rpc::JsonValueError),
+    /// A call: the peer's result is not a valid value.
+    BadResult(crate::rpc::JsonValueError),
 }
 
 impl fmt::Display for HostError {
@@ -85,6 +95,11 @@ impl fmt::Display for HostError {
                 write!(f, "{limit} requests to this peer are in flight already (messaging.max_pending_per_peer)")
             }
             HostError::Messaging(e) => write!(f, "{e}"),
+            HostError::UnknownFunction { name } => write!(f, "unknown function {name:?} on the peer"),
+            HostError::BadArguments => f.write_str("the peer refused the arguments"),
+            HostError::NoRpc => f.write_str("the peer does not do RPC"),
+            HostError::InvalidArguments(e) => write!(f, "invalid arguments: {e}"),
+            HostError::BadResult(e) => write!(f, "the peer's result is not a valid value: {e}"),
         }
     }
 }

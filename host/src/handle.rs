@@ -315,6 +315,39 @@ impl HostHandle {
         crate::pubsub::publish(&self.cmd, subject.to_string(), body.into()).await
     }
 
+    // ------------------------------------------------------------------ RPC
+
+    /// Calls function `name` on `peer` with JSON `args` (spec §15.5; the JSON mapping of
+    /// §15.5.1) and returns its result as JSON. The arguments are checked here (nothing is
+    /// sent on [`HostError::InvalidArguments`]). A call fails with its own variant:
+    /// [`HostError::UnknownFunction`], [`HostError::BadArguments`], [`HostError::NoRpc`],
+    /// [`HostError::Failed`] (the function's error), [`HostError::Timeout`],
+    /// [`HostError::Disconnected`], ... `opts` are the request's (timeout, version).
+    pub async fn call(
+        &self,
+        peer: PeerId,
+        name: &str,
+        args: Vec<serde_json::Value>,
+        opts: crate::messaging::RequestOpts,
+    ) -> Result<serde_json::Value, HostError> {
+        crate::rpc::check_name(name)?;
+        let body = crate::rpc::encode_args(&args).map_err(HostError::InvalidArguments)?;
+        let r = crate::messaging::request(&self.cmd, peer, crate::rpc::subject(name), body.into(), opts).await;
+        crate::rpc::call_outcome(r, name)
+    }
+
+    /// The functions `peer` has registered (the built-in `get_funcs`).
+    pub async fn funcs(&self, peer: PeerId) -> Result<Vec<crate::rpc::FunctionInfo>, HostError> {
+        let opts = crate::messaging::RequestOpts::new();
+        crate::rpc::funcs_of(&self.call(peer, meshlink_core::messaging::rpc::GET_FUNCS, vec![], opts).await?)
+    }
+
+    /// The peers `peer` is connected to, in text form (the built-in `get_peers`).
+    pub async fn remote_peers(&self, peer: PeerId) -> Result<Vec<String>, HostError> {
+        let opts = crate::messaging::RequestOpts::new();
+        crate::rpc::peers_of(&self.call(peer, meshlink_core::messaging::rpc::GET_PEERS, vec![], opts).await?)
+    }
+
     /// Stream sockets open now (for limits and tests).
     pub fn open_connections(&self) -> usize {
         self.inner.limiter.open()

@@ -34,6 +34,7 @@ pub mod messaging;
 mod net;
 pub mod pubsub;
 pub mod reconnect;
+pub mod rpc;
 pub mod table;
 mod tls;
 pub mod types;

@@ -247,6 +247,19 @@ async fn malformed_messaging_bodies_get_400() {
         assert_eq!(r.0, 400, "{path} {body}: {}", r.1);
         assert_eq!(r.1["error"]["code"], code, "{path} {body}: {}", r.1);
     }
+    // Bodies that are not JSON, or not an object, on every messaging endpoint.
+    let paths = ["/v1/request", "/v1/serve", "/v1/respond", "/v1/publish", "/v1/subscribe", "/v1/call", "/v1/send"];
+    for path in paths {
+        for (body, code) in
+            [("{", "invalid_json"), ("", "invalid_json"), ("[]", "invalid_request"), ("42", "invalid_request")]
+        {
+            let resp = open(api, path, body).await;
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!((status.as_u16(), v["error"]["code"].as_str()), (400, Some(code)), "{path} {body:?}: {v}");
+        }
+    }
     // Answering a peer that is not connected.
     let stranger = Keypair::generate(&mut OsRng).peer_id().to_string();
     err(post(api, "/v1/respond", json!({"peer": stranger, "id": 7, "data": "x"})).await, 404, "unknown_peer");

@@ -1,4 +1,4 @@
-//! Request/response and send-to-many through the host (issue 14, acceptance 6): the
+//! Request/response, RPC calls and send-to-many through the host (issue 14, acceptance 6): the
 //! library between two in-process hosts, and the CLI between three real `meshlink up`
 //! daemons (ephemeral ports, temporary data directories).
 
@@ -254,6 +254,24 @@ fn cli_request_serve_and_send_to_many_between_three_daemons() {
     assert!(e.contains("invalid_version"), "{e}");
     let e = alpha.fails(&["request", "bravo", "svc.*", "x"]);
     assert!(e.contains("invalid_subject"), "{e}");
+
+    // RPC calls between the daemons: alpha's built-in get_peers names both others.
+    let out = bravo.ok(&["call", "alpha", "get_peers"]);
+    let mut peers: Vec<String> = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    peers.sort();
+    let mut want = vec![bravo.id.clone(), charlie.id.clone()];
+    want.sort();
+    assert_eq!(peers, want, "{out}");
+    let out = charlie.ok(&["call", "alpha", "get_peers"]);
+    assert!(out.contains(&bravo.id) && out.contains(&charlie.id), "{out}");
+    let funcs: serde_json::Value = serde_json::from_str(&charlie.ok(&["funcs", "alpha", "--json"])).unwrap();
+    assert_eq!(funcs, serde_json::json!({"functions": []}));
+    let e = bravo.fails(&["call", "alpha", "math.add", "1", "2"]);
+    assert!(e.contains("unknown_function"), "{e}");
+    let e = bravo.fails(&["call", "alpha", "math.add", "not json"]);
+    assert!(e.contains("invalid_arguments"), "{e}");
+    let e = bravo.fails(&["call", "alpha", "$x"]);
+    assert!(e.contains("invalid_function"), "{e}");
 
     // Send to many: per-peer results, delivered.
     let mut on_bravo = bravo.spawn(&["events", "--only", "message", "--count", "2", "--json"]);

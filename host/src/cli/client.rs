@@ -189,6 +189,32 @@ pub enum ClientCmd {
         #[command(flatten)]
         target: Target,
     },
+    /// Call an RPC function on a peer and print its result as JSON; exits 1 with one line
+    /// per outcome (unknown_function, no_rpc, timeout, handler_failed, ...)
+    Call {
+        /// Peer id, id prefix or name
+        peer: String,
+        /// The function's name (`math.add`; built-ins `get_funcs`, `get_peers`)
+        function: String,
+        /// The arguments, one JSON value each (`42`, '"text"', '{"$bytes": "AQI="}')
+        #[arg(allow_negative_numbers = true, value_name = "JSON_ARG")]
+        args: Vec<String>,
+        /// The call's timeout [default: the node's messaging.default_timeout_ms]
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..))]
+        timeout_ms: Option<u32>,
+        /// The version the caller speaks (`1`, `1.2`)
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List the RPC functions a peer has registered (name and version)
+    Funcs {
+        /// Peer id, id prefix or name
+        peer: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Serve requests for a subject pattern until stopped: answer each with its own body
     /// (`--echo`) or with the standard output of a command given the body on standard input
     /// (`--exec CMD`, run by `sh -c`; a failing command answers a handler error).
@@ -385,6 +411,17 @@ pub async fn run(cmd: ClientCmd) -> Result<()> {
                 out.write_all(b"\n")?;
             }
             out.flush()?;
+        }
+        ClientCmd::Call { peer, function, args, timeout_ms, version, target } => {
+            let args = super::rpc::parse_args(&args)?;
+            let c = target.client_for(timeout_ms)?;
+            let peer = resolve(&c, &peer).await?;
+            super::rpc::call(&c, peer, function, args, timeout_ms, version).await?;
+        }
+        ClientCmd::Funcs { peer, target } => {
+            let c = target.client()?;
+            let peer = resolve(&c, &peer).await?;
+            super::rpc::funcs(&c, &peer, target.json).await?;
         }
         ClientCmd::Serve { pattern, echo, exec, version, concurrency, count, target } => {
             let how = if echo { None } else { exec };

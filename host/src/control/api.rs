@@ -574,3 +574,32 @@ pub struct PublicationEvent {
 pub struct SubLaggedEvent {
     pub dropped: u64,
 }
+
+/// `POST /v1/call`: calls RPC function `function` on a connected peer (§15.5) with the
+/// JSON `args` (the JSON mapping of §15.5.1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallRequest {
+    pub peer: String,
+    pub function: String,
+    #[serde(default)]
+    pub args: Vec<serde_json::Value>,
+    /// Default: the node's `messaging.default_timeout_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u32>,
+    /// The version the caller speaks; default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// The result of a call, as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallResultJson {
+    pub result: serde_json::Value,
+}
+
+/// `GET /v1/funcs/{peer}`: the peer's registered functions (`get_funcs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FuncsJson {
+    pub functions: Vec<crate::rpc::FunctionInfo>,
+}

@@ -124,6 +124,30 @@ pub(crate) async fn dispatch(
                 data: std::str::from_utf8(&answer).ok().map(str::to_string),
             })
         }
+        Route::Call => {
+            let r: CallRequest = parse_json(&body)?;
+            let peer = peer_id(&r.peer)?;
+            crate::rpc::check_name(&r.function).map_err(|e| {
+                ApiError::bad_request("invalid_function", format!("{:?} is not a function name: {e}", r.function))
+            })?;
+            let version = r.version.unwrap_or_default();
+            check_version(&version)?;
+            let mut opts = crate::messaging::RequestOpts::new().version(version);
+            if let Some(t) = r.timeout_ms {
+                if t == 0 {
+                    return Err(ApiError::bad_request("invalid_request", "timeout_ms must be at least 1"));
+                }
+                opts = opts.timeout(std::time::Duration::from_millis(u64::from(t)));
+            }
+            let result =
+                s.node.call(peer, &r.function, r.args, opts).await.map_err(|e| not_found_as_unknown(e, peer))?;
+            ok(&CallResultJson { result })
+        }
+        Route::Funcs => {
+            let peer = peer_id(param.unwrap_or_default())?;
+            let functions = s.node.funcs(peer).await.map_err(|e| not_found_as_unknown(e, peer))?;
+            ok(&FuncsJson { functions })
+        }
         Route::Serve => {
             let r: ServeRequest = parse_json(&body)?;
             check_subject(&r.pattern, true)?;

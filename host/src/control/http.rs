@@ -71,6 +71,8 @@ pub(crate) enum Route {
     OpenApi,
     Publish,
     Subscribe,
+    Call,
+    Funcs,
 }
 
 impl Route {
@@ -101,6 +103,8 @@ const ROUTE_TABLE: &[(&str, &str, Route)] = &[
     ("GET", "/v1/openapi.json", Route::OpenApi),
     ("POST", "/v1/publish", Route::Publish),
     ("POST", "/v1/subscribe", Route::Subscribe),
+    ("POST", "/v1/call", Route::Call),
+    ("GET", "/v1/funcs/{peer}", Route::Funcs),
 ];
 
 /// Every `(method, path pattern)` the server answers.
@@ -291,6 +295,12 @@ impl From<HostError> for ApiError {
             HostError::Refused { .. } => (S::BAD_GATEWAY, "refused"),
             HostError::Failed { .. } => (S::BAD_GATEWAY, "handler_failed"),
             HostError::PendingLimit { .. } => (S::SERVICE_UNAVAILABLE, "pending_limit"),
+            // Call outcomes (§15.5.2), each its own code.
+            HostError::UnknownFunction { .. } => (S::NOT_FOUND, "unknown_function"),
+            HostError::BadArguments => (S::BAD_GATEWAY, "bad_arguments"),
+            HostError::NoRpc => (S::SERVICE_UNAVAILABLE, "no_rpc"),
+            HostError::InvalidArguments(_) => (S::BAD_REQUEST, "invalid_arguments"),
+            HostError::BadResult(_) => (S::BAD_GATEWAY, "bad_result"),
             HostError::Messaging(m) => {
                 use meshlink_core::messaging::MessagingError as M;
                 match m {
