@@ -25,7 +25,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use meshlink_core::messaging::request::{Packet, RefusalPacket};
 use meshlink_core::messaging::{HandlerId, MessengerEvent, Outcome, RefuseCode, RequestOptions, SendReport};
 use meshlink_core::{Instant, PeerId, Priority};
 use tokio::sync::{mpsc, oneshot};
@@ -400,19 +399,11 @@ impl MsgState {
     }
 }
 
-/// Refuses request `id` of `peer` with `Busy`. The core's `respond_error` takes handler
-/// codes only (from 256), so the refusal is encoded by the core's own codec and queued as
-/// the messaging message it is; the host decides nothing but "my queue is full".
+/// Refuses request `id` of `peer` with `Busy`: the host decides nothing but "my queue of
+/// requests is full"; the core encodes and queues the refusal.
 fn refuse_busy(node: &mut CoreNode, now: Instant, peer: &PeerId, id: u64) {
-    let pkt = Packet::Refusal(RefusalPacket { id, code: RefuseCode::Busy.to_u16(), message: "" });
-    let mut buf = [0u8; 32];
-    match pkt.encode(&mut buf) {
-        Ok(n) => {
-            if let Err(e) = node.send_raw_messaging(now, peer, pkt.kind(), &buf[..n]) {
-                tracing::debug!("busy refusal to {}: {e}", peer.short());
-            }
-        }
-        Err(e) => tracing::debug!("busy refusal: {e:?}"),
+    if let Err(e) = node.refuse(now, peer, id, RefuseCode::Busy) {
+        tracing::debug!("busy refusal to {}: {e:?}", peer.short());
     }
 }
 

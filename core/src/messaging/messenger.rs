@@ -371,6 +371,19 @@ where
         self.send_packet(now, peer, self.config.default_priority, &pkt, 0).map(|_| ())
     }
 
+    /// Refuses request `id` from `peer` with a layer code an application may send itself:
+    /// [`RefuseCode::Busy`] (its queue of requests is full, so the requester can try
+    /// another provider) or [`RefuseCode::Expired`]. Every other layer code is the layer's
+    /// own decision and gives [`MessagingError::InvalidErrorCode`]; handler errors go
+    /// through [`Messenger::respond_error`].
+    pub fn refuse(&mut self, now: Instant, peer: &PeerId, id: u64, code: RefuseCode) -> Result<(), MessagingError> {
+        if !matches!(code, RefuseCode::Busy | RefuseCode::Expired) {
+            return Err(MessagingError::InvalidErrorCode { code: code.to_u16() });
+        }
+        let pkt = Packet::Refusal(RefusalPacket { id, code: code.to_u16(), message: "" });
+        self.send_packet(now, peer, Priority::High, &pkt, 0).map(|_| ())
+    }
+
     /// Queues `bytes` unchecked as a message of an implemented messaging kind: for tests
     /// and fuzzing (hostile peers), never needed by an application.
     #[doc(hidden)]

@@ -240,3 +240,25 @@ fn send_all_checks_its_result_slice_and_kind() {
     let sum = n.send_all(now, 0x40, crate::Priority::Low, b"x", &mut two).unwrap();
     assert_eq!((sum.queued, sum.failed, sum.reported), (2, 0, 2));
 }
+
+#[test]
+fn an_application_may_refuse_busy_but_not_with_the_layers_own_codes() {
+    let mut net = Net::new(2);
+    net.link(0, 1);
+    net.m[1].register("work", "").unwrap();
+    let (a, b) = (net.peer(0), net.peer(1));
+    let now = net.now;
+    let id = net.m[0].request(now, &b, "work", b"job", RequestOptions::new()).unwrap();
+    net.pump();
+    for code in [RefuseCode::NoResponders, RefuseCode::VersionMismatch, RefuseCode::Malformed, RefuseCode::Other(9)] {
+        let r = net.m[1].refuse(now, &a, id, code);
+        assert_eq!(r, Err(MessagingError::InvalidErrorCode { code: code.to_u16() }), "{code:?}");
+    }
+    assert_eq!(net.m[0].pending(), 1, "nothing was sent");
+    net.m[1].refuse(now, &a, id, RefuseCode::Busy).unwrap();
+    let evs = net.pump();
+    let outcome: Vec<_> = evs.iter().filter(|(w, e)| *w == 0 && e.starts_with("Outcome")).collect();
+    assert_eq!(outcome.len(), 1, "{evs:?}");
+    assert!(outcome[0].1.contains("Busy"), "{outcome:?}");
+    assert_eq!(net.m[0].pending(), 0);
+}
