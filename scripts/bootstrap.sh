@@ -23,11 +23,13 @@ TOOLCHAINS=("nightly minimal")
 # Cargo tools, "crate version", installed with `cargo install --locked` at that version.
 CARGO_TOOLS=(
   "cargo-fuzz 0.13.2"
+  "cbindgen 0.29.4" # ffi/include/meshlink.h (scripts/ffi-c-test.sh checks it)
 )
 # System packages (apt; `apt-get update` runs once, only if one is missing), Python
 # packages ("name==version") and npm packages ("name@version", global).
 APT_PACKAGES=(
   qemu-system-arm # the embedded proof (scripts/embedded-test.sh): mps2-an386 Cortex-M4
+  valgrind        # the C examples of the ffi (scripts/ffi-*-test.sh)
 )
 PIP_PACKAGES=()
 NPM_PACKAGES=()

@@ -109,6 +109,18 @@ if [ -x scripts/embedded-net-test.sh ]; then
   fi
 fi
 
+# The C ABI (ffi/): the committed header against cbindgen's, the sans-IO C example under
+# valgrind, the golden vectors through the ABI; then the managed layer's C example against a
+# daemon, and the Python package (pytest, mypy --strict, a fresh-venv quickstart).
+if [ -x scripts/ffi-c-test.sh ]; then
+  step "ffi: header check, sans-IO C example (valgrind), vectors through the C ABI"
+  scripts/ffi-c-test.sh 2>&1 | tee -a "$testlog"
+fi
+if [ -x scripts/ffi-py-test.sh ]; then
+  step "ffi: managed C example (valgrind) and the Python package"
+  scripts/ffi-py-test.sh 2>&1 | tee -a "$testlog"
+fi
+
 if [ -x scripts/schemathesis.sh ]; then
   step "control API property tests"
   scripts/schemathesis.sh
