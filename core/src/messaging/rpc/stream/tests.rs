@@ -42,6 +42,8 @@ fn spec_example_bytes() {
     assert_eq!(hex(&enc(&x)), "8380040101");
     let x = StreamPacket::Cancel { call_id: 7, role: Role::Writer, reason: Reason::Cancelled };
     assert_eq!(hex(&enc(&x)), "070000");
+    let x = StreamPacket::Cancel { call_id: 7, role: Role::Reader, reason: Reason::Other(200) };
+    assert_eq!(hex(&enc(&x)), "0701c8", "a reason is one raw byte");
 }
 
 #[test]

@@ -198,8 +198,10 @@ impl<'a> StreamPacket<'a> {
                     Role::Writer => 0,
                     Role::Reader => 1,
                 };
-                let n = put_varint(out, n, u64::from(role))?;
-                put_varint(out, n, u64::from(reason.to_u8()))
+                // Two raw bytes (postcard `u8`), not varints: a reason above 127 is one byte.
+                let b = out.get_mut(n..n + 2).ok_or(WireError::BufferTooSmall { required: n + 2 })?;
+                b.copy_from_slice(&[role, reason.to_u8()]);
+                Ok(n + 2)
             }
         }
     }
