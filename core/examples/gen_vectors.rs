@@ -1348,6 +1348,7 @@ fn main() {
         ("pubsub.json", pubsub_file()),
         ("rpc.json", rpc_file()),
         ("batching.json", batching_file()),
+        ("stream.json", stream_file()),
     ] {
         let path = dir.join(file);
         std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
@@ -1764,4 +1765,38 @@ fn rpc_base64(b: &[u8]) -> String {
         }
     }
     s
+}
+
+/// RPC streaming packets (PROTOCOL.md §15.5.3): message bodies of kinds 0x20-0x22, and
+/// malformed ones (checked by core/tests/stream_vectors.rs).
+fn stream_file() -> Value {
+    use meshlink_core::messaging::rpc::stream::{Reason, Role, StreamPacket as P};
+    let item = [0x07, 0x01, 0x01, 0x6e, 0x02, 0x0e];
+    let valid = [
+        ("chunk_first", P::Chunk { call_id: 0x1_0003, seq: 0, last: false, item: &item }),
+        ("chunk_last_null", P::Chunk { call_id: 0x1_0003, seq: 300, last: true, item: &[0x00] }),
+        ("chunk_end_without_item", P::Chunk { call_id: 0x1_0003, seq: 5, last: true, item: &[] }),
+        ("credit_16", P::Credit { call_id: 0x1_0003, credits: 16 }),
+        ("cancel_reader_overrun", P::Cancel { call_id: 0x1_0003, role: Role::Reader, reason: Reason::Overrun }),
+        ("cancel_writer_cancelled", P::Cancel { call_id: 7, role: Role::Writer, reason: Reason::Cancelled }),
+    ];
+    let valid: Vec<Value> = valid
+        .iter()
+        .map(|(name, p)| {
+            let mut buf = [0u8; 64];
+            let n = p.encode(&mut buf).unwrap();
+            json!({ "name": name, "kind": p.kind(), "message": hx(&buf[..n]), "packet": format!("{p:?}") })
+        })
+        .collect();
+    let invalid = [
+        ("chunk_last_byte_2", 0x20, "01000200"),
+        ("chunk_no_item_not_last", 0x20, "010000"),
+        ("credit_zero", 0x21, "0100"),
+        ("credit_trailing", 0x21, "010100"),
+        ("cancel_role_2", 0x22, "010200"),
+        ("cancel_short", 0x22, "0100"),
+    ];
+    let invalid: Vec<Value> =
+        invalid.iter().map(|(name, k, h)| json!({ "name": name, "kind": k, "message": h })).collect();
+    json!({ "valid": valid, "invalid": invalid })
 }

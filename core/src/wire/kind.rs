@@ -24,7 +24,7 @@
 //! |---|---|
 //! | `0x10..=0x17` | request/response (`0x10` Request, `0x11` Response, `0x12` Refusal, `0x13` Cancel; `0x14..=0x17` reserved) |
 //! | `0x18..=0x1f` | publish/subscribe (`0x18` Publication, `0x19` Interest, `0x1a` InterestAck, `0x1b` SlowConsumer; `0x1c..=0x1f` reserved) |
-//! | `0x20..=0x27` | RPC |
+//! | `0x20..=0x27` | RPC streaming (`0x20` Chunk, `0x21` Credit, `0x22` StreamCancel; `0x23..=0x27` reserved) |
 //! | `0x28..=0x3f` | services and later patterns |
 //!
 //! The messaging kinds are implemented with the `messaging` feature; without it
@@ -70,6 +70,15 @@ pub const INTEREST: u8 = 0x19;
 pub const INTEREST_ACK: u8 = 0x1a;
 /// Publish/subscribe: a subscriber dropped publications (travels back to the publisher).
 pub const SLOW_CONSUMER: u8 = 0x1b;
+
+/// RPC streaming (PROTOCOL.md §15.5.3): one item of a streamed result. The codec and the
+/// stream table exist (`messaging::rpc::stream`); these kinds join [`MESSAGING`] when the
+/// messenger dispatches them, until then a receiver answers them `UnknownKind`.
+pub const CHUNK: u8 = 0x20;
+/// RPC streaming: the reader grants the writer more items.
+pub const STREAM_CREDIT: u8 = 0x21;
+/// RPC streaming: either side ends a stream early.
+pub const STREAM_CANCEL: u8 = 0x22;
 
 /// The messaging kinds this build implements (feature `messaging`).
 #[cfg(feature = "messaging")]

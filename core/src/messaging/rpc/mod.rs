@@ -2,6 +2,7 @@
 //! small self-describing [`Value`] type for arguments and results.
 
 mod api;
+pub mod stream;
 pub mod value;
 
 pub use api::{
