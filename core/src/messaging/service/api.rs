@@ -183,7 +183,7 @@ where
             let pending = self.pending_to(peer);
             let _ = out.push(Candidate { peer: *peer, rtt_us, pending, capable });
         });
-        out.sort_unstable_by(|a, b| a.peer.0.cmp(&b.peer.0));
+        out.sort_unstable_by_key(|c| c.peer.0);
         out
     }
 

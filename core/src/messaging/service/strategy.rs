@@ -107,7 +107,7 @@ pub(crate) fn pick(p: &mut Picker, cands: &[Candidate], last: Option<&PeerId>) -
     for k in 0..cands.len() {
         let i = (start + k) % cands.len();
         let c = &cands[i];
-        if ok(c) && best.is_none_or(|(b, _)| key(c) < b) {
+        if ok(c) && best.map_or(true, |(b, _)| key(c) < b) {
             best = Some((key(c), i));
         }
     }
