@@ -74,6 +74,19 @@ pub enum MsgEvent {
         peer: PeerId,
         accepted: u16,
     },
+    /// A service call ended (§15.4); `provider` and `body` for a response.
+    Service {
+        call: meshlink_core::messaging::CallId,
+        attempts: u8,
+        answered_by: Option<PeerId>,
+        outcome: String,
+    },
+    /// One attempt of a service call failed.
+    ServiceAttempt {
+        call: meshlink_core::messaging::CallId,
+        provider: PeerId,
+        attempt: u8,
+    },
     /// An RPC call of one of our functions; `args` is the encoded value list.
     Call {
         peer: PeerId,
@@ -134,6 +147,21 @@ fn owned(ev: MessengerEvent<'_>) -> MsgEvent {
         MessengerEvent::InterestLimited { peer, accepted } => MsgEvent::InterestLimited { peer, accepted },
         MessengerEvent::Call(c) => {
             MsgEvent::Call { peer: c.peer, id: c.id, name: c.name.to_owned(), args: rpc_args(c.args) }
+        }
+        MessengerEvent::Service { call, attempts, outcome, .. } => {
+            use meshlink_core::messaging::ServiceOutcome;
+            let answered_by = match outcome {
+                ServiceOutcome::Response { provider, .. } | ServiceOutcome::Failed { provider, .. } => Some(provider),
+                _ => None,
+            };
+            let outcome = match outcome {
+                ServiceOutcome::Response { .. } => "Response".to_owned(),
+                other => format!("{other:?}"),
+            };
+            MsgEvent::Service { call, attempts, answered_by, outcome }
+        }
+        MessengerEvent::ServiceAttempt { call, provider, attempt, .. } => {
+            MsgEvent::ServiceAttempt { call, provider, attempt }
         }
         other => panic!("the simulator does not know messenger event {other:?}"),
     }

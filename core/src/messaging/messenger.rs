@@ -87,6 +87,17 @@ pub enum MessengerEvent<'a> {
     InterestLimited { peer: PeerId, accepted: u16 },
     /// A call of one of our RPC functions (§15.5).
     Call(super::rpc::IncomingCall<'a>),
+    /// A service call (§15.4) ended after `attempts` attempts; `last` is the failure of
+    /// the last failed attempt, if any.
+    Service {
+        call: super::service::CallId,
+        attempts: u8,
+        last: Option<super::service::AttemptError>,
+        outcome: super::service::ServiceOutcome<'a>,
+    },
+    /// Attempt number `attempt` of a service call, to `provider`, failed; the next goes
+    /// to another provider, or the call ends ([`MessengerEvent::Service`]).
+    ServiceAttempt { call: super::service::CallId, provider: PeerId, attempt: u8, error: super::service::AttemptError },
 }
 
 /// What `poll_event` does with the node's next event (decided before taking it).
@@ -133,6 +144,9 @@ pub struct Messenger<'a, P: BufferPool, S> {
     /// Publish/subscribe tables (pubsub/).
     pub(crate) pubsub: PubSub<'a>,
     stats: MessagingStats,
+    /// Services (§15.4): provided services and calls in progress.
+    pub(crate) services: Store<'a, super::service::ServiceSlot>,
+    pub(crate) svc: super::service::calls::Calls<'a>,
     /// A packet was queued since the last `handle_timeout`: `poll_timeout` says "now",
     /// so a reply queued while events are polled goes out without waiting for input.
     pub(crate) wake: bool,
@@ -184,6 +198,9 @@ where
             interest,
             seen,
             mut functions,
+            mut services,
+            calls,
+            call_bodies,
         } = storage;
         let bad = |field, problem| Err(MessagingError::InvalidConfig(crate::config::ConfigError { field, problem }));
         if requests.is_empty() || requests.len() > 0xffff {
@@ -207,6 +224,13 @@ where
         for f in functions.iter_mut() {
             *f = super::rpc::FnSlot::EMPTY;
         }
+        for s in services.iter_mut() {
+            *s = super::service::ServiceSlot::EMPTY;
+        }
+        if calls.len() > 0xffff {
+            return bad("calls", "the service call table holds at most 65535 slots");
+        }
+        let svc = super::service::calls::Calls::new(calls, call_bodies);
         let pending = Pending::new(&mut requests, &mut conns);
         let stats = MessagingStats::default();
         config.max_subs = config.max_subs.min(subs.len());
@@ -222,6 +246,8 @@ where
             pending,
             pubsub,
             stats,
+            services,
+            svc,
             wake: false,
         })
     }
@@ -459,7 +485,7 @@ where
     /// latest input's instant when a packet was queued since `handle_timeout` (a reply
     /// queued while events were polled). O(1).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.wake {
+        if self.wake || self.svc_owed() {
             return Some(self.node.last_now());
         }
         match (self.node.poll_timeout(), self.pending.next_deadline(&self.requests)) {
@@ -477,6 +503,9 @@ where
             if let Some(ev) = self.pubsub_owed() {
                 return Some(ev);
             }
+            if let Some(ev) = self.svc_poll() {
+                return Some(ev);
+            }
             if let Some((id, peer, ended)) = self.pending.pop_done(&mut self.requests) {
                 let outcome = match ended {
                     Ended::Timeout => {
@@ -486,6 +515,13 @@ where
                     Ended::Cancelled => Outcome::Cancelled,
                     Ended::Disconnected => Outcome::Disconnected,
                 };
+                let error = match ended {
+                    Ended::Timeout => super::service::AttemptError::Timeout,
+                    _ => super::service::AttemptError::Disconnected,
+                };
+                if let Some(ev) = self.svc_on_end(id, peer, error) {
+                    return Some(ev);
+                }
                 return Some(MessengerEvent::Outcome { id, peer, outcome });
             }
             // Decide from a look at the next message, then take the event: a borrow of
@@ -550,7 +586,7 @@ where
                     self.answer_builtin(now, &peer, id, which);
                 }
                 Step::Deliver => {
-                    let Messenger { node, pending, requests, conns, handlers, functions, .. } = self;
+                    let Messenger { node, pending, requests, conns, handlers, functions, svc, .. } = self;
                     let Some(Event::Message { conn, peer, kind, data }) = node.poll_event() else { return None };
                     // `decide` decoded it already: this cannot fail.
                     let pkt = Packet::decode(kind, data).ok()?;
@@ -577,11 +613,19 @@ where
                             if let Some(slot) = pending.find(requests, r.id, Some(&peer)) {
                                 pending.release(requests, conns, slot);
                             }
+                            let reply = super::service::api::Reply::Response(r.body);
+                            if let Some(ev) = super::service::api::on_reply(svc, r.id, peer, reply) {
+                                return Some(ev);
+                            }
                             MessengerEvent::Outcome { id: r.id, peer, outcome: Outcome::Response(r.body) }
                         }
                         Packet::Refusal(r) => {
                             if let Some(slot) = pending.find(requests, r.id, Some(&peer)) {
                                 pending.release(requests, conns, slot);
+                            }
+                            let reply = super::service::api::Reply::Refusal { code: r.code, message: r.message };
+                            if let Some(ev) = super::service::api::on_reply(svc, r.id, peer, reply) {
+                                return Some(ev);
                             }
                             let outcome = match r.code {
                                 c if c >= APP_CODE_MIN => Outcome::Failed { code: c, message: r.message },

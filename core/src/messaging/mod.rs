@@ -52,6 +52,7 @@ pub mod pending;
 pub mod pubsub;
 pub mod request;
 pub mod rpc;
+pub mod service;
 mod storage;
 pub mod subject;
 #[cfg(all(test, feature = "std"))]
@@ -67,6 +68,9 @@ pub use messenger::{IncomingRequest, Messenger, MessengerEvent, Outcome};
 pub use pending::{ConnEntry, RequestSlot};
 pub use pubsub::{InterestEntry, OriginSlot, PeerSub, PubSubStats, PublishReport, SeenEntry, SubId, SubSlot};
 pub use request::{HandlerSlot, RefuseCode};
+pub use service::{
+    AttemptError, CallId, CallSlot, ServiceId, ServiceOptions, ServiceOutcome, ServiceSlot, ServiceStats, Strategy,
+};
 pub use storage::{MessengerStorage, Store};
 pub use subject::SubjectError;
 
@@ -109,6 +113,18 @@ pub struct MessagingConfig {
     pub sub_queue: u16,
     /// At most one SlowConsumer notice per subscription per interval.
     pub slow_notice_interval: Duration,
+    /// Services (§15.4): services this node provides (sizes the heap `services` table;
+    /// each also takes a handler and a subscription).
+    pub max_services: usize,
+    /// Service calls in progress (sizes the heap `calls` table); beyond: `ServiceCallLimit`.
+    pub max_service_calls: usize,
+    /// The largest body of a service call (kept for failover; the heap body table is
+    /// `max_service_calls × service_body_max`); beyond: `ServiceBodyTooLong`.
+    pub service_body_max: usize,
+    /// Attempts after the first of a call that names none (`0..MAX_ATTEMPTS`).
+    pub service_retries: u8,
+    /// Providers considered per attempt (`1..=MAX_PROVIDERS`); further ones are ignored.
+    pub max_providers: usize,
 }
 
 impl Default for MessagingConfig {
@@ -127,6 +143,11 @@ impl Default for MessagingConfig {
             max_hops: 16,
             sub_queue: 0,
             slow_notice_interval: Duration::from_secs(1),
+            max_services: 8,
+            max_service_calls: 64,
+            service_body_max: 1024,
+            service_retries: 2,
+            max_providers: service::MAX_PROVIDERS,
         }
     }
 }
@@ -151,6 +172,12 @@ impl MessagingConfig {
         }
         if self.default_timeout.is_zero() || self.default_timeout > Self::MAX_TIMEOUT {
             return bad("default_timeout", "must be 1 ms..=u32::MAX ms");
+        }
+        if usize::from(self.service_retries) >= service::MAX_ATTEMPTS {
+            return bad("service_retries", "must be below service::MAX_ATTEMPTS (8)");
+        }
+        if self.max_providers == 0 || self.max_providers > service::MAX_PROVIDERS {
+            return bad("max_providers", "must be 1..=service::MAX_PROVIDERS (16)");
         }
         pubsub::api::validate(self)
     }
@@ -265,6 +292,32 @@ pub enum MessagingError {
     },
     /// No subscription with this id.
     UnknownSub,
+    /// The service table holds `limit` services ([`MessagingConfig::max_services`]).
+    ServiceLimit {
+        limit: usize,
+    },
+    /// This node already provides a service of that name.
+    ServiceExists,
+    /// A service name starting with `$` (reserved).
+    InvalidServiceName,
+    UnknownService,
+    /// No service call with this id (it ended, or never was).
+    UnknownCall,
+    /// No direct neighbour advertises the service (or none could be sent to).
+    NoProviders,
+    /// `limit` service calls are in progress ([`MessagingConfig::max_service_calls`]).
+    ServiceCallLimit {
+        limit: usize,
+    },
+    /// A service call body over `max` bytes (its share of the body table, or
+    /// [`MessagingConfig::service_body_max`]).
+    ServiceBodyTooLong {
+        max: usize,
+    },
+    /// A retry cap above `max` ([`service::MAX_ATTEMPTS`] − 1).
+    RetryLimit {
+        max: u8,
+    },
 }
 
 impl From<Error> for MessagingError {
@@ -306,6 +359,15 @@ impl fmt::Display for MessagingError {
             MessagingError::SubLimit { limit } => write!(f, "subscription limit of {limit} reached"),
             MessagingError::InterestLimit { limit } => write!(f, "interest table of {limit} entries is full"),
             MessagingError::UnknownSub => f.write_str("no such subscription"),
+            MessagingError::ServiceLimit { limit } => write!(f, "service limit of {limit} reached"),
+            MessagingError::ServiceExists => f.write_str("service already provided"),
+            MessagingError::InvalidServiceName => f.write_str("service names must not start with '$'"),
+            MessagingError::UnknownService => f.write_str("no such service"),
+            MessagingError::UnknownCall => f.write_str("no such service call"),
+            MessagingError::NoProviders => f.write_str("no reachable provider for the service"),
+            MessagingError::ServiceCallLimit { limit } => write!(f, "service call limit of {limit} reached"),
+            MessagingError::ServiceBodyTooLong { max } => write!(f, "service call body longer than {max} bytes"),
+            MessagingError::RetryLimit { max } => write!(f, "retry cap above {max}"),
         }
     }
 }

@@ -99,6 +99,9 @@ pub struct MessengerStorage<'a> {
     pub(crate) interest: Store<'a, InterestEntry>,
     pub(crate) seen: Store<'a, SeenEntry>,
     pub(crate) functions: Store<'a, super::rpc::FnSlot>,
+    pub(crate) services: Store<'a, super::service::ServiceSlot>,
+    pub(crate) calls: Store<'a, super::service::CallSlot>,
+    pub(crate) call_bodies: Store<'a, u8>,
 }
 
 impl Default for MessengerStorage<'_> {
@@ -121,6 +124,9 @@ impl<'a> MessengerStorage<'a> {
             interest: Store::empty(),
             seen: Store::empty(),
             functions: Store::empty(),
+            services: Store::empty(),
+            calls: Store::empty(),
+            call_bodies: Store::empty(),
         }
     }
     /// The pending-request table: the most requests in flight (at most 65,535).
@@ -176,6 +182,23 @@ impl<'a> MessengerStorage<'a> {
         self.functions = t.into();
         self
     }
+    /// Services (§15.4): the services this node provides. Empty: `register_service`
+    /// fails `ServiceLimit`.
+    pub fn services(mut self, t: impl Into<Store<'a, super::service::ServiceSlot>>) -> Self {
+        self.services = t.into();
+        self
+    }
+    /// Services: the calls in progress (at most 65,535). Empty: `request_service` fails
+    /// `ServiceCallLimit`.
+    pub fn calls(mut self, t: impl Into<Store<'a, super::service::CallSlot>>) -> Self {
+        self.calls = t.into();
+        self
+    }
+    /// Services: the call bodies, kept for failover; each call slot gets an equal share.
+    pub fn call_bodies(mut self, t: impl Into<Store<'a, u8>>) -> Self {
+        self.call_bodies = t.into();
+        self
+    }
     pub fn request_capacity(&self) -> usize {
         self.requests.len()
     }
@@ -199,6 +222,9 @@ impl<'a> MessengerStorage<'a> {
             seen: Store::heap(config.seen_cache, SeenEntry::EMPTY),
             // RPC functions: as many as request handlers.
             functions: Store::heap(config.max_handlers, super::rpc::FnSlot::EMPTY),
+            services: Store::heap(config.max_services, super::service::ServiceSlot::EMPTY),
+            calls: Store::heap(config.max_service_calls, super::service::CallSlot::EMPTY),
+            call_bodies: Store::heap(config.max_service_calls * config.service_body_max, 0u8),
         }
     }
 }

@@ -299,4 +299,17 @@ impl<'a> PubSub<'a> {
         c.prev_live = NIL;
         c.next_live = NIL;
     }
+
+    /// Services (§15.4): calls `f(origin)` for every other origin with an interest entry
+    /// **equal** to the literal `subject` (a wildcard pattern is no provider), walking
+    /// only the subject's first-token bucket and the wildcard list.
+    pub(crate) fn for_providers(&self, subject: &str, mut f: impl FnMut(&PeerId)) {
+        self.interest.for_matches(&self.entries, subject, |e| {
+            if e.origin != self.own && e.pattern.as_str() == subject {
+                if let Some(o) = self.origins.get(e.origin as usize).filter(|o| o.used) {
+                    f(&o.peer);
+                }
+            }
+        });
+    }
 }
