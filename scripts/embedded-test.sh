@@ -2,7 +2,7 @@
 # The firmware proof for meshlink-embedded (issue 15, levels 1 and 2):
 #   1. cross-builds the crate (plain, with `log`, with `defmt`), the wiring example
 #      (embedded/qemu/examples/board.rs) and the QEMU image for
-#      thumbv7em-none-eabihf in release (opt-level "s", fat LTO, panic=abort);
+#      thumbv7em-none-eabihf in release (opt-level "z", fat LTO, panic=abort);
 #   2. runs the image under qemu-system-arm -machine mps2-an386 -cpu cortex-m4 with
 #      semihosting: two nodes over an in-memory link (handshake, 100 messages each way,
 #      a ping round with quality figures, a forged frame rejected), and asserts every
@@ -48,7 +48,7 @@ summary() {
   echo "test result: $1. $results passed; $2 failed; embedded QEMU proof (scripts/embedded-test.sh)"
 }
 trap 'rc=$?; rm -f "$out"; if ! $summarised && [ "$rc" -ne 0 ]; then summary FAILED 1; fi' EXIT
-echo "==> level 1: cross-build for $target (release, opt-level \"s\", LTO)"
+echo "==> level 1: cross-build for $target (release, opt-level \"z\", LTO)"
 cargo build -q --release -p meshlink-embedded
 cargo build -q --release -p meshlink-embedded --features full
 cargo check -q --release -p meshlink-embedded --features log

@@ -89,6 +89,7 @@ pub mod noise;
 pub mod quality;
 pub mod reassembly;
 pub mod replay;
+mod rng;
 pub mod session;
 pub mod time;
 pub mod wire;

@@ -128,11 +128,11 @@ mod storage;
 
 use core::net::SocketAddr;
 
+use crate::rng::NodeRng;
 #[cfg(feature = "datagram")]
 use heapless::Deque;
 use heapless::Vec;
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::RngCore;
 
 use crate::buffers::{Layout, Priority};
 use crate::config::{Config, ThreatPolicy};
@@ -283,7 +283,7 @@ enum Reply {
 pub struct Node<P: BufferPool, S> {
     config: Config,
     keypair: Keypair,
-    rng: ChaCha20Rng,
+    rng: NodeRng,
     layout: Layout,
     hello: Vec<u8, HELLO_MAX_LEN>,
     prologue: [u8; 64],
@@ -402,8 +402,7 @@ where
         }
         // The index hash key comes from its own ChaCha stream, so the session RNG stream
         // (and with it every golden vector) is the same as without indexes.
-        let mut krng = ChaCha20Rng::from_seed(seed);
-        krng.set_stream(0x6d6c_696e_6b69_6478);
+        let mut krng = NodeRng::new(seed, 0x6d6c_696e_6b69_6478);
         let hasher = Keyed::new([krng.next_u64(), krng.next_u64()]);
         let mut pro = [0u8; 64];
         let prologue_len = prologue(&config, &mut pro);
@@ -418,7 +417,7 @@ where
             half_open_dg: 0,
             config,
             keypair,
-            rng: ChaCha20Rng::from_seed(seed),
+            rng: NodeRng::new(seed, 0),
             layout,
             hello,
             prologue: pro,

@@ -23,8 +23,8 @@ pub(crate) use handshake::{check_init, derive_psk, prologue};
 use core::net::SocketAddr;
 use core::time::Duration;
 
+use crate::rng::NodeRng;
 use heapless::{Deque, Vec};
-use rand_chacha::ChaCha20Rng;
 
 use crate::buffers::{Layout, Priority, SendQueues};
 use crate::config::Config;
@@ -127,7 +127,7 @@ fn initiator_pattern(ctx: &Ctx<'_>, expected: Option<PeerId>) -> Pattern {
 pub(crate) struct Ctx<'a> {
     pub config: &'a Config,
     pub keypair: &'a Keypair,
-    pub rng: &'a mut ChaCha20Rng,
+    pub rng: &'a mut NodeRng,
     pub layout: Layout,
     /// Our Hello, encoded once at node creation.
     pub hello: &'a [u8],
