@@ -22,4 +22,11 @@ valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definit
   "$out/managed_daemon" "$url"
 MESHLINK_LIB="$CARGO_TARGET_DIR/debug/libmeshlink.so" MESHLINK_BIN="$bin" MESHLINK_DAEMON_URL="$url" \
   PYTHONPATH=ffi/python python3 -m pytest -q ffi/python/tests
+# The README's quickstart, unchanged, in a fresh venv with the package pip-installed.
+python3 -m venv "$out/venv"
+MESHLINK_DEBUG_BUILD=1 "$out/venv/bin/pip" install -q ./ffi/python
+python3 -c 'import re,sys; s=open("ffi/README.md").read().split("## Python",1)[1]; print(re.findall(r"```python\n(.*?)```", s, re.S)[0])' >"$out/quickstart.py"
+(cd "$out" && env -u MESHLINK_LIB "$out/venv/bin/python" quickstart.py)
+python3 -m mypy --version >/dev/null 2>&1 || python3 -m pip install -q "mypy==1.13.0"
+(cd ffi/python && python3 -m mypy --strict meshlink examples tests/test_quickstart.py)
 echo "ffi-py-test: ok"

@@ -12,7 +12,12 @@ __all__ = ["Node", "PeerInfo", "Quality", "Event", "MeshlinkError", "MeshlinkTim
 
 
 def _load() -> C.CDLL:
-    path = os.environ.get("MESHLINK_LIB") or str(pathlib.Path(__file__).with_name("libmeshlink.so"))
+    path = os.environ.get("MESHLINK_LIB")
+    if not path:
+        found = sorted(pathlib.Path(__file__).parent.glob("libmeshlink*.so"))
+        if not found:
+            raise ImportError("libmeshlink not bundled: pip install ./ffi/python, or set MESHLINK_LIB")
+        path = str(found[0])
     return C.CDLL(path)
 
 

@@ -19,7 +19,7 @@ use super::convert::{self, bytes, peer_id, result_of, text};
 use super::events::{Callback, EventQueue, MeshlinkEventCallback, Queued};
 use super::types::*;
 use crate::guard::guard;
-use crate::MeshlinkResult as R;
+use crate::MeshlinkResult;
 
 /// A running node (opaque).
 pub struct MeshlinkNode {
@@ -50,8 +50,8 @@ fn pid(p: *const MeshlinkPeerId) -> Option<PeerId> {
     unsafe { p.as_ref() }.map(|p| PeerId::from_bytes(p.bytes))
 }
 
-fn status(r: Result<(), meshlink_host::HostError>) -> R {
-    r.map_or_else(|e| result_of(&e), |()| R::Ok)
+fn status(r: Result<(), meshlink_host::HostError>) -> MeshlinkResult {
+    r.map_or_else(|e| result_of(&e), |()| MeshlinkResult::Ok)
 }
 
 /// Writes `value` to `out` (non-NULL, checked by the caller).
@@ -70,10 +70,13 @@ fn put<T>(out: *mut T, value: T) {
 /// # Safety
 /// `config` is NULL or valid; `out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn meshlink_node_new(config: *const MeshlinkConfig, out: *mut *mut MeshlinkNode) -> R {
+pub unsafe extern "C" fn meshlink_node_new(
+    config: *const MeshlinkConfig,
+    out: *mut *mut MeshlinkNode,
+) -> MeshlinkResult {
     guard(|| {
         if out.is_null() {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         // SAFETY: the caller's contract.
         let cfg = unsafe { config.as_ref() }.copied().unwrap_or(MeshlinkConfig {
@@ -83,11 +86,11 @@ pub unsafe extern "C" fn meshlink_node_new(config: *const MeshlinkConfig, out: *
             reserved: [0; 32],
         });
         if cfg.reserved.iter().any(|b| *b != 0) {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         let cap = if cfg.event_capacity == 0 { DEFAULT_EVENT_CAPACITY } else { cfg.event_capacity };
         if cap < 2 {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         let rt = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -96,7 +99,7 @@ pub unsafe extern "C" fn meshlink_node_new(config: *const MeshlinkConfig, out: *
             .build()
         {
             Ok(rt) => rt,
-            Err(_) => return R::Io,
+            Err(_) => return MeshlinkResult::Io,
         };
         let ip = if cfg.listen_any != 0 { [0, 0, 0, 0] } else { [127, 0, 0, 1] };
         let mut listen = Listen::none();
@@ -125,7 +128,7 @@ pub unsafe extern "C" fn meshlink_node_new(config: *const MeshlinkConfig, out: *
         let n =
             MeshlinkNode { rt: Some(rt), host, events, tasks: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1) };
         put(out, Box::into_raw(Box::new(n)));
-        R::Ok
+        MeshlinkResult::Ok
     })
 }
 
@@ -163,10 +166,10 @@ fn queued(ev: HostEvent) -> Option<Queued> {
 /// # Safety
 /// `node` is NULL or a live node.
 #[no_mangle]
-pub unsafe extern "C" fn meshlink_node_stop(node: *mut MeshlinkNode) -> R {
+pub unsafe extern "C" fn meshlink_node_stop(node: *mut MeshlinkNode) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
-        let Some(n) = (unsafe { self::node(node) }) else { return R::InvalidArgument };
+        let Some(n) = (unsafe { self::node(node) }) else { return MeshlinkResult::InvalidArgument };
         for (_, t) in n.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain() {
             t.abort();
         }
@@ -185,7 +188,7 @@ pub unsafe extern "C" fn meshlink_node_stop(node: *mut MeshlinkNode) -> R {
 pub unsafe extern "C" fn meshlink_node_free(node: *mut MeshlinkNode) {
     let _ = guard(|| {
         if node.is_null() {
-            return R::Ok;
+            return MeshlinkResult::Ok;
         }
         // SAFETY: from Box::into_raw in meshlink_node_new; the caller gives it up.
         let mut n = unsafe { Box::from_raw(node) };
@@ -194,7 +197,7 @@ pub unsafe extern "C" fn meshlink_node_free(node: *mut MeshlinkNode) {
         if let Some(rt) = n.rt.take() {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
-        R::Ok
+        MeshlinkResult::Ok
     });
 }
 
@@ -205,15 +208,15 @@ pub unsafe extern "C" fn meshlink_node_free(node: *mut MeshlinkNode) {
 /// # Safety
 /// `node` is a live node, `out` writable.
 #[no_mangle]
-pub unsafe extern "C" fn meshlink_node_peer_id(node: *const MeshlinkNode, out: *mut MeshlinkPeerId) -> R {
+pub unsafe extern "C" fn meshlink_node_peer_id(node: *const MeshlinkNode, out: *mut MeshlinkPeerId) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
-        let Some(n) = (unsafe { self::node(node) }) else { return R::InvalidArgument };
+        let Some(n) = (unsafe { self::node(node) }) else { return MeshlinkResult::InvalidArgument };
         if out.is_null() {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         put(out, peer_id(&n.host.peer_id()));
-        R::Ok
+        MeshlinkResult::Ok
     })
 }
 
@@ -224,16 +227,16 @@ pub unsafe extern "C" fn meshlink_node_peer_id(node: *const MeshlinkNode, out: *
 /// # Safety
 /// `node` is a live node, `out` writable.
 #[no_mangle]
-pub unsafe extern "C" fn meshlink_node_tcp_port(node: *const MeshlinkNode, out: *mut u16) -> R {
+pub unsafe extern "C" fn meshlink_node_tcp_port(node: *const MeshlinkNode, out: *mut u16) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
-        let Some(n) = (unsafe { self::node(node) }) else { return R::InvalidArgument };
-        let Some(a) = n.host.local_addrs().tcp.first() else { return R::Other };
+        let Some(n) = (unsafe { self::node(node) }) else { return MeshlinkResult::InvalidArgument };
+        let Some(a) = n.host.local_addrs().tcp.first() else { return MeshlinkResult::Other };
         if out.is_null() {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         put(out, a.port());
-        R::Ok
+        MeshlinkResult::Ok
     })
 }
 
@@ -252,18 +255,18 @@ pub unsafe extern "C" fn meshlink_node_connect(
     url: *const c_char,
     expected: *const MeshlinkPeerId,
     out: *mut MeshlinkPeerInfo,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
         let (Some(n), Some(url)) = (unsafe { self::node(node) }, unsafe { text(url) }) else {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         };
         match n.run(n.host.connect(url, pid(expected))) {
             Ok(p) => {
                 if !out.is_null() {
                     put(out, convert::peer_info(&p));
                 }
-                R::Ok
+                MeshlinkResult::Ok
             }
             Err(e) => result_of(&e),
         }
@@ -278,10 +281,15 @@ pub unsafe extern "C" fn meshlink_node_connect(
 /// # Safety
 /// `node` live, `peer` valid.
 #[no_mangle]
-pub unsafe extern "C" fn meshlink_node_disconnect(node: *const MeshlinkNode, peer: *const MeshlinkPeerId) -> R {
+pub unsafe extern "C" fn meshlink_node_disconnect(
+    node: *const MeshlinkNode,
+    peer: *const MeshlinkPeerId,
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
-        let (Some(n), Some(p)) = (unsafe { self::node(node) }, pid(peer)) else { return R::InvalidArgument };
+        let (Some(n), Some(p)) = (unsafe { self::node(node) }, pid(peer)) else {
+            return MeshlinkResult::InvalidArgument;
+        };
         status(n.run(n.host.disconnect(p)))
     })
 }
@@ -301,12 +309,12 @@ pub unsafe extern "C" fn meshlink_node_peers(
     out: *mut MeshlinkPeerInfo,
     cap: usize,
     out_len: *mut usize,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
-        let Some(n) = (unsafe { self::node(node) }) else { return R::InvalidArgument };
+        let Some(n) = (unsafe { self::node(node) }) else { return MeshlinkResult::InvalidArgument };
         if out_len.is_null() || (out.is_null() && cap > 0) {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         let peers = match n.run(n.host.peers()) {
             Ok(p) => p,
@@ -314,13 +322,13 @@ pub unsafe extern "C" fn meshlink_node_peers(
         };
         put(out_len, peers.len());
         if peers.len() > cap {
-            return R::BufferTooSmall;
+            return MeshlinkResult::BufferTooSmall;
         }
         for (i, p) in peers.iter().enumerate() {
             // SAFETY: i < cap elements, the caller's contract.
             put(unsafe { out.add(i) }, convert::peer_info(p));
         }
-        R::Ok
+        MeshlinkResult::Ok
     })
 }
 
@@ -335,20 +343,22 @@ pub unsafe extern "C" fn meshlink_node_get_peer(
     node: *const MeshlinkNode,
     peer: *const MeshlinkPeerId,
     out: *mut MeshlinkPeerInfo,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
-        let (Some(n), Some(p)) = (unsafe { self::node(node) }, pid(peer)) else { return R::InvalidArgument };
+        let (Some(n), Some(p)) = (unsafe { self::node(node) }, pid(peer)) else {
+            return MeshlinkResult::InvalidArgument;
+        };
         if out.is_null() {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         match n.run(n.host.peers()) {
             Ok(all) => match all.iter().find(|s| s.peer == p) {
                 Some(s) => {
                     put(out, convert::peer_info(s));
-                    R::Ok
+                    MeshlinkResult::Ok
                 }
-                None => R::UnknownPeer,
+                None => MeshlinkResult::UnknownPeer,
             },
             Err(e) => result_of(&e),
         }
@@ -366,19 +376,21 @@ pub unsafe extern "C" fn meshlink_node_quality(
     node: *const MeshlinkNode,
     peer: *const MeshlinkPeerId,
     out: *mut MeshlinkQuality,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
-        let (Some(n), Some(p)) = (unsafe { self::node(node) }, pid(peer)) else { return R::InvalidArgument };
+        let (Some(n), Some(p)) = (unsafe { self::node(node) }, pid(peer)) else {
+            return MeshlinkResult::InvalidArgument;
+        };
         if out.is_null() {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         match n.run(n.host.quality(p)) {
             Ok(Some(q)) => {
                 put(out, convert::quality(&q));
-                R::Ok
+                MeshlinkResult::Ok
             }
-            Ok(None) => R::UnknownPeer,
+            Ok(None) => MeshlinkResult::UnknownPeer,
             Err(e) => result_of(&e),
         }
     })
@@ -396,12 +408,14 @@ pub unsafe extern "C" fn meshlink_node_set_threat_score(
     node: *const MeshlinkNode,
     peer: *const MeshlinkPeerId,
     score: f32,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
-        let (Some(n), Some(p)) = (unsafe { self::node(node) }, pid(peer)) else { return R::InvalidArgument };
+        let (Some(n), Some(p)) = (unsafe { self::node(node) }, pid(peer)) else {
+            return MeshlinkResult::InvalidArgument;
+        };
         if !(0.0..=1.0).contains(&score) {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         status(n.run(n.host.set_threat_score(p, score)))
     })
@@ -420,11 +434,11 @@ pub unsafe extern "C" fn meshlink_node_send(
     peer: *const MeshlinkPeerId,
     data: *const u8,
     len: usize,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
         let (Some(n), Some(p), Some(d)) = (unsafe { self::node(node) }, pid(peer), unsafe { bytes(data, len) }) else {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         };
         status(n.run(n.host.send(p, Bytes::copy_from_slice(d))))
     })
@@ -435,17 +449,17 @@ fn write_results(
     out: *mut MeshlinkSendResult,
     cap: usize,
     out_len: *mut usize,
-) -> R {
+) -> MeshlinkResult {
     put(out_len, rs.len());
     if rs.len() > cap {
-        return R::BufferTooSmall;
+        return MeshlinkResult::BufferTooSmall;
     }
     for (i, (p, r)) in rs.iter().enumerate() {
-        let result = r.as_ref().map_or_else(result_of, |()| R::Ok);
+        let result = r.as_ref().map_or_else(result_of, |()| MeshlinkResult::Ok);
         // SAFETY: i < cap elements (the caller's contract).
         put(unsafe { out.add(i) }, MeshlinkSendResult { peer: peer_id(p), result });
     }
-    R::Ok
+    MeshlinkResult::Ok
 }
 
 /// Queues `data` for each of `n_peers` peers without waiting; `results` (room for
@@ -464,14 +478,14 @@ pub unsafe extern "C" fn meshlink_node_send_many(
     data: *const u8,
     len: usize,
     results: *mut MeshlinkSendResult,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
         let (Some(n), Some(d)) = (unsafe { self::node(node) }, unsafe { bytes(data, len) }) else {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         };
         if (peers.is_null() || results.is_null()) && n_peers > 0 {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         let ids: Vec<PeerId> = (0..n_peers)
             // SAFETY: i < n_peers elements.
@@ -501,14 +515,14 @@ pub unsafe extern "C" fn meshlink_node_send_all(
     results: *mut MeshlinkSendResult,
     cap: usize,
     out_len: *mut usize,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
         let (Some(n), Some(d)) = (unsafe { self::node(node) }, unsafe { bytes(data, len) }) else {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         };
         if out_len.is_null() || (results.is_null() && cap > 0) {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         match n.run(n.host.send_all(Bytes::copy_from_slice(d))) {
             Ok(rs) => write_results(rs, results, cap, out_len),
@@ -539,16 +553,16 @@ pub unsafe extern "C" fn meshlink_node_request(
     out: *mut u8,
     cap: usize,
     out_len: *mut usize,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
         let (Some(n), Some(p), Some(s), Some(b)) =
             (unsafe { self::node(node) }, pid(peer), unsafe { text(subject) }, unsafe { bytes(body, len) })
         else {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         };
         if out_len.is_null() || (out.is_null() && cap > 0) {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         let mut opts = RequestOpts::new();
         if timeout_ms > 0 {
@@ -558,11 +572,11 @@ pub unsafe extern "C" fn meshlink_node_request(
             Ok(answer) => {
                 put(out_len, answer.len());
                 if answer.len() > cap {
-                    return R::BufferTooSmall;
+                    return MeshlinkResult::BufferTooSmall;
                 }
                 // SAFETY: answer.len() <= cap writable bytes.
                 unsafe { ptr::copy_nonoverlapping(answer.as_ptr(), out, answer.len()) };
-                R::Ok
+                MeshlinkResult::Ok
             }
             Err(e) => result_of(&e),
         }
@@ -578,14 +592,18 @@ pub unsafe extern "C" fn meshlink_node_request(
 /// # Safety
 /// `node` live, `pattern` a C string, `out_id` writable.
 #[no_mangle]
-pub unsafe extern "C" fn meshlink_node_serve(node: *const MeshlinkNode, pattern: *const c_char, out_id: *mut u64) -> R {
+pub unsafe extern "C" fn meshlink_node_serve(
+    node: *const MeshlinkNode,
+    pattern: *const c_char,
+    out_id: *mut u64,
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
         let (Some(n), Some(pat)) = (unsafe { self::node(node) }, unsafe { text(pattern) }) else {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         };
         if out_id.is_null() {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         let mut reqs = match n.run(n.host.serve(pat, "")) {
             Ok(r) => r,
@@ -604,7 +622,7 @@ pub unsafe extern "C" fn meshlink_node_serve(node: *const MeshlinkNode, pattern:
         let id = n.next_id.fetch_add(1, Ordering::Relaxed);
         n.tasks.lock().unwrap_or_else(|p| p.into_inner()).insert(id, task.abort_handle());
         put(out_id, id);
-        R::Ok
+        MeshlinkResult::Ok
     })
 }
 
@@ -624,16 +642,16 @@ pub unsafe extern "C" fn meshlink_node_respond(
     error_code: u16,
     body: *const u8,
     len: usize,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
         let (Some(n), Some(p), Some(b)) = (unsafe { self::node(node) }, pid(peer), unsafe { bytes(body, len) }) else {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         };
         let answer = if error_code == 0 {
             Answer::Body(Bytes::copy_from_slice(b))
         } else {
-            let Ok(msg) = std::str::from_utf8(b) else { return R::InvalidArgument };
+            let Ok(msg) = std::str::from_utf8(b) else { return MeshlinkResult::InvalidArgument };
             Answer::Error { code: error_code, message: msg.to_string() }
         };
         status(n.run(n.host.respond_to(p, request_id, answer)))
@@ -653,20 +671,20 @@ pub unsafe extern "C" fn meshlink_node_subscribe(
     pattern: *const c_char,
     priority: u32,
     out_id: *mut u64,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
         let (Some(n), Some(pat)) = (unsafe { self::node(node) }, unsafe { text(pattern) }) else {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         };
         let prio = match priority {
             0 => Priority::High,
             1 => Priority::Normal,
             2 => Priority::Low,
-            _ => return R::InvalidArgument,
+            _ => return MeshlinkResult::InvalidArgument,
         };
         if out_id.is_null() {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         let mut sub = match n.run(n.host.subscribe(pat, prio)) {
             Ok(s) => s,
@@ -697,7 +715,7 @@ pub unsafe extern "C" fn meshlink_node_subscribe(
         });
         n.tasks.lock().unwrap_or_else(|p| p.into_inner()).insert(id, task.abort_handle());
         put(out_id, id);
-        R::Ok
+        MeshlinkResult::Ok
     })
 }
 
@@ -709,16 +727,16 @@ pub unsafe extern "C" fn meshlink_node_subscribe(
 /// # Safety
 /// `node` live.
 #[no_mangle]
-pub unsafe extern "C" fn meshlink_node_unsubscribe(node: *const MeshlinkNode, id: u64) -> R {
+pub unsafe extern "C" fn meshlink_node_unsubscribe(node: *const MeshlinkNode, id: u64) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
-        let Some(n) = (unsafe { self::node(node) }) else { return R::InvalidArgument };
+        let Some(n) = (unsafe { self::node(node) }) else { return MeshlinkResult::InvalidArgument };
         match n.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id) {
             Some(t) => {
                 t.abort();
-                R::Ok
+                MeshlinkResult::Ok
             }
-            None => R::InvalidArgument,
+            None => MeshlinkResult::InvalidArgument,
         }
     })
 }
@@ -737,20 +755,20 @@ pub unsafe extern "C" fn meshlink_node_publish(
     body: *const u8,
     len: usize,
     out_queued: *mut u32,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
         let (Some(n), Some(s), Some(b)) =
             (unsafe { self::node(node) }, unsafe { text(subject) }, unsafe { bytes(body, len) })
         else {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         };
         match n.run(n.host.publish(s, Bytes::copy_from_slice(b))) {
             Ok(rep) => {
                 if !out_queued.is_null() {
                     put(out_queued, u32::try_from(rep.queued).unwrap_or(u32::MAX));
                 }
-                R::Ok
+                MeshlinkResult::Ok
             }
             Err(e) => result_of(&e),
         }
@@ -774,26 +792,26 @@ pub unsafe extern "C" fn meshlink_node_poll_event(
     event: *mut MeshlinkEvent,
     buf: *mut u8,
     cap: usize,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
-        let Some(n) = (unsafe { self::node(node) }) else { return R::InvalidArgument };
+        let Some(n) = (unsafe { self::node(node) }) else { return MeshlinkResult::InvalidArgument };
         if event.is_null() || (buf.is_null() && cap > 0) {
-            return R::InvalidArgument;
+            return MeshlinkResult::InvalidArgument;
         }
         let got = n.events.with_front(Duration::from_millis(timeout_ms.into()), |e| {
             put(event, e.ev);
             if e.data.len() > cap {
-                return (false, R::BufferTooSmall);
+                return (false, MeshlinkResult::BufferTooSmall);
             }
             // SAFETY: data.len() <= cap writable bytes.
             unsafe { ptr::copy_nonoverlapping(e.data.as_ptr(), buf, e.data.len()) };
-            (true, R::Ok)
+            (true, MeshlinkResult::Ok)
         });
         match got {
             Ok(r) => r,
-            Err(true) => R::Closed,
-            Err(false) => R::WouldBlock,
+            Err(true) => MeshlinkResult::Closed,
+            Err(false) => MeshlinkResult::WouldBlock,
         }
     })
 }
@@ -814,12 +832,12 @@ pub unsafe extern "C" fn meshlink_node_set_event_callback(
     callback: MeshlinkEventCallback,
     userdata: *mut c_void,
     consume: u8,
-) -> R {
+) -> MeshlinkResult {
     guard(|| {
         // SAFETY: the caller's contract.
-        let Some(n) = (unsafe { self::node(node) }) else { return R::InvalidArgument };
+        let Some(n) = (unsafe { self::node(node) }) else { return MeshlinkResult::InvalidArgument };
         *n.events.callback.lock().unwrap_or_else(|p| p.into_inner()) =
             callback.map(|f| Callback { f, userdata, consume: consume != 0 });
-        R::Ok
+        MeshlinkResult::Ok
     })
 }
