@@ -1,1 +1,0 @@
-//! The managed layer (to be built).
