@@ -10,13 +10,18 @@ python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q 'pytest
 cargo build -p meshlink-ffi -p meshlink-host
 out=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
 cbindgen --config ffi/cbindgen.toml --crate meshlink-ffi --output "$out/meshlink.h" ffi
+# The committed header is cbindgen's output, byte for byte: a changed ABI changes it too.
+if ! diff -u ffi/include/meshlink.h "$out/meshlink.h"; then
+  echo "FAIL: ffi/include/meshlink.h differs from cbindgen 0.29.4's output; regenerate it" >&2
+  exit 1
+fi
 bin="$CARGO_TARGET_DIR/debug/meshlink"
 "$bin" up --data-dir "$out/d" --tcp 127.0.0.1:0 --ws off --udp off --json >"$out/up.json" &
 for _ in $(seq 100); do [ -s "$out/up.json" ] && break; sleep 0.1; done
 url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["urls"][0])' "$out/up.json")
 "$bin" serve svc.echo --echo --data-dir "$out/d" >"$out/serve.log" 2>&1 &
 for _ in $(seq 100); do grep -q serving "$out/serve.log" && break; sleep 0.1; done
-cc -Wall -Wextra -Werror -I"$out" ffi/examples/managed_daemon.c -L"$CARGO_TARGET_DIR/debug" -lmeshlink \
+cc -Wall -Wextra -Werror -std=c11 -Iffi/include ffi/examples/managed_daemon.c -L"$CARGO_TARGET_DIR/debug" -lmeshlink \
   -Wl,-rpath,"$CARGO_TARGET_DIR/debug" -o "$out/managed_daemon"
 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
   "$out/managed_daemon" "$url"
