@@ -30,6 +30,7 @@ CARGO_TOOLS=(
 APT_PACKAGES=(
   qemu-system-arm # the embedded proof (scripts/embedded-test.sh): mps2-an386 Cortex-M4
   valgrind        # the C examples of the ffi (scripts/ffi-*-test.sh)
+  pkg-config      # the ffi example builds through ffi/meshlink.pc.in
 )
 PIP_PACKAGES=()
 NPM_PACKAGES=()

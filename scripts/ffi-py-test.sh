@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 command -v valgrind >/dev/null || { apt-get update -q && apt-get install -y -q valgrind; }
+command -v pkg-config >/dev/null || { apt-get update -q && apt-get install -y -q pkg-config; }
 command -v cbindgen >/dev/null || cargo install cbindgen --version 0.29.4 --locked
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q 'pytest==8.3.4'
 cargo build -p meshlink-ffi -p meshlink-host
@@ -21,8 +22,15 @@ for _ in $(seq 100); do [ -s "$out/up.json" ] && break; sleep 0.1; done
 url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["urls"][0])' "$out/up.json")
 "$bin" serve svc.echo --echo --data-dir "$out/d" >"$out/serve.log" 2>&1 &
 for _ in $(seq 100); do grep -q serving "$out/serve.log" && break; sleep 0.1; done
-cc -Wall -Wextra -Werror -std=c11 -Iffi/include ffi/examples/managed_daemon.c -L"$CARGO_TARGET_DIR/debug" -lmeshlink \
-  -Wl,-rpath,"$CARGO_TARGET_DIR/debug" -o "$out/managed_daemon"
+# Built the way a C user builds it: through the pkg-config file, installed under a prefix.
+mkdir -p "$out/prefix/lib/pkgconfig" "$out/prefix/include"
+cp ffi/include/meshlink.h "$out/prefix/include/"
+cp "$CARGO_TARGET_DIR/debug/libmeshlink.so" "$out/prefix/lib/"
+sed "s|@PREFIX@|$out/prefix|" ffi/meshlink.pc.in >"$out/prefix/lib/pkgconfig/meshlink.pc"
+flags=$(PKG_CONFIG_PATH="$out/prefix/lib/pkgconfig" pkg-config --cflags --libs meshlink)
+# shellcheck disable=SC2086 # $flags is a list of compiler flags
+cc -Wall -Wextra -Werror -std=c11 ffi/examples/managed_daemon.c $flags -Wl,-rpath,"$out/prefix/lib" \
+  -o "$out/managed_daemon"
 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
   "$out/managed_daemon" "$url"
 MESHLINK_LIB="$CARGO_TARGET_DIR/debug/libmeshlink.so" MESHLINK_BIN="$bin" MESHLINK_DAEMON_URL="$url" \
